@@ -1,0 +1,128 @@
+"""Keras callbacks with the names and arguments of the ones the seed article installs by hand.
+
+Both record the LR each batch used and its true loss (not Keras's running mean) through `IterationRecorder`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from clr.analysis import BoundSuggestion, ExponentialSmoother, has_diverged, suggest_bounds
+from clr.recording import IterationRecorder
+from clr.schedules import check_positive_lr, cyclical_lr, range_sweep
+
+
+def _set_float_lr(optimizer, lr: float) -> None:
+    try:
+        optimizer.learning_rate = lr
+    except TypeError as error:
+        raise TypeError(
+            "This callback sets the learning rate each batch; build the optimizer with a float learning rate, "
+            "not a LearningRateSchedule"
+        ) from error
+
+
+class CyclicLR(IterationRecorder):
+    """Sets a cyclical LR before each batch; `history` holds per-iteration `lr`, `iterations` and true `loss`.
+
+    Iterations continue across repeated `fit()` calls until `reset()`.
+    """
+
+    def __init__(
+        self,
+        base_lr=0.001,
+        max_lr=0.006,
+        step_size=2000.0,
+        mode="triangular",
+        gamma=1.0,
+        scale_fn=None,
+        scale_mode="cycle",
+        shape="linear",
+    ):
+        super().__init__()
+        self.schedule = cyclical_lr(base_lr, max_lr, step_size, mode, gamma, shape, scale_fn, scale_mode)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start again from iteration 0 with an empty history."""
+        self.clr_iterations = 0
+        self.history: dict[str, list[float]] = {"lr": [], "iterations": [], "loss": []}
+
+    def on_train_batch_begin(self, batch, logs=None):
+        _set_float_lr(self.model.optimizer, self.schedule(self.clr_iterations))
+
+    def on_iterations(self, iterations, lrs, losses):
+        self.history["iterations"].extend(range(self.clr_iterations, self.clr_iterations + len(iterations)))
+        self.history["lr"].extend(lrs.tolist())
+        self.history["loss"].extend(losses.tolist())
+        self.clr_iterations += len(iterations)
+
+
+class LRFinder(IterationRecorder):
+    """Runs a learning-rate range test inside `model.fit`, then puts the model back as it was.
+
+    With `steps=None` the sweep spans all of fit's epochs x steps per epoch. Training stops when the smoothed loss
+    exceeds `stop_factor` times its best or the loss is not finite. Weights and optimizer state are restored at
+    the end; `lrs`, `losses` (true per batch) and `smoothed_losses` hold the curve.
+    """
+
+    def __init__(self, min_lr=1e-5, max_lr=1e-2, steps=None, sweep="exponential", beta=0.98, stop_factor=4.0):
+        super().__init__()
+        range_sweep(min_lr, max_lr, 2, sweep)  # validates the arguments
+        check_positive_lr("stop_factor", stop_factor)
+        if steps is not None and not (isinstance(steps, int) and steps >= 2):
+            raise ValueError(f"Argument `steps` must be an int >= 2 or None. Received: steps={steps!r}")
+        self.min_lr, self.max_lr, self.steps, self.sweep = min_lr, max_lr, steps, sweep
+        self.beta, self.stop_factor = beta, stop_factor
+        ExponentialSmoother(beta)  # validates beta
+
+    def on_train_begin(self, logs=None):
+        steps = self.steps or self._steps_of_fit()
+        self.sweep_lrs = range_sweep(self.min_lr, self.max_lr, steps, self.sweep)
+        self.lrs: list[float] = []
+        self.losses: list[float] = []
+        self.smoothed_losses: list[float] = []
+        self._smoother, self._best = ExponentialSmoother(self.beta), math.inf
+        optimizer = self.model.optimizer
+        if not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        self._initial_weights = self.model.get_weights()
+        self._initial_optimizer_state = [variable.numpy() for variable in optimizer.variables]
+        super().on_train_begin(logs)
+
+    def _steps_of_fit(self) -> int:
+        epochs, steps = self.params.get("epochs"), self.params.get("steps")
+        if not steps:
+            raise ValueError("Cannot infer the range test's length: pass `steps` to LRFinder or `steps_per_epoch`")
+        return int(epochs * steps)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        _set_float_lr(self.model.optimizer, float(self.sweep_lrs[min(len(self.losses), len(self.sweep_lrs) - 1)]))
+
+    def on_iterations(self, iterations, lrs, losses):
+        for lr, loss in zip(lrs.tolist(), losses.tolist(), strict=True):
+            smoothed = self._smoother(loss)
+            self.lrs.append(lr)
+            self.losses.append(loss)
+            self.smoothed_losses.append(smoothed)
+            self._best = min(self._best, smoothed)
+            if has_diverged(smoothed, self._best, self.stop_factor) or len(self.losses) >= len(self.sweep_lrs):
+                self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        self.model.set_weights(self._initial_weights)
+        for variable, value in zip(self.model.optimizer.variables, self._initial_optimizer_state, strict=True):
+            variable.assign(value)
+
+    def suggestion(self) -> BoundSuggestion:
+        """Suggested CLR bounds for the recorded curve (`clr.analysis.suggest_bounds`)."""
+        return suggest_bounds(self.lrs, self.losses, beta=self.beta, stop_factor=self.stop_factor)
+
+    def plot(self) -> bytes:
+        """The range-test figure as PNG bytes, with the suggested bounds marked."""
+        from clr.plots import range_test_png
+
+        return range_test_png(self.lrs, self.losses, self.smoothed_losses, self.suggestion())

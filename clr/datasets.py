@@ -1,0 +1,104 @@
+"""Datasets as numpy arrays: scikit-learn's digits (offline), Keras's downloads, uploaded `.npz` files."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+BUILTIN_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images scaled to [0, 1] with a channel axis, and integer labels."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+
+    @property
+    def num_classes(self) -> int:
+        """The number of classes, from the largest label seen."""
+        labels = [self.y_train] if self.y_test is None else [self.y_train, self.y_test]
+        return int(max(int(y.max()) for y in labels)) + 1
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one sample."""
+        return tuple(self.x_train.shape[1:])
+
+
+def _images(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float32)
+    if x.max(initial=0.0) > 1.0:
+        x = x / 255.0
+    return x[..., np.newaxis] if x.ndim == 3 else x
+
+
+def digits(test_fraction: float = 0.2, seed: int = 0) -> Dataset:
+    """scikit-learn's 8x8 digits (1,797 images, offline), split into train and test."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    x = (bunch.images / 16.0).astype(np.float32)[..., np.newaxis]
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, bunch.target, test_size=test_fraction, random_state=seed, stratify=bunch.target
+    )
+    return Dataset(x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64))
+
+
+def keras_dataset(name: str) -> Dataset:
+    """One of Keras's datasets (downloads on first use, so only where the worker has internet)."""
+    import keras
+
+    (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, name).load_data()
+    return Dataset(_images(x_train), y_train.reshape(-1), _images(x_test), y_test.reshape(-1))
+
+
+def builtin(name: str) -> Dataset:
+    """A built-in dataset by name."""
+    if name not in BUILTIN_DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}; built-in datasets are {', '.join(BUILTIN_DATASETS)}")
+    return digits() if name == "digits" else keras_dataset(name)
+
+
+def from_npz(data: bytes) -> Dataset:
+    """A dataset from `.npz` bytes with `x_train`, `y_train` and optional `x_test`, `y_test` (no pickles)."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in NPZ_KEYS if key in archive.files}
+    except (ValueError, OSError) as error:
+        raise ValueError(f"Not a readable .npz archive without pickles: {error}") from error
+    for key in ("x_train", "y_train"):
+        if key not in arrays:
+            raise ValueError(f"The .npz archive lacks `{key}`; it holds {sorted(arrays) or 'none of ' + str(NPZ_KEYS)}")
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        raise ValueError("The .npz archive must hold both `x_test` and `y_test`, or neither")
+    for x_key, y_key in (("x_train", "y_train"), ("x_test", "y_test")):
+        if x_key not in arrays:
+            continue
+        x, y = arrays[x_key], arrays[y_key]
+        if x.ndim < 2 or not np.issubdtype(x.dtype, np.number):
+            raise ValueError(f"`{x_key}` must be a numeric array of samples. Received: dtype={x.dtype}, shape={x.shape}")
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or len(y) != len(x) or (len(y) and y.min() < 0):
+            raise ValueError(
+                f"`{y_key}` must hold one integer label >= 0 per sample of `{x_key}`. "
+                f"Received: dtype={y.dtype}, shape={y.shape} for {len(x)} samples"
+            )
+    if len(arrays["x_train"]) == 0:
+        raise ValueError("`x_train` holds no samples")
+    test = (_images(arrays["x_test"]), arrays["y_test"].astype(np.int64)) if "x_test" in arrays else (None, None)
+    return Dataset(_images(arrays["x_train"]), arrays["y_train"].astype(np.int64), *test)
+
+
+def synthetic_images(num_samples: int, shape: tuple[int, ...], num_classes: int = 10, seed: int = 0) -> Dataset:
+    """Random images whose label depends on their mean brightness per band: learnable, made on the spot."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((num_samples, *shape), dtype=np.float32)
+    y = np.minimum((x.reshape(num_samples, -1).mean(axis=1) - 0.5) * 40 + num_classes / 2, num_classes - 1)
+    return Dataset(x, np.maximum(y, 0).astype(np.int64))

@@ -1,0 +1,165 @@
+"""Cyclical learning-rate schedules and range-test sweeps as pure numpy functions of the iteration.
+
+These functions are the oracle: the in-graph Keras schedule and the callbacks are tested against them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import numpy as np
+import numpy.typing as npt
+
+Mode = Literal["triangular", "triangular2", "exp_range"]
+Shape = Literal["linear", "parabolic", "sinusoidal"]
+Sweep = Literal["exponential", "linear"]
+ScaleMode = Literal["cycle", "iterations"]
+
+MODES: tuple[str, ...] = get_args(Mode)
+SHAPES: tuple[str, ...] = get_args(Shape)
+SWEEPS: tuple[str, ...] = get_args(Sweep)
+SCALE_MODES: tuple[str, ...] = get_args(ScaleMode)
+
+Iterations = int | npt.NDArray[np.integer]
+Schedule = Callable[[Iterations], "float | npt.NDArray[np.float64]"]
+
+
+def _received(name: str, value: object) -> str:
+    return f"Received: {name}={value!r}"
+
+
+def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    """Raise ValueError unless `value` is one of `allowed`."""
+    if value not in allowed:
+        raise ValueError(f"Argument `{name}` must be one of {', '.join(allowed)}. {_received(name, value)}")
+
+
+def check_positive_lr(name: str, value: float) -> None:
+    """Raise ValueError unless `value` is a finite number > 0."""
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ValueError(f"Argument `{name}` must be a finite number > 0. {_received(name, value)}")
+
+
+def check_lr_range(low_name: str, low: float, high_name: str, high: float) -> None:
+    """Raise ValueError unless both rates are finite and positive, and `low < high`."""
+    check_positive_lr(low_name, low)
+    check_positive_lr(high_name, high)
+    if not low < high:
+        raise ValueError(
+            f"Argument `{low_name}` must be < `{high_name}`. {_received(low_name, low)}, {high_name}={high!r}"
+        )
+
+
+def check_clr_arguments(base_lr: float, max_lr: float, step_size: float, mode: str, gamma: float, shape: str) -> None:
+    """Validate the arguments of a cyclical schedule; raise ValueError naming the first bad one."""
+    check_lr_range("base_lr", base_lr, "max_lr", max_lr)
+    if not (isinstance(step_size, int | float) and math.isfinite(step_size) and step_size >= 1):
+        raise ValueError(f"Argument `step_size` must be >= 1. {_received('step_size', step_size)}")
+    check_choice("mode", mode, MODES)
+    check_choice("shape", shape, SHAPES)
+    if not (isinstance(gamma, int | float) and 0 < gamma <= 1):
+        raise ValueError(f"Argument `gamma` must be in (0, 1]. {_received('gamma', gamma)}")
+    if gamma != 1.0 and mode != "exp_range":
+        raise ValueError(f"Argument `gamma` is only used with mode='exp_range'. {_received('gamma', gamma)}")
+
+
+def _window(x: np.ndarray, shape: str) -> np.ndarray:
+    if shape == "linear":
+        return np.maximum(0.0, 1.0 - x)
+    if shape == "parabolic":
+        return 1.0 - x**2
+    return (1.0 + np.cos(np.pi * x)) / 2.0
+
+
+def _amplitude_scale(it: np.ndarray, cycle: np.ndarray, mode: str, gamma: float) -> np.ndarray:
+    if mode == "triangular":
+        return np.ones_like(it)
+    if mode == "triangular2":
+        return 1.0 / 2.0 ** (cycle - 1.0)
+    return gamma**it
+
+
+def _as_output(iterations: Iterations, values: np.ndarray) -> float | npt.NDArray[np.float64]:
+    return float(values) if np.ndim(iterations) == 0 else values
+
+
+def _as_iterations(iterations: Iterations) -> np.ndarray:
+    it = np.asarray(iterations)
+    if not np.issubdtype(it.dtype, np.integer) or it.ndim > 1 or np.any(it < 0):
+        raise ValueError(f"Iterations must be an int >= 0 or a 1-D array of them. {_received('iterations', iterations)}")
+    return it.astype(np.float64)
+
+
+def cyclical_lr(
+    base_lr: float,
+    max_lr: float,
+    step_size: float,
+    mode: Mode = "triangular",
+    gamma: float = 1.0,
+    shape: Shape = "linear",
+    scale_fn: Callable[[np.ndarray], np.ndarray] | None = None,
+    scale_mode: ScaleMode = "cycle",
+) -> Schedule:
+    """Return the cyclical schedule `it -> lr(it)` of DESIGN.md section 3 (the LR used by batch `it`).
+
+    A custom `scale_fn` replaces the mode's amplitude scale; it receives the cycle number (`scale_mode="cycle"`)
+    or the iteration (`scale_mode="iterations"`), as in the Keras callback the seed article used.
+    """
+    check_clr_arguments(base_lr, max_lr, step_size, mode, gamma, shape)
+    check_choice("scale_mode", scale_mode, SCALE_MODES)
+
+    def schedule(iterations: Iterations) -> float | npt.NDArray[np.float64]:
+        it = _as_iterations(iterations)
+        cycle = np.floor(1.0 + it / (2.0 * step_size))
+        x = np.abs(it / step_size - 2.0 * cycle + 1.0)
+        if scale_fn is None:
+            scale = _amplitude_scale(it, cycle, mode, gamma)
+        else:
+            scale = np.asarray(scale_fn(cycle if scale_mode == "cycle" else it), dtype=np.float64)
+        values = base_lr + (max_lr - base_lr) * _window(x, shape) * scale
+        return _as_output(iterations, values)
+
+    return schedule
+
+
+def range_sweep(
+    start_lr: float, end_lr: float, num_iterations: int, sweep: Sweep = "exponential"
+) -> npt.NDArray[np.float64]:
+    """Return the learning rates of a range test: `num_iterations` values from `start_lr` to `end_lr`."""
+    check_lr_range("start_lr", start_lr, "end_lr", end_lr)
+    check_choice("sweep", sweep, SWEEPS)
+    if not (isinstance(num_iterations, int | np.integer) and num_iterations >= 2):
+        raise ValueError(f"Argument `num_iterations` must be an int >= 2. {_received('num_iterations', num_iterations)}")
+    fraction = np.arange(num_iterations) / (num_iterations - 1)
+    if sweep == "exponential":
+        return start_lr * (end_lr / start_lr) ** fraction
+    return start_lr + (end_lr - start_lr) * fraction
+
+
+@dataclass(frozen=True)
+class StepSizeAdvice:
+    """Smith's advice: `step_size` between 2 and 10 epochs of iterations."""
+
+    iterations_per_epoch: int
+    min_step_size: int
+    max_step_size: int
+
+    def epochs(self, step_size: float) -> float:
+        """The number of epochs that `step_size` iterations span."""
+        return step_size / self.iterations_per_epoch
+
+    def contains(self, step_size: float) -> bool:
+        """Whether `step_size` lies in the recommended range."""
+        return self.min_step_size <= step_size <= self.max_step_size
+
+
+def step_size_advice(num_samples: int, batch_size: int) -> StepSizeAdvice:
+    """Iterations per epoch for this data and the recommended 2x-10x range of `step_size`."""
+    for name, value in (("num_samples", num_samples), ("batch_size", batch_size)):
+        if not (isinstance(value, int | np.integer) and value >= 1):
+            raise ValueError(f"Argument `{name}` must be an int >= 1. {_received(name, value)}")
+    per_epoch = math.ceil(num_samples / batch_size)
+    return StepSizeAdvice(per_epoch, 2 * per_epoch, 10 * per_epoch)
