@@ -54,8 +54,9 @@ class CyclicLR(IterationRecorder):
         _set_float_lr(self.model.optimizer, self.schedule(self.clr_iterations))
 
     def on_iterations(self, iterations, lrs, losses):
-        self.history["iterations"].extend(range(self.clr_iterations, self.clr_iterations + len(iterations)))
-        self.history["lr"].extend(lrs.tolist())
+        ours = np.arange(self.clr_iterations, self.clr_iterations + len(iterations))
+        self.history["iterations"].extend(ours.tolist())
+        self.history["lr"].extend(self.schedule(ours).tolist())
         self.history["loss"].extend(losses.tolist())
         self.clr_iterations += len(iterations)
 
@@ -99,12 +100,12 @@ class LRFinder(IterationRecorder):
         return int(epochs * steps)
 
     def on_train_batch_begin(self, batch, logs=None):
-        _set_float_lr(self.model.optimizer, float(self.sweep_lrs[min(len(self.losses), len(self.sweep_lrs) - 1)]))
+        _set_float_lr(self.model.optimizer, float(self.sweep_lrs[len(self.losses)]))
 
     def on_iterations(self, iterations, lrs, losses):
-        for lr, loss in zip(lrs.tolist(), losses.tolist(), strict=True):
+        for loss in losses.tolist():
             smoothed = self._smoother(loss)
-            self.lrs.append(lr)
+            self.lrs.append(float(self.sweep_lrs[len(self.losses)]))
             self.losses.append(loss)
             self.smoothed_losses.append(smoothed)
             self._best = min(self._best, smoothed)

@@ -19,8 +19,8 @@ def _compiled_cnn(data: datasets.Dataset) -> keras.Model:
     return model
 
 
-def main(output_dir: Path, batch_size: int = 32, epochs: int = 8) -> None:
-    """Run the article's workflow and write `range_test.png` and `training.png` into `output_dir`."""
+def main(output_dir: Path, batch_size: int = 32, epochs: int = 8) -> float:
+    """Run the article's workflow, write `range_test.png` and `training.png` into `output_dir`; return test accuracy."""
     keras.utils.set_random_seed(0)
     data = datasets.digits()
     model = _compiled_cnn(data)
@@ -52,6 +52,7 @@ def main(output_dir: Path, batch_size: int = 32, epochs: int = 8) -> None:
         training_png(clr.history["iterations"], clr.history["lr"], clr.history["loss"], epoch_metrics)
     )
     print(f"Figures written to {output_dir}/range_test.png and {output_dir}/training.png")
+    return accuracy
 
 
 if __name__ == "__main__":
