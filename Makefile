@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 
 .PHONY: demo test bench
 demo: $(STAMP)
-	$(BIN)/python -m clr.demo
+	$(BIN)/clr-service demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

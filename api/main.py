@@ -1,0 +1,63 @@
+"""The FastAPI app. Imports no TensorFlow or Keras: jobs are queued to the workers by task name."""
+
+from __future__ import annotations
+
+import math
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from api.routes import curves, datasets, health, jobs, schedules
+from worker.celery_app import make_celery
+from worker.settings import Settings
+from worker.store import JobStore
+
+
+def _json_safe(value: Any) -> Any:
+    """Echoed input as JSON can hold it: NaN and inf become strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value if value is None or isinstance(value, str | int | float | bool) else repr(value)
+
+
+async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    """422 naming each bad field and its value."""
+    details = [
+        {"loc": list(item["loc"]), "msg": item["msg"], "type": item["type"], "input": _json_safe(item.get("input"))}
+        for item in error.errors()
+    ]
+    return JSONResponse(status_code=422, content={"detail": details})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app, with its store and Celery client made from `settings`."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.settings = settings
+        app.state.store = JobStore.from_url(settings.redis_url)
+        app.state.celery = make_celery(settings)
+        yield
+        app.state.store.redis.close()
+
+    app = FastAPI(
+        title="clr-service",
+        summary="Learning-rate range tests and Cyclical Learning Rate training (Smith, WACV 2017) on Keras workers",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.add_exception_handler(RequestValidationError, validation_error)
+    for module in (jobs, curves, schedules, datasets, health):
+        app.include_router(module.router)
+    return app
+
+
+app = create_app()

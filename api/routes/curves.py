@@ -1,0 +1,77 @@
+"""Per-iteration curves as columnar JSON or CSV, and the job's figure."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, Query, Response
+
+from api.deps import JobDep, StoreDep
+from clr.analysis import BoundSuggestion, downsample_indices, finite_prefix_length, smooth
+from clr.plots import range_test_png, training_png
+
+router = APIRouter(tags=["curves"])
+PLOT_POINTS = 4000
+
+
+def _column(values: np.ndarray) -> list[float | None]:
+    """JSON has no NaN or inf: non-finite values are sent as null."""
+    return [float(v) if np.isfinite(v) else None for v in values.tolist()]
+
+
+def _columns(job: dict[str, Any], store: StoreDep, since: int, max_points: int | None) -> dict[str, np.ndarray]:
+    if job["kind"] == "range_test":  # the smoothed loss needs the curve from its start
+        curve = store.curve(job["id"])
+        smoothed = smooth(curve.losses, job["spec"]["beta"])
+        columns = {"iteration": curve.iterations, "lr": curve.lrs, "loss": curve.losses, "smoothed_loss": smoothed}
+        columns = {name: values[since:] for name, values in columns.items()}
+    else:
+        curve = store.curve(job["id"], since)
+        columns = {"iteration": curve.iterations, "lr": curve.lrs, "loss": curve.losses}
+    if max_points is not None:
+        divergence = finite_prefix_length(columns["loss"])
+        keep = (divergence,) if divergence < len(columns["loss"]) else ()
+        chosen = downsample_indices(columns["loss"], max_points, keep)
+        columns = {name: values[chosen] for name, values in columns.items()}
+    return columns
+
+
+@router.get("/jobs/{job_id}/curves", response_model=None)
+def get_curves(
+    job: JobDep,
+    store: StoreDep,
+    since: Annotated[int, Query(ge=0, description="Only iterations >= since")] = 0,
+    max_points: Annotated[int | None, Query(ge=4, le=1_000_000, description="Downsample keeping spikes")] = None,
+    format: Literal["json", "csv"] = "json",
+) -> dict[str, Any] | Response:
+    """The LR and true loss of every iteration (+ smoothed loss for range tests, + per-epoch metrics)."""
+    columns = _columns(job, store, since, max_points)
+    if format == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(zip(*(values.tolist() for values in columns.values()), strict=True))
+        return Response(out.getvalue(), media_type="text/csv")
+    body: dict[str, Any] = {name: _column(values) for name, values in columns.items()}
+    body["iteration"] = columns["iteration"].tolist()
+    body["epochs"] = job["epoch_history"] or []
+    return body
+
+
+@router.get("/jobs/{job_id}/plot.png", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+def get_plot(job: JobDep, store: StoreDep) -> Response:
+    """The range-test figure (with suggested bounds) or the training figure."""
+    curve = store.curve(job["id"])
+    if job["kind"] == "range_test":
+        bounds = (job["result"] or {}).get("suggested_bounds")
+        smoothed = smooth(curve.losses, job["spec"]["beta"])
+        png = range_test_png(curve.lrs, curve.losses, smoothed, BoundSuggestion(**bounds) if bounds else None)
+    else:
+        chosen = downsample_indices(curve.losses, PLOT_POINTS) if len(curve.losses) > PLOT_POINTS else slice(None)
+        history = job["epoch_history"] or []
+        metrics = {name: [epoch.get(name) for epoch in history] for name in (history[0] if history else {})}
+        png = training_png(curve.iterations[chosen], curve.lrs[chosen], curve.losses[chosen], metrics)
+    return Response(png, media_type="image/png")

@@ -1,0 +1,47 @@
+"""Uploading `.npz` datasets and listing the available ones."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, UploadFile, status
+
+from api.deps import SettingsDep, StoreDep
+from clr.datasets import BUILTIN_DATASETS, from_npz
+
+router = APIRouter(tags=["datasets"])
+
+
+@router.post("/datasets", status_code=status.HTTP_201_CREATED)
+async def upload_dataset(file: UploadFile, settings: SettingsDep, store: StoreDep) -> dict[str, Any]:
+    """Upload a `.npz` with `x_train`, `y_train` and optional `x_test`, `y_test` (no pickles, size-limited)."""
+    data = await file.read(settings.max_upload_bytes + 1)
+    if len(data) > settings.max_upload_bytes:
+        raise HTTPException(413, f"file: the upload exceeds the limit of {settings.max_upload_bytes} bytes")
+    try:
+        dataset = from_npz(data)
+    except ValueError as error:
+        raise HTTPException(422, f"file: {error}") from error
+    dataset_id = uuid.uuid4().hex
+    settings.datasets_dir.mkdir(parents=True, exist_ok=True)
+    (settings.datasets_dir / f"{dataset_id}.npz").write_bytes(data)
+    meta = {
+        "id": dataset_id,
+        "filename": file.filename,
+        "bytes": len(data),
+        "train_samples": len(dataset.x_train),
+        "test_samples": 0 if dataset.x_test is None else len(dataset.x_test),
+        "input_shape": list(dataset.input_shape),
+        "num_classes": dataset.num_classes,
+        "created_at": time.time(),
+    }
+    store.save_dataset(dataset_id, meta)
+    return meta
+
+
+@router.get("/datasets")
+def list_datasets(store: StoreDep) -> dict[str, list]:
+    """Built-in dataset names and uploaded datasets."""
+    return {"builtin": list(BUILTIN_DATASETS), "uploaded": store.datasets()}

@@ -1,0 +1,140 @@
+"""Submitting, listing, cancelling and deleting jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, HTTPException, Query, Response, status
+from kombu.exceptions import OperationalError
+
+from api.deps import CeleryDep, JobDep, StoreDep
+from api.views import JobPage, JobView, job_view
+from clr.config import DatasetSpec, RangeTestSpec, TrainingSpec
+from worker.celery_app import RUN_JOB
+from worker.store import TERMINAL_STATES, JobStore
+
+router = APIRouter(tags=["jobs"])
+
+RANGE_TEST_EXAMPLE = {
+    "model": {"architecture": "seed_cnn"},
+    "dataset": {"name": "digits"},
+    "optimizer": {"name": "sgd", "momentum": 0.9},
+    "batch_size": 50,
+    "start_lr": 0.0001,
+    "end_lr": 1.0,
+    "epochs": 3,
+}
+TRAINING_EXAMPLES = {
+    "bounds": {
+        "summary": "CLR with given bounds, step size in epochs",
+        "value": {
+            "model": {"architecture": "seed_cnn"},
+            "dataset": {"name": "digits"},
+            "optimizer": {"name": "sgd"},
+            "batch_size": 50,
+            "epochs": 3,
+            "validation_split": 0.2,
+            "clr": {"base_lr": 0.0001, "max_lr": 0.01, "step_size_epochs": 2, "mode": "triangular", "shape": "linear"},
+        },
+    },
+    "range_test": {
+        "summary": "CLR with the bounds a finished range test suggested",
+        "value": {
+            "model": {"architecture": "mlp"},
+            "dataset": {"name": "digits"},
+            "optimizer": {"name": "adam"},
+            "batch_size": 32,
+            "epochs": 2,
+            "range_test_id": "<id>",
+            "clr": {"step_size": 100, "mode": "triangular2"},
+        },
+    },
+}
+
+
+def _check_dataset(dataset: DatasetSpec, store: JobStore) -> None:
+    if dataset.id is not None and store.dataset(dataset.id) is None:
+        raise HTTPException(422, f"dataset.id: no uploaded dataset with id {dataset.id!r}")
+
+
+def _bounds_of(range_test_id: str, store: JobStore) -> tuple[float, float]:
+    job = store.get(range_test_id)
+    if job is None:
+        raise HTTPException(404, f"range_test_id: no job with id {range_test_id!r}")
+    if job["kind"] != "range_test":
+        raise HTTPException(422, f"range_test_id: job {range_test_id!r} is a {job['kind']}, not a range test")
+    if job["state"] != "succeeded":
+        raise HTTPException(409, f"range_test_id: range test {range_test_id!r} is {job['state']}, not succeeded")
+    bounds = (job["result"] or {}).get("suggested_bounds")
+    if not bounds:
+        raise HTTPException(409, f"range_test_id: range test {range_test_id!r} suggested no bounds")
+    return bounds["min_lr"], bounds["max_lr"]
+
+
+def _enqueue(kind: str, spec: dict[str, Any], store: JobStore, celery: CeleryDep,
+             bounds: tuple[float, float] | None = None) -> JobView:
+    job_id = store.create(kind, spec, bounds)
+    try:
+        celery.send_task(RUN_JOB, args=[job_id], task_id=job_id)
+    except OperationalError as error:
+        store.delete(job_id)
+        raise HTTPException(503, f"The job queue is unreachable, nothing was submitted: {error}") from error
+    return job_view(store.get(job_id))
+
+
+@router.post("/range-tests", status_code=status.HTTP_202_ACCEPTED, response_model=JobView)
+def submit_range_test(
+    spec: Annotated[RangeTestSpec, Body(openapi_examples={"article": {"value": RANGE_TEST_EXAMPLE}})],
+    store: StoreDep,
+    celery: CeleryDep,
+) -> JobView:
+    """Queue a learning-rate range test."""
+    _check_dataset(spec.dataset, store)
+    return _enqueue("range_test", spec.model_dump(mode="json"), store, celery)
+
+
+@router.post("/trainings", status_code=status.HTTP_202_ACCEPTED, response_model=JobView)
+def submit_training(
+    spec: Annotated[TrainingSpec, Body(openapi_examples=TRAINING_EXAMPLES)], store: StoreDep, celery: CeleryDep
+) -> JobView:
+    """Queue a training with a cyclical learning rate."""
+    _check_dataset(spec.dataset, store)
+    bounds = _bounds_of(spec.range_test_id, store) if spec.range_test_id else None
+    return _enqueue("training", spec.model_dump(mode="json"), store, celery, bounds)
+
+
+@router.get("/jobs", response_model=JobPage)
+def list_jobs(
+    store: StoreDep,
+    kind: Literal["range_test", "training"] | None = None,
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> JobPage:
+    """Jobs, newest first, filtered by kind and state."""
+    total, jobs = store.list(kind, state, offset, limit)
+    return JobPage(total=total, offset=offset, limit=limit, jobs=[job_view(job) for job in jobs])
+
+
+@router.get("/jobs/{job_id}", response_model=JobView)
+def get_job(job: JobDep) -> JobView:
+    """A job's state, progress and result."""
+    return job_view(job)
+
+
+@router.post("/jobs/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobView)
+def cancel_job(job: JobDep, store: StoreDep) -> JobView:
+    """Cancel a queued job now, or ask a running one to stop within a few iterations (curves are kept)."""
+    if job["state"] in TERMINAL_STATES:
+        raise HTTPException(409, f"Job {job['id']!r} already ended: {job['state']}")
+    store.request_cancel(job["id"])
+    return job_view(store.get(job["id"]))
+
+
+@router.delete("/jobs/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_job(job: JobDep, store: StoreDep) -> Response:
+    """Remove a finished job and its curves."""
+    if job["state"] not in TERMINAL_STATES:
+        raise HTTPException(409, f"Job {job['id']!r} is {job['state']}: cancel it before deleting it")
+    store.delete(job["id"])
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

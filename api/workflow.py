@@ -1,0 +1,74 @@
+"""The seed article's workflow over HTTP: range test, suggested bounds, CLR training with them, figures."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+
+RANGE_TEST = {
+    "model": {"architecture": "seed_cnn"},
+    "dataset": {"name": "digits"},
+    "optimizer": {"name": "sgd", "momentum": 0.9},
+    "batch_size": 32,
+    "start_lr": 0.0001,
+    "end_lr": 1.0,
+    "epochs": 8,
+    "seed": 0,
+}
+
+
+def training_from(range_test_id: str, iterations_per_epoch: int) -> dict[str, Any]:
+    """A CLR training on the range test's bounds, `step_size` = 4 epochs of iterations."""
+    return {
+        "model": {"architecture": "seed_cnn"},
+        "dataset": {"name": "digits"},
+        "optimizer": {"name": "sgd", "momentum": 0.9},
+        "batch_size": 32,
+        "epochs": 8,
+        "validation_split": 0.1,
+        "seed": 0,
+        "range_test_id": range_test_id,
+        "clr": {"step_size": 4 * iterations_per_epoch, "mode": "triangular"},
+    }
+
+
+def wait_for(client: httpx.Client, job: dict[str, Any], console: Console, timeout: float = 600) -> dict[str, Any]:
+    """Poll the job until it ends; raise if it did not succeed."""
+    deadline = time.monotonic() + timeout
+    while job["state"] in ("queued", "running"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Job {job['id']} still {job['state']} after {timeout}s")
+        time.sleep(0.5)
+        job = client.get(f"/jobs/{job['id']}").raise_for_status().json()
+    if job["state"] != "succeeded":
+        raise RuntimeError(f"Job {job['id']} ended {job['state']}: {job['error']}")
+    progress = job["progress"]
+    console.print(f"  {job['kind']} {job['id']} succeeded after {progress['iteration']} iterations")
+    return job
+
+
+def run(base_url: str, output_dir: Path, console: Console | None = None) -> dict[str, Any]:
+    """Run the workflow against the service at `base_url`; return the finished training job."""
+    console = console or Console()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        console.print("Range test on digits with the article's CNN ...")
+        range_test = wait_for(client, client.post("/range-tests", json=RANGE_TEST).raise_for_status().json(), console)
+        bounds = range_test["result"]["suggested_bounds"]
+        advice = range_test["result"]["step_size_advice"]
+        console.print(f"  suggested bounds: base_lr={bounds['min_lr']:.3g}, max_lr={bounds['max_lr']:.3g}")
+        console.print(f"  {bounds['explanation']}")
+
+        console.print("CLR training with those bounds, step_size = 4 epochs ...")
+        body = training_from(range_test["id"], advice["iterations_per_epoch"])
+        training = wait_for(client, client.post("/trainings", json=body).raise_for_status().json(), console)
+        console.print(f"  test accuracy: {training['result']['test_accuracy']:.4f}")
+
+        for job, name in ((range_test, "range_test.png"), (training, "training.png")):
+            (output_dir / name).write_bytes(client.get(f"/jobs/{job['id']}/plot.png").raise_for_status().content)
+        console.print(f"Figures written to {output_dir / 'range_test.png'} and {output_dir / 'training.png'}")
+    return training

@@ -1,0 +1,209 @@
+"""Pydantic models of CLR configs and job specs: one vocabulary from the HTTP body to the worker."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from clr.datasets import BUILTIN_DATASETS
+from clr.schedules import Mode, Shape, Sweep, check_clr_arguments, check_lr_range
+
+LearningRate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+MAX_MODEL_JSON_CHARS = 1_000_000
+BuiltinDataset = Literal["digits", "mnist", "fashion_mnist", "cifar10"]
+Architecture = Literal["seed_cnn", "mlp"]
+assert set(BuiltinDataset.__args__) == set(BUILTIN_DATASETS)  # one list of built-in datasets
+
+# Layers whose config carries Python code or calls arbitrary functions: refused before any worker sees them.
+CODE_CARRYING_CLASSES = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda", "TorchModuleWrapper", "JaxLayer"})
+
+
+class Strict(BaseModel):
+    """Unknown fields are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CLRConfig(Strict):
+    """A fully resolved cyclical schedule: the arguments of `clr.schedules.cyclical_lr`."""
+
+    base_lr: LearningRate
+    max_lr: LearningRate
+    step_size: int = Field(ge=1)
+    mode: Mode = "triangular"
+    shape: Shape = "linear"
+    gamma: float = Field(1.0, gt=0, le=1, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        check_clr_arguments(self.base_lr, self.max_lr, self.step_size, self.mode, self.gamma, self.shape)
+        return self
+
+
+class CLRRequest(Strict):
+    """A cyclical schedule as submitted: bounds may come from a range test, the step size may be in epochs."""
+
+    base_lr: LearningRate | None = None
+    max_lr: LearningRate | None = None
+    step_size: int | None = Field(None, ge=1)
+    step_size_epochs: float | None = Field(None, gt=0, le=1000, allow_inf_nan=False)
+    mode: Mode = "triangular"
+    shape: Shape = "linear"
+    gamma: float = Field(1.0, gt=0, le=1, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if (self.step_size is None) == (self.step_size_epochs is None):
+            raise ValueError("Give exactly one of `step_size` (iterations) and `step_size_epochs`")
+        if (self.base_lr is None) != (self.max_lr is None):
+            raise ValueError("Give both `base_lr` and `max_lr`, or neither (with `range_test_id`)")
+        if self.base_lr is not None:
+            check_clr_arguments(self.base_lr, self.max_lr, self.step_size or 1, self.mode, self.gamma, self.shape)
+        return self
+
+    def resolve(self, iterations_per_epoch: int, bounds: tuple[float, float] | None = None) -> CLRConfig:
+        """The concrete schedule for data with `iterations_per_epoch`, taking `bounds` where none were given."""
+        base_lr, max_lr = bounds if self.base_lr is None else (self.base_lr, self.max_lr)
+        step_size = self.step_size or max(1, round(self.step_size_epochs * iterations_per_epoch))
+        return CLRConfig(
+            base_lr=base_lr, max_lr=max_lr, step_size=step_size, mode=self.mode, shape=self.shape, gamma=self.gamma
+        )
+
+
+class SGD(Strict):
+    name: Literal["sgd"]
+    momentum: float = Field(0.0, ge=0, lt=1)
+    nesterov: bool = False
+
+
+class Adam(Strict):
+    name: Literal["adam"]
+    beta_1: float = Field(0.9, gt=0, lt=1)
+    beta_2: float = Field(0.999, gt=0, lt=1)
+    epsilon: float = Field(1e-7, gt=0, allow_inf_nan=False)
+
+
+class RMSprop(Strict):
+    name: Literal["rmsprop"]
+    rho: float = Field(0.9, gt=0, lt=1)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    epsilon: float = Field(1e-7, gt=0, allow_inf_nan=False)
+
+
+Optimizer = Annotated[SGD | Adam | RMSprop, Field(discriminator="name")]
+
+
+def _code_carrying_layers(config: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(config, dict):
+        if config.get("class_name") in CODE_CARRYING_CLASSES:
+            found.add(config["class_name"])
+        if config.get("module", "keras").split(".")[0] not in {"keras", "builtins"}:
+            found.add(f"{config.get('module')}.{config.get('class_name')}")
+        for value in config.values():
+            found |= _code_carrying_layers(value)
+    elif isinstance(config, list):
+        for value in config:
+            found |= _code_carrying_layers(value)
+    return found
+
+
+class ModelSpec(Strict):
+    """A built-in architecture by name, or a Keras model JSON (`model.to_json()`) without code-carrying layers."""
+
+    architecture: Architecture | None = None
+    keras_json: str | None = Field(None, max_length=MAX_MODEL_JSON_CHARS)
+
+    @field_validator("keras_json")
+    @classmethod
+    def _safe(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            config = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"`keras_json` is not JSON: {error}") from error
+        if not isinstance(config, dict) or "class_name" not in config:
+            raise ValueError("`keras_json` must be the string `model.to_json()` returns")
+        refused = _code_carrying_layers(config)
+        if refused:
+            raise ValueError(f"`keras_json` holds layers that carry code, refused in safe mode: {sorted(refused)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        if (self.architecture is None) == (self.keras_json is None):
+            raise ValueError("Give exactly one of `architecture` and `keras_json`")
+        return self
+
+
+class DatasetSpec(Strict):
+    """A built-in dataset by name, or an uploaded one by id."""
+
+    name: BuiltinDataset | None = None
+    id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        if (self.name is None) == (self.id is None):
+            raise ValueError("Give exactly one of `name` (built-in) and `id` (uploaded)")
+        return self
+
+
+class JobSpec(Strict):
+    """What every job trains: a model on a dataset with an optimizer."""
+
+    model: ModelSpec
+    dataset: DatasetSpec
+    optimizer: Optimizer
+    batch_size: int = Field(ge=1, le=65536)
+    validation_split: float = Field(0.0, ge=0, lt=1)
+    seed: int | None = Field(None, ge=0, lt=2**32)
+
+
+class RangeTestSpec(JobSpec):
+    """A learning-rate range test: the LR sweeps from `start_lr` to `end_lr` over `epochs` or `iterations`."""
+
+    start_lr: LearningRate = 1e-5
+    end_lr: LearningRate = 1.0
+    sweep: Sweep = "exponential"
+    epochs: int | None = Field(None, ge=1, le=1000)
+    iterations: int | None = Field(None, ge=2, le=10_000_000)
+    stop_factor: float = Field(4.0, gt=1, allow_inf_nan=False)
+    beta: float = Field(0.98, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        check_lr_range("start_lr", self.start_lr, "end_lr", self.end_lr)
+        if self.epochs is not None and self.iterations is not None:
+            raise ValueError("Give at most one of `epochs` and `iterations`")
+        if self.epochs is None and self.iterations is None:
+            self.epochs = 3
+        return self
+
+    def total_iterations(self, iterations_per_epoch: int) -> int:
+        """The sweep's length in iterations."""
+        return self.iterations or self.epochs * iterations_per_epoch
+
+    def fit_epochs(self, iterations_per_epoch: int) -> int:
+        """Epochs of `fit` that hold the sweep."""
+        return math.ceil(self.total_iterations(iterations_per_epoch) / iterations_per_epoch)
+
+
+class TrainingSpec(JobSpec):
+    """A training with a cyclical learning rate; bounds given or taken from a finished range test."""
+
+    epochs: int = Field(ge=1, le=10_000)
+    clr: CLRRequest
+    range_test_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
+
+    @model_validator(mode="after")
+    def _bounds_from_one_place(self) -> Self:
+        if self.range_test_id is None and self.clr.base_lr is None:
+            raise ValueError("Give `clr.base_lr` and `clr.max_lr`, or a `range_test_id` to take them from")
+        if self.range_test_id is not None and self.clr.base_lr is not None:
+            raise ValueError("Give either `clr.base_lr`/`clr.max_lr` or `range_test_id`, not both")
+        return self

@@ -1,0 +1,184 @@
+"""What a job runs: build data, model and optimizer from its spec, fit with the recording callbacks, summarise."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from clr import datasets, models
+from clr.callbacks import LRFinder
+from clr.config import SGD, Adam, DatasetSpec, JobSpec, ModelSpec, RangeTestSpec, RMSprop, TrainingSpec
+from clr.keras_schedule import CyclicalSchedule
+from clr.recording import IterationRecorder
+from clr.schedules import step_size_advice
+from worker.reporting import JobReporter, finite_or_none
+from worker.settings import Settings
+
+
+class JobError(Exception):
+    """A failure to report on the job as it is, without a traceback."""
+
+
+class StreamsToJob:
+    """Mixin for an `IterationRecorder`: streams each execution's points to the job and stops on cancel."""
+
+    def __init__(self, reporter: JobReporter, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.reporter = reporter
+
+    def on_iterations(self, iterations, lrs, losses):
+        super().on_iterations(iterations, lrs, losses)
+        self.reporter.push(iterations, lrs, losses)
+        if self.reporter.cancel_requested.is_set():
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        self.reporter.epoch_done(epoch + 1, logs or {})
+
+
+class RangeTestStream(StreamsToJob, LRFinder):
+    """`LRFinder` streaming to the job."""
+
+
+class TrainingStream(StreamsToJob, IterationRecorder):
+    """Streams to the job and stops at the first non-finite loss, remembering where."""
+
+    divergence: tuple[int, float] | None = None
+
+    def on_iterations(self, iterations, lrs, losses):
+        super().on_iterations(iterations, lrs, losses)
+        bad = np.flatnonzero(~np.isfinite(losses))
+        if len(bad) and self.divergence is None:
+            self.divergence = (int(iterations[bad[0]]), float(lrs[bad[0]]))
+            self.model.stop_training = True
+
+
+@dataclass(frozen=True)
+class Split:
+    """Data prepared for `fit`: training part, optional validation part, optional test set."""
+
+    x: np.ndarray
+    y: np.ndarray
+    validation: tuple[np.ndarray, np.ndarray] | None
+    data: datasets.Dataset
+
+    def iterations_per_epoch(self, batch_size: int) -> int:
+        return step_size_advice(len(self.x), batch_size).iterations_per_epoch
+
+
+def load_dataset(spec: DatasetSpec, settings: Settings) -> datasets.Dataset:
+    """A built-in dataset or an uploaded `.npz` from the shared volume."""
+    if spec.name is not None:
+        return datasets.builtin(spec.name)
+    path = settings.datasets_dir / f"{spec.id}.npz"
+    if not path.exists():
+        raise JobError(f"Uploaded dataset {spec.id} is not on this worker's data volume ({path})")
+    return datasets.from_npz(path.read_bytes())
+
+
+def split(data: datasets.Dataset, validation_split: float) -> Split:
+    """Hold out the last `validation_split` of the training data for validation."""
+    cut = math.floor(len(data.x_train) * (1 - validation_split))
+    if cut < 1:
+        raise JobError(f"validation_split={validation_split} leaves no training samples of {len(data.x_train)}")
+    validation = (data.x_train[cut:], data.y_train[cut:]) if cut < len(data.x_train) else None
+    return Split(data.x_train[:cut], data.y_train[:cut], validation, data)
+
+
+def build_model(spec: ModelSpec, data: datasets.Dataset) -> keras.Model:
+    """The job's model, checked against the data's sample shape and number of classes."""
+    if spec.architecture is not None:
+        return models.build(spec.architecture, data.input_shape, data.num_classes)
+    model = models.from_json(spec.keras_json)
+    expected = tuple(model.input_shape[1:])
+    if expected != data.input_shape:
+        raise JobError(f"The model expects samples of shape {expected}; the dataset's are {data.input_shape}")
+    if model.output_shape[-1] < data.num_classes:
+        raise JobError(f"The model has {model.output_shape[-1]} outputs for a dataset with {data.num_classes} classes")
+    return model
+
+
+def make_optimizer(spec: SGD | Adam | RMSprop, learning_rate) -> keras.optimizers.Optimizer:
+    """The Keras optimizer the spec names."""
+    options = spec.model_dump(exclude={"name"})
+    classes = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
+    return classes[spec.name](learning_rate=learning_rate, **options)
+
+
+def _prepare(spec: JobSpec, settings: Settings, learning_rate, steps_per_execution: int) -> tuple[keras.Model, Split]:
+    if spec.seed is not None:
+        keras.utils.set_random_seed(spec.seed)
+    prepared = split(load_dataset(spec.dataset, settings), spec.validation_split)
+    model = build_model(spec.model, prepared.data)
+    model.compile(
+        optimizer=make_optimizer(spec.optimizer, learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
+    )
+    return model, prepared
+
+
+def run_range_test(spec: RangeTestSpec, reporter: JobReporter, settings: Settings) -> dict:
+    """Sweep the LR, stream the curve, and suggest bounds; the sweep ends early on divergence."""
+    model, data = _prepare(spec, settings, spec.start_lr, steps_per_execution=1)
+    per_epoch = data.iterations_per_epoch(spec.batch_size)
+    total, epochs = spec.total_iterations(per_epoch), spec.fit_epochs(per_epoch)
+    reporter.set_progress(total_iterations=total, epochs=epochs)
+    finder = RangeTestStream(
+        reporter=reporter, min_lr=spec.start_lr, max_lr=spec.end_lr, steps=total, sweep=spec.sweep,
+        beta=spec.beta, stop_factor=spec.stop_factor,
+    )
+    model.fit(data.x, data.y, batch_size=spec.batch_size, epochs=epochs, validation_data=data.validation,
+              callbacks=[finder], verbose=0)
+    advice = step_size_advice(len(data.x), spec.batch_size)
+    result = {
+        "iterations": len(finder.losses),
+        "stopped_early": len(finder.losses) < total,
+        "step_size_advice": advice.__dict__,
+        "suggested_bounds": None,
+    }
+    try:
+        result["suggested_bounds"] = finder.suggestion().as_dict()
+    except ValueError as error:
+        result["warning"] = f"No bounds suggested: {error}"
+    return result
+
+
+def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporter: JobReporter,
+                 settings: Settings) -> tuple[dict, list[str]]:
+    """Train with the in-graph cyclical schedule, recording every iteration; return result and warnings."""
+    prepared = split(load_dataset(spec.dataset, settings), spec.validation_split)
+    per_epoch = prepared.iterations_per_epoch(spec.batch_size)
+    clr = spec.clr.resolve(per_epoch, bounds)
+    advice = step_size_advice(len(prepared.x), spec.batch_size)
+    warnings = [] if advice.contains(clr.step_size) else [
+        f"step_size={clr.step_size} is {advice.epochs(clr.step_size):.2g} epochs; Smith recommends 2 to 10 "
+        f"({advice.min_step_size} to {advice.max_step_size} iterations)"
+    ]
+    schedule = CyclicalSchedule(**clr.model_dump())
+    model, data = _prepare(spec, settings, schedule, settings.steps_per_execution)
+    reporter.set_progress(total_iterations=spec.epochs * per_epoch, epochs=spec.epochs)
+    stream = TrainingStream(reporter=reporter)
+    model.fit(data.x, data.y, batch_size=spec.batch_size, epochs=spec.epochs, validation_data=data.validation,
+              callbacks=[stream], verbose=0)
+    if stream.divergence is not None:
+        iteration, lr = stream.divergence
+        raise JobError(f"The loss became NaN or infinite at iteration {iteration} (lr={lr:.4g}); lower max_lr")
+    history = reporter.history
+    result = {
+        "clr": clr.model_dump(),
+        "iterations": int(model.optimizer.iterations.numpy()),
+        "final_metrics": history[-1] if history else {},
+        "history": {name: [epoch.get(name) for epoch in history] for name in (history[0] if history else {})},
+    }
+    if data.data.x_test is not None:
+        test = model.evaluate(data.data.x_test, data.data.y_test, batch_size=spec.batch_size, verbose=0,
+                              return_dict=True)
+        result["test_accuracy"] = finite_or_none(test["accuracy"])
+        result["test_loss"] = finite_or_none(test["loss"])
+    return result, warnings

@@ -1,0 +1,29 @@
+"""Settings shared by the API and the workers, from the environment (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where Redis and the data live, and the limits of a job."""
+
+    model_config = SettingsConfigDict(env_prefix="CLR_", extra="ignore")
+
+    redis_url: str = Field("redis://localhost:6379/0", validation_alias=AliasChoices("REDIS_URL", "CLR_REDIS_URL"))
+    data_dir: Path = Path(".clr-data")
+    max_upload_bytes: int = 200 * 2**20
+    job_time_limit_s: int = 24 * 3600
+    max_attempts: int = 3
+    steps_per_execution: int = 8
+    flush_interval_s: float = 0.5
+    stale_after_s: float = 30.0
+    cancel_grace_s: float = 60.0
+
+    @property
+    def datasets_dir(self) -> Path:
+        """Uploaded `.npz` files, on the volume the API and the workers share."""
+        return self.data_dir / "datasets"
