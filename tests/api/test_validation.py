@@ -1,0 +1,166 @@
+"""Every invalid body is answered 4xx with a message naming the field; nothing is queued."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+GOOD_TRAINING = {
+    "model": {"architecture": "seed_cnn"},
+    "dataset": {"name": "digits"},
+    "optimizer": {"name": "sgd"},
+    "batch_size": 50,
+    "epochs": 3,
+    "validation_split": 0.2,
+    "clr": {"base_lr": 0.0001, "max_lr": 0.01, "step_size_epochs": 2, "mode": "triangular", "shape": "linear"},
+}
+GOOD_RANGE_TEST = {
+    "model": {"architecture": "seed_cnn"},
+    "dataset": {"name": "digits"},
+    "optimizer": {"name": "sgd", "momentum": 0.9},
+    "batch_size": 50,
+    "start_lr": 0.0001,
+    "end_lr": 1.0,
+    "epochs": 3,
+}
+LAMBDA_MODEL = json.dumps({
+    "module": "keras", "class_name": "Sequential", "config": {"layers": [
+        {"module": "keras.layers", "class_name": "Lambda", "config": {"function": {"class_name": "__lambda__"}}}
+    ]},
+})
+
+
+def with_clr(**changes):
+    return GOOD_TRAINING | {"clr": GOOD_TRAINING["clr"] | changes}
+
+
+def post_raw(client, path, body):
+    """Post a body that may hold NaN (Python's json writes it as a bare NaN token)."""
+    return client.post(path, content=json.dumps(body), headers={"content-type": "application/json"})
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "text"),
+    [
+        ("/trainings", with_clr(base_lr=0.01, max_lr=0.001), "clr", "Argument `base_lr` must be < `max_lr`"),
+        ("/trainings", with_clr(step_size_epochs=None, step_size=0), "step_size", "greater than or equal to 1"),
+        ("/trainings", with_clr(mode="cosine"), "mode", "'triangular', 'triangular2' or 'exp_range'"),
+        ("/trainings", with_clr(shape="square"), "shape", "'linear', 'parabolic' or 'sinusoidal'"),
+        ("/trainings", with_clr(base_lr=float("nan")), "base_lr", "finite number"),
+        ("/trainings", with_clr(max_lr=float("inf")), "max_lr", "finite number"),
+        ("/trainings", with_clr(gamma=0.5), "clr", "Argument `gamma` is only used with mode='exp_range'"),
+        ("/trainings", with_clr(step_size=10), "clr", "exactly one of `step_size`"),
+        ("/trainings", GOOD_TRAINING | {"batch_size": -5}, "batch_size", "greater than or equal to 1"),
+        ("/trainings", GOOD_TRAINING | {"epochs": 0}, "epochs", "greater than or equal to 1"),
+        ("/trainings", GOOD_TRAINING | {"validation_split": 1.0}, "validation_split", "less than 1"),
+        ("/trainings", GOOD_TRAINING | {"dataset": {"name": "imagenet"}}, "name", "'digits'"),
+        ("/trainings", GOOD_TRAINING | {"model": {"architecture": "resnet"}}, "architecture", "'seed_cnn'"),
+        ("/trainings", GOOD_TRAINING | {"model": {"keras_json": LAMBDA_MODEL}}, "keras_json", "Lambda"),
+        ("/trainings", GOOD_TRAINING | {"model": {"keras_json": "{not json"}}, "keras_json", "not JSON"),
+        ("/trainings", GOOD_TRAINING | {"model": {}}, "model", "exactly one of `architecture` and `keras_json`"),
+        ("/trainings", GOOD_TRAINING | {"optimizer": {"name": "lbfgs"}}, "optimizer", "'sgd', 'adam', 'rmsprop'"),
+        ("/trainings", GOOD_TRAINING | {"optimizer": {"name": "sgd", "momentum": 1.5}}, "momentum", "less than 1"),
+        ("/trainings", GOOD_TRAINING | {"optimizer": {"name": "sgd", "betas": 1}}, "betas", "Extra inputs"),
+        ("/trainings", GOOD_TRAINING | {"lr": 0.1}, "lr", "Extra inputs"),
+        ("/trainings", GOOD_TRAINING | {"clr": {"step_size": 10}}, "body", "or a `range_test_id`"),
+        ("/trainings", GOOD_TRAINING | {"range_test_id": "0" * 32}, "body", "not both"),
+        ("/trainings", GOOD_TRAINING | {"dataset": {"id": "../../etc/passwd"}}, "id", "pattern"),
+        ("/range-tests", GOOD_RANGE_TEST | {"start_lr": 1.0, "end_lr": 0.1}, "body", "`start_lr` must be < `end_lr`"),
+        ("/range-tests", GOOD_RANGE_TEST | {"sweep": "cubic"}, "sweep", "'exponential' or 'linear'"),
+        ("/range-tests", GOOD_RANGE_TEST | {"iterations": 100}, "body", "at most one of `epochs` and `iterations`"),
+        ("/range-tests", GOOD_RANGE_TEST | {"stop_factor": 0.5}, "stop_factor", "greater than 1"),
+        ("/range-tests", GOOD_RANGE_TEST | {"beta": 1.0}, "beta", "less than 1"),
+        ("/range-tests", GOOD_RANGE_TEST | {"end_lr": float("nan")}, "end_lr", "finite number"),
+        ("/schedules/preview", {"clr": {"base_lr": 1, "max_lr": 2, "step_size": 0}, "iterations": 5}, "step_size", "greater than or equal to 1"),
+        ("/schedules/preview", {"clr": {"base_lr": 1, "max_lr": 2, "step_size": 4}, "iterations": 10**9}, "iterations", "less"),
+    ],
+)
+def test_invalid_bodies_get_422_naming_the_field(client, store, path, body, field, text):
+    jobs_before = store.redis.zcard("clr:jobs")
+    response = post_raw(client, path, body)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert any(field in [str(part) for part in item["loc"]] + [item["msg"]] for item in detail), detail
+    assert text in response.text
+    assert store.redis.zcard("clr:jobs") == jobs_before
+
+
+@pytest.mark.parametrize("raw", [b"{", b"[]", b"", b"null", "{\"batch_size\": \"\u00e9\"}".encode()])
+def test_malformed_json_is_a_422_not_a_500(client, raw):
+    response = client.post("/trainings", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+
+
+def test_unknown_ids_are_404_and_unfinished_range_tests_409(client, store):
+    assert client.get("/jobs/nope").status_code == 404
+    assert client.get(f"/jobs/{'0' * 32}/curves").status_code == 404
+    assert client.post(f"/jobs/{'0' * 32}/cancel").status_code == 404
+    response = client.post("/trainings", json=GOOD_TRAINING | {"clr": {"step_size": 10}, "range_test_id": "a" * 32})
+    assert response.status_code == 404 and "range_test_id" in response.text
+    queued = store.create("range_test", GOOD_RANGE_TEST)  # a record with no task behind it stays queued
+    response = client.post("/trainings", json=GOOD_TRAINING | {"clr": {"step_size": 10}, "range_test_id": queued})
+    assert response.status_code == 409 and "is queued, not succeeded" in response.text
+    response = client.post("/trainings", json=GOOD_TRAINING | {"dataset": {"id": "b" * 32}})
+    assert response.status_code == 422 and "dataset.id" in response.text
+    assert client.delete(f"/jobs/{queued}").status_code == 409
+    assert client.post(f"/jobs/{queued}/cancel").json()["state"] == "cancelled"
+    assert client.post(f"/jobs/{queued}/cancel").status_code == 409
+    assert client.delete(f"/jobs/{queued}").status_code == 204
+    assert client.get(f"/jobs/{queued}").status_code == 404
+
+
+def npz_bytes(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "text"),
+    [
+        (npz_bytes(x_train=np.zeros((4, 8, 8)), y_train=np.zeros(4, np.int64)), 201, "train_samples"),
+        (npz_bytes(x_train=np.zeros((4, 8, 8))), 422, "lacks `y_train`"),
+        (npz_bytes(x_train=np.zeros((4, 8, 8)), y_train=np.zeros(3, np.int64)), 422, "one integer label"),
+        (npz_bytes(x_train=np.array([{"a": 1}] * 4, dtype=object), y_train=np.zeros(4, np.int64)), 422, "pickle"),
+        (b"PK\x03\x04 not really a zip", 422, "file"),
+        (npz_bytes(x_train=np.zeros((400, 28, 28)), y_train=np.zeros(400, np.int64)), 413, "exceeds the limit"),
+    ],
+)
+def test_dataset_uploads(client, payload, status, text):
+    response = client.post("/datasets", files={"file": ("data.npz", payload)})
+    assert response.status_code == status, response.text
+    assert text in response.text
+    if status == 201:
+        assert response.json()["id"] in {d["id"] for d in client.get("/datasets").json()["uploaded"]}
+
+
+def test_schedule_preview_is_the_numpy_schedule(client):
+    from clr.schedules import cyclical_lr
+
+    body = {"clr": {"base_lr": 0.001, "max_lr": 0.006, "step_size": 20, "mode": "exp_range", "gamma": 0.99,
+                    "shape": "sinusoidal"}, "iterations": 200}
+    preview = client.post("/schedules/preview", json=body).json()
+    assert preview["iteration"] == list(range(200))
+    expected = cyclical_lr(0.001, 0.006, 20, "exp_range", 0.99, "sinusoidal")(np.arange(200))
+    np.testing.assert_allclose(preview["lr"], expected, rtol=1e-12)
+
+
+def test_openapi_has_an_example_for_every_body(client):
+    spec = client.get("/openapi.json").json()
+    for path in ("/range-tests", "/trainings", "/schedules/preview"):
+        examples = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["examples"]
+        assert examples
+    assert client.get("/docs").status_code == 200
+
+
+def test_job_listing_filters_and_paginates(client, store):
+    ids = [store.create("training", GOOD_TRAINING) for _ in range(3)]
+    page = client.get("/jobs", params={"kind": "training", "state": "queued", "limit": 2}).json()
+    assert page["limit"] == 2 and len(page["jobs"]) == 2 and page["total"] >= 3
+    assert all(job["kind"] == "training" and job["state"] == "queued" for job in page["jobs"])
+    assert page["jobs"][0]["id"] == ids[-1]  # newest first
+    assert client.get("/jobs", params={"state": "exploded"}).status_code == 422
+    for job_id in ids:
+        client.post(f"/jobs/{job_id}/cancel")
+        client.delete(f"/jobs/{job_id}")
