@@ -17,3 +17,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+MLFLOW_VENV := .venv-mlflow
+$(MLFLOW_VENV)/.installed:
+	$(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/pip install --quiet mlflow numpy
+	touch $@
+
+bench: $(STAMP) $(MLFLOW_VENV)/.installed
+	$(BIN)/python -m bench.overhead
+	$(BIN)/python -m bench.store --mlflow-python $(MLFLOW_VENV)/bin/python
+	$(BIN)/python -m bench.table1

@@ -149,6 +149,14 @@ def run_range_test(spec: RangeTestSpec, reporter: JobReporter, settings: Setting
     return result
 
 
+def train_recorded(model: keras.Model, data: Split, batch_size: int, epochs: int, reporter: JobReporter) -> TrainingStream:
+    """The worker's training loop: `fit` with every iteration streamed to the job through `reporter`."""
+    stream = TrainingStream(reporter=reporter)
+    model.fit(data.x, data.y, batch_size=batch_size, epochs=epochs, validation_data=data.validation,
+              callbacks=[stream], verbose=0)
+    return stream
+
+
 def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporter: JobReporter,
                  settings: Settings) -> tuple[dict, list[str]]:
     """Train with the in-graph cyclical schedule, recording every iteration; return result and warnings."""
@@ -163,9 +171,7 @@ def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporte
     schedule = CyclicalSchedule(**clr.model_dump())
     model, data = _prepare(spec, settings, schedule, settings.steps_per_execution)
     reporter.set_progress(total_iterations=spec.epochs * per_epoch, epochs=spec.epochs)
-    stream = TrainingStream(reporter=reporter)
-    model.fit(data.x, data.y, batch_size=spec.batch_size, epochs=spec.epochs, validation_data=data.validation,
-              callbacks=[stream], verbose=0)
+    stream = train_recorded(model, data, spec.batch_size, spec.epochs, reporter)
     if stream.divergence is not None:
         iteration, lr = stream.divergence
         raise JobError(f"The loss became NaN or infinite at iteration {iteration} (lr={lr:.4g}); lower max_lr")

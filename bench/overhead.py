@@ -1,0 +1,127 @@
+"""Training overhead of the worker's path (in-graph CLR, every iteration recorded and streamed to Redis) against
+plain `fit` and against a per-batch Python callback, at steps_per_execution 1 and at the baseline's fastest."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bench.common import interleaved_medians, redis_store, table  # noqa: E402
+from clr import models  # noqa: E402
+from clr.datasets import synthetic_images  # noqa: E402
+from clr.keras_schedule import CyclicalSchedule  # noqa: E402
+from clr.schedules import cyclical_lr  # noqa: E402
+from worker.jobs import Split, train_recorded  # noqa: E402
+from worker.reporting import JobReporter  # noqa: E402
+from worker.settings import Settings  # noqa: E402
+
+BATCH = 32
+CLR = {"base_lr": 0.001, "max_lr": 0.01, "step_size": 500}
+
+
+class PerBatchPythonCallback(keras.callbacks.Callback):
+    """The anchor: sets the LR from Python before each batch and records `logs` after it, as the seed article's
+    callbacks do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.schedule = cyclical_lr(**CLR)
+        self.iteration = 0
+        self.history: dict[str, list[float]] = {"lr": [], "loss": []}
+
+    def on_train_batch_begin(self, batch, logs=None):
+        lr = self.schedule(self.iteration)
+        self.model.optimizer.learning_rate = lr
+        self.history["lr"].append(lr)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.history["loss"].append(float(logs["loss"]))
+        self.iteration += 1
+
+
+class Bench:
+    """One model and data set; each call to `run` trains a fresh model once and returns the iterations recorded."""
+
+    def __init__(self, build, data, epochs: int, store) -> None:
+        self.build, self.data, self.epochs, self.store = build, data, epochs, store
+        self.steps = epochs * (len(data.x_train) // BATCH)
+
+    def _model(self, learning_rate, steps_per_execution: int) -> keras.Model:
+        keras.utils.set_random_seed(0)
+        model = self.build(self.data.input_shape, self.data.num_classes)
+        model.compile(keras.optimizers.SGD(learning_rate), "sparse_categorical_crossentropy",
+                      steps_per_execution=steps_per_execution)
+        return model
+
+    def baseline(self, steps_per_execution: int) -> int:
+        model = self._model(0.01, steps_per_execution)
+        model.fit(self.data.x_train, self.data.y_train, batch_size=BATCH, epochs=self.epochs, verbose=0)
+        return 0
+
+    def anchor(self, steps_per_execution: int) -> int:
+        model, callback = self._model(0.01, steps_per_execution), PerBatchPythonCallback()
+        model.fit(self.data.x_train, self.data.y_train, batch_size=BATCH, epochs=self.epochs, verbose=0,
+                  callbacks=[callback])
+        return len(callback.history["loss"])
+
+    def ours(self, steps_per_execution: int) -> int:
+        model = self._model(CyclicalSchedule(**CLR), steps_per_execution)
+        job_id = self.store.create("training", {})
+        with JobReporter(self.store, job_id, "bench", Settings()) as reporter:
+            train_recorded(model, Split(self.data.x_train, self.data.y_train, None, self.data), BATCH, self.epochs,
+                           reporter)
+        recorded = len(self.store.curve(job_id).iterations)
+        self.store.delete(job_id)
+        return recorded
+
+
+def fastest_steps_per_execution(bench: Bench, candidates=(1, 2, 4, 8, 16, 32, 64)) -> tuple[int, dict[int, float]]:
+    """The baseline's fastest `steps_per_execution`, each candidate timed once."""
+    seconds = {}
+    for candidate in candidates:
+        start = time.perf_counter()
+        bench.baseline(candidate)
+        seconds[candidate] = time.perf_counter() - start
+    return min(seconds, key=seconds.get), seconds
+
+
+def measure(name: str, bench: Bench, repetitions: int) -> list[list[object]]:
+    best, search = fastest_steps_per_execution(bench)
+    print(f"{name}: baseline seconds by steps_per_execution: " + ", ".join(f"{k}: {v:.2f}" for k, v in search.items()))
+    rows = []
+    for spe in sorted({1, best}):
+        recorded = {"ours": bench.ours(spe), "anchor": bench.anchor(spe)}  # also warms up
+        medians = interleaved_medians(
+            {"baseline": lambda: bench.baseline(spe), "ours": lambda: bench.ours(spe), "anchor": lambda: bench.anchor(spe)},
+            repetitions,
+        )
+        rows.append([name, spe, bench.steps, f"{medians['baseline']:.2f}", f"{medians['ours'] / medians['baseline']:.3f}",
+                     f"{medians['anchor'] / medians['baseline']:.3f}", f"{recorded['ours']} / {bench.steps}",
+                     f"{recorded['anchor']} / {bench.steps}"])
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the default number of steps")
+    args = parser.parse_args()
+    mlp_data = synthetic_images(int(36_000 * args.scale), (28, 28, 1))
+    cnn_data = synthetic_images(int(4_800 * args.scale), (28, 28, 1))
+    rows = []
+    with redis_store() as (store, _):
+        rows += measure("MLP (64 hidden)", Bench(models.mlp, mlp_data, 5, store), args.repetitions)
+        rows += measure("seed CNN", Bench(models.seed_cnn, cnn_data, 1, store), args.repetitions)
+    print()
+    print(table(["model", "steps_per_execution", "steps", "baseline s (median)", "ours / baseline",
+                 "anchor / baseline", "ours: iterations recorded", "anchor: batch callbacks seen"], rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Smith's Table 1 on data we have: fixed LR against triangular, triangular2 and exp_range, through the worker's
+own range-test and training code, on digits and on a harder digits (fewer samples, noisy labels)."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import os
+import statistics
+import tempfile
+import uuid
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from bench.common import redis_store, table  # noqa: E402
+from clr import datasets  # noqa: E402
+from clr.config import RangeTestSpec, TrainingSpec  # noqa: E402
+from worker import jobs  # noqa: E402
+from worker.reporting import JobReporter  # noqa: E402
+from worker.settings import Settings  # noqa: E402
+
+BATCH = 32
+FIXED_GRID = (0.003, 0.01, 0.03, 0.1)
+POLICIES = ("triangular", "triangular2", "exp_range")
+
+
+def harder_digits(train_samples: int = 400, label_noise: float = 0.25) -> datasets.Dataset:
+    """Digits with fewer training samples, a quarter of their labels replaced at random; the test set is clean."""
+    data = datasets.digits()
+    rng = np.random.default_rng(0)
+    y = data.y_train[:train_samples].copy()
+    noisy = rng.random(train_samples) < label_noise
+    y[noisy] = rng.integers(0, 10, noisy.sum())
+    return datasets.Dataset(data.x_train[:train_samples], y, data.x_test, data.y_test)
+
+
+def upload(data: datasets.Dataset, settings: Settings) -> tuple[str, float]:
+    """Write the data where the worker reads uploads, the test set appended as the validation part, so that the
+    per-epoch validation accuracy is the test accuracy. Returns the id and the validation split."""
+    dataset_id = uuid.uuid4().hex
+    settings.datasets_dir.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, x_train=np.concatenate([data.x_train, data.x_test]),
+             y_train=np.concatenate([data.y_train, data.y_test]))
+    (settings.datasets_dir / f"{dataset_id}.npz").write_bytes(buffer.getvalue())
+    total = len(data.x_train) + len(data.x_test)
+    return dataset_id, (len(data.x_test) - 0.5) / total
+
+
+class Experiment:
+    """Range test and trainings on one dataset through `worker.jobs`, reporting to a real Redis."""
+
+    def __init__(self, data: datasets.Dataset, store, settings: Settings, epochs: int) -> None:
+        self.store, self.settings, self.epochs = store, settings, epochs
+        self.dataset_id, self.validation_split = upload(data, settings)
+        self.per_epoch = math.ceil(len(data.x_train) / BATCH)
+        self.base = {"model": {"architecture": "seed_cnn"}, "dataset": {"id": self.dataset_id},
+                     "optimizer": {"name": "sgd", "momentum": 0.9}, "batch_size": BATCH,
+                     "validation_split": self.validation_split}
+
+    def _reporter(self) -> JobReporter:
+        return JobReporter(self.store, self.store.create("benchmark", {}), "bench", self.settings)
+
+    def range_test(self) -> dict:
+        spec = RangeTestSpec.model_validate(self.base | {"start_lr": 1e-4, "end_lr": 1.0, "epochs": 8, "seed": 0})
+        with self._reporter() as reporter:
+            return jobs.run_range_test(spec, reporter, self.settings)["suggested_bounds"]
+
+    def train(self, clr: dict, seed: int, bounds: tuple[float, float] | None = None) -> list[float]:
+        """Test accuracy after each epoch."""
+        spec = TrainingSpec.model_validate(self.base | {"epochs": self.epochs, "seed": seed, "clr": clr})
+        with self._reporter() as reporter:
+            result, _ = jobs.run_training(spec, bounds, reporter, self.settings)
+        return result["history"]["val_accuracy"]
+
+    def fixed(self, lr: float, seed: int) -> list[float]:
+        """A fixed LR through the same path: a cycle whose bounds differ by one part in 10^9."""
+        return self.train({"base_lr": lr, "max_lr": lr * (1 + 1e-9), "step_size": 1}, seed)
+
+    def cyclical(self, policy: str, bounds: tuple[float, float], seed: int) -> list[float]:
+        total = self.epochs * self.per_epoch
+        clr = {"step_size": 4 * self.per_epoch, "mode": policy}
+        if policy == "exp_range":
+            clr["gamma"] = 0.1 ** (1 / total)  # the amplitude decays to a tenth by the end
+        return self.train(clr | {"base_lr": bounds[0], "max_lr": bounds[1]}, seed)
+
+
+def iterations_to_reach(curve: list[float], target: float, per_epoch: int) -> int | None:
+    reached = next((epoch for epoch, accuracy in enumerate(curve, 1) if accuracy >= target), None)
+    return None if reached is None else reached * per_epoch
+
+
+def run(name: str, data: datasets.Dataset, store, settings: Settings, epochs: int, seeds: range,
+        axes) -> list[list[object]]:
+    experiment = Experiment(data, store, settings, epochs)
+    suggested = experiment.range_test()
+    bounds = (suggested["min_lr"], suggested["max_lr"])
+    print(f"{name}: suggested bounds {bounds[0]:.3g} .. {bounds[1]:.3g}", flush=True)
+    fixed = {lr: [experiment.fixed(lr, seed) for seed in seeds] for lr in FIXED_GRID}
+    best_lr = max(fixed, key=lambda lr: statistics.mean(curve[-1] for curve in fixed[lr]))
+    curves = {f"fixed {best_lr:g}": fixed[best_lr]}
+    curves |= {policy: [experiment.cyclical(policy, bounds, seed) for seed in seeds] for policy in POLICIES}
+    target = statistics.mean(curve[-1] for curve in fixed[best_lr])
+    rows = []
+    for policy, runs in curves.items():
+        finals = [curve[-1] for curve in runs]
+        reach = [iterations_to_reach(curve, target, experiment.per_epoch) for curve in runs]
+        reached = sorted(value for value in reach if value is not None)
+        lr = f"{best_lr:g}" if policy.startswith("fixed") else f"{bounds[0]:.3g}-{bounds[1]:.3g}"
+        rows.append([name, policy, lr, f"{statistics.mean(finals):.4f} ± {statistics.stdev(finals):.4f}",
+                     f"{statistics.median(reached):,.0f}" if reached else "not reached", f"{len(reached)}/{len(seeds)}"])
+        iterations = np.arange(1, epochs + 1) * experiment.per_epoch
+        axes.plot(iterations, np.mean(runs, axis=0), label=policy)
+    axes.axhline(target, color="0.5", linestyle=":", label="fixed-LR final")
+    axes.set(title=name, xlabel="iteration", ylabel=f"test accuracy (mean of {len(seeds)} seeds)")
+    axes.legend()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--epochs", type=int, default=24)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--plot", type=Path, default=Path("docs/table1.png"))
+    args = parser.parse_args()
+    figure = Figure(figsize=(12, 4.5))
+    with tempfile.TemporaryDirectory() as directory, redis_store() as (store, _):
+        settings = Settings(data_dir=Path(directory))
+        seeds = range(args.seeds)
+        rows = run("digits", datasets.digits(), store, settings, args.epochs, seeds, figure.add_subplot(1, 2, 1))
+        rows += run("digits, 400 samples, 25% noisy labels", harder_digits(), store, settings, args.epochs, seeds,
+                    figure.add_subplot(1, 2, 2))
+    print()
+    print(table(["data", "policy", "LR", f"final test accuracy ({args.seeds} seeds)",
+                 "iterations to reach fixed-LR final (median)", "runs reaching it"], rows))
+    FigureCanvasAgg(figure)
+    figure.tight_layout()
+    args.plot.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(args.plot, dpi=100)
+    print(f"\nPlot: {args.plot}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Each benchmark starts and prints its table (tiny sizes: this proves they run, it measures nothing)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def run_module(*args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_overhead_benchmark_prints_its_ratios():
+    out = run_module("bench.overhead", "--repetitions", "1", "--scale", "0.02")
+    assert "ours / baseline" in out and "anchor / baseline" in out
+    assert out.count("| MLP (64 hidden) |") >= 1 and out.count("| seed CNN |") >= 1
+
+
+def test_store_benchmark_prints_its_figures():
+    out = run_module("bench.store", "--points", "20000", "--requests", "5", "--repetitions", "1")
+    assert "bytes per point" in out and "points/s" in out and "curves?max_points=2000" in out
+
+
+def test_table1_benchmark_prints_its_table_and_plot(tmp_path):
+    plot = tmp_path / "table1.png"
+    out = run_module("bench.table1", "--epochs", "2", "--seeds", "2", "--plot", str(plot))
+    for policy in ("fixed", "triangular2", "exp_range"):
+        assert f"| {policy}" in out
+    assert plot.read_bytes().startswith(b"\x89PNG")
