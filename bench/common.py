@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import statistics
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from api.stack import free_port, start_redis, stop
 from worker.store import JobStore
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -26,16 +27,14 @@ def redis_store() -> Iterator[tuple[JobStore, str]]:
             stop([process])
 
 
-def interleaved_medians(variants: dict[str, Callable[[], object]], repetitions: int) -> dict[str, float]:
-    """Median seconds of each variant, the variants run in rotating order within each repetition."""
+def interleaved_runs(variants: dict[str, Callable[[], T]], repetitions: int) -> dict[str, list[T]]:
+    """Each variant's results, the variants run in rotating order within each repetition."""
     names = list(variants)
-    times: dict[str, list[float]] = {name: [] for name in names}
+    results: dict[str, list[T]] = {name: [] for name in names}
     for repetition in range(repetitions):
         for name in names[repetition % len(names):] + names[: repetition % len(names)]:
-            start = time.perf_counter()
-            variants[name]()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+            results[name].append(variants[name]())
+    return results
 
 
 def table(header: list[str], rows: list[list[object]]) -> str:

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 
 from api.stack import free_port, start_api, stop
-from bench.common import interleaved_medians, redis_store, table
+from bench.common import interleaved_runs, redis_store, table
 from worker.reporting import JobReporter
 from worker.settings import Settings
 from worker.store import JobStore
@@ -76,9 +76,8 @@ def http_reads(store: JobStore, redis_url: str, job_id: str, points: int, reques
 
 def versus_mlflow(store: JobStore, mlflow_python: str, points: int, repetitions: int) -> list[list[object]]:
     lrs, losses = random_curve(points)
-    runs: dict[str, list] = {"ours": [], "mlflow": []}
 
-    def ours() -> None:
+    def ours() -> dict[str, float]:
         job_id = store.create("training", TRAINING_SPEC)
         start = time.perf_counter()
         for first in range(0, points, 500):
@@ -87,15 +86,16 @@ def versus_mlflow(store: JobStore, mlflow_python: str, points: int, repetitions:
         start = time.perf_counter()
         assert len(store.curve(job_id).losses) == points
         read = time.perf_counter() - start
-        runs["ours"].append({"write_s": write, "read_s": read, "bytes": store.curve_bytes(job_id)})
+        size = store.curve_bytes(job_id)
         store.delete(job_id)
+        return {"write_s": write, "read_s": read, "bytes": size}
 
-    def mlflow() -> None:
+    def mlflow() -> dict[str, float]:
         script = Path(__file__).with_name("mlflow_store.py")
         out = subprocess.run([mlflow_python, str(script), str(points)], capture_output=True, text=True, check=True)
-        runs["mlflow"].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        return json.loads(out.stdout.strip().splitlines()[-1])
 
-    interleaved_medians({"ours": ours, "mlflow": mlflow}, repetitions)
+    runs = interleaved_runs({"ours": ours, "mlflow": mlflow}, repetitions)
     median = {side: {key: statistics.median(run[key] for run in values) for key in values[0]}
               for side, values in runs.items()}
     return [

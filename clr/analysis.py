@@ -144,22 +144,22 @@ def suggest_bounds(
 
 
 def downsample_indices(values: npt.ArrayLike, max_points: int, keep: tuple[int, ...] = ()) -> npt.NDArray[np.int64]:
-    """Indices of at most about `max_points` points that keep each bucket's min and max, the ends and `keep`.
-
-    Non-finite values are kept too: a divergence is what a range-test plot is about.
-    """
-    data = np.asarray(values, dtype=np.float64)
+    """Indices of at most `max_points` points that keep each bucket's min and max, the ends, `keep` and the first
+    non-finite value: the spikes and the divergence are what a range-test plot is about."""
+    data = np.asarray(values)
     n = len(data)
-    if max_points < 4:
-        raise ValueError(f"Argument `max_points` must be >= 4. Received: max_points={max_points!r}")
+    if max_points < 4 + len(keep):
+        raise ValueError(f"Argument `max_points` must be >= {4 + len(keep)}. Received: max_points={max_points!r}")
     if n <= max_points:
         return np.arange(n)
-    buckets = max(1, (max_points - 2 - len(keep)) // 2)
-    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
-    finite = np.where(np.isfinite(data), data, np.nan)
-    chosen = [0, n - 1, *keep, *np.flatnonzero(~np.isfinite(data))[:1]]
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        chunk = finite[lo:hi]
-        if hi > lo and not np.all(np.isnan(chunk)):
-            chosen += [lo + int(np.nanargmin(chunk)), lo + int(np.nanargmax(chunk))]
-    return np.unique(np.asarray(chosen, dtype=np.int64))
+    buckets = (max_points - 3 - len(keep)) // 2
+    size = -(-n // buckets)
+    finite = np.isfinite(data)
+    padding = buckets * size - n
+    lows = np.pad(np.where(finite, data, np.inf), (0, padding), constant_values=np.inf).reshape(buckets, size)
+    highs = np.pad(np.where(finite, data, -np.inf), (0, padding), constant_values=-np.inf).reshape(buckets, size)
+    starts = np.arange(buckets) * size
+    lowest, highest = starts + lows.argmin(axis=1), starts + highs.argmax(axis=1)
+    has_finite = np.isfinite(lows.min(axis=1))
+    chosen = [np.array([0, n - 1, *keep]), np.flatnonzero(~finite)[:1], lowest[has_finite], highest[has_finite]]
+    return np.unique(np.concatenate(chosen).astype(np.int64))

@@ -53,6 +53,9 @@ class CyclicLR(IterationRecorder):
     def on_train_batch_begin(self, batch, logs=None):
         _set_float_lr(self.model.optimizer, self.schedule(self.clr_iterations))
 
+    def on_train_batch_end(self, batch, logs=None):
+        self.poll()
+
     def on_iterations(self, iterations, lrs, losses):
         ours = np.arange(self.clr_iterations, self.clr_iterations + len(iterations))
         self.history["iterations"].extend(ours.tolist())
@@ -101,6 +104,9 @@ class LRFinder(IterationRecorder):
 
     def on_train_batch_begin(self, batch, logs=None):
         _set_float_lr(self.model.optimizer, float(self.sweep_lrs[len(self.losses)]))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.poll()
 
     def on_iterations(self, iterations, lrs, losses):
         for loss in losses.tolist():

@@ -1,29 +1,42 @@
-"""In-graph recording of every iteration's learning rate and true per-batch loss.
+"""In-graph recording of every iteration's learning rate and true per-batch loss (TensorFlow backend).
 
 Keras's `logs["loss"]` in batch callbacks is the running mean since the start of the epoch, and with
-`steps_per_execution = k` batch callbacks fire every k steps only. `IterationRecorder` instead writes each training
-step's own loss and LR into a ring buffer of k slots inside the compiled train step, and hands the new points to
-`on_iterations` after every execution: every iteration, at the speed of the compiled loop.
+`steps_per_execution = k` batch callbacks fire every k steps only. `IterationRecorder` instead has each training
+step write its iteration, LR and own loss into a ring buffer inside the compiled train step; `poll()` hands the
+points written since the last poll to `on_iterations`, in order. Each slot carries its iteration number, so a poll
+from another thread while training runs takes exactly the steps that are complete.
 """
 
 from __future__ import annotations
 
+import threading
+
 import keras
 import numpy as np
-from keras import ops
+import tensorflow as tf
+
+CAPACITY = 2**16  # slots: far more steps than run between two polls
+
+
+class RecorderOverrun(RuntimeError):
+    """More steps ran between two polls than the ring buffer holds."""
 
 
 class IterationRecorder(keras.callbacks.Callback):
-    """Base callback: override `on_iterations(iterations, lrs, losses)` to receive every training step."""
+    """Base callback: override `on_iterations(iterations, lrs, losses)`; call `poll()` when points are wanted.
+
+    Subclasses that need the points after every execution call `poll()` from `on_train_batch_end`; those that can
+    wait poll from another thread, and keep Keras's batch-end dispatch asynchronous. `on_train_end` polls last.
+    """
 
     def on_iterations(self, iterations: np.ndarray, lrs: np.ndarray, losses: np.ndarray) -> None:
-        """Called after each execution with the steps it ran (global optimizer iterations), in order."""
+        """Called with the steps completed since the last poll (global optimizer iterations), in order."""
 
     def on_train_begin(self, logs=None):
         model = self.model
-        capacity = max(1, int(model.steps_per_execution))
-        self._buffer = keras.Variable(np.zeros((capacity, 2), np.float32), trainable=False, name="iteration_buffer")
-        self._seen = int(model.optimizer.iterations.numpy())
+        self._lock = threading.Lock()
+        self._buffer = tf.Variable(np.full((CAPACITY, 3), -1.0), trainable=False, name="iteration_buffer")
+        self._next = int(model.optimizer.iterations.numpy())
         self._unwrapped_compute_loss = model.__dict__.get("compute_loss")
         model.compute_loss = self._recording_compute_loss(model.compute_loss)
         model.make_train_function(force=True)
@@ -33,24 +46,36 @@ class IterationRecorder(keras.callbacks.Callback):
 
         def recording_compute_loss(x=None, y=None, y_pred=None, sample_weight=None, training=True):
             loss = compute_loss(x, y, y_pred, sample_weight, training=training)
-            if training:
-                slot = ops.mod(ops.cast(optimizer.iterations, "int32"), buffer.shape[0])
-                point = ops.stack([ops.cast(optimizer.learning_rate, "float32"), ops.cast(loss, "float32")])
-                buffer.assign(ops.scatter_update(buffer, ops.reshape(slot, (1, 1)), ops.reshape(point, (1, 2))))
-            return loss
+            if not training:
+                return loss
+            iteration = tf.cast(tf.convert_to_tensor(optimizer.iterations), tf.int64)
+            row = tf.stack([tf.cast(iteration, tf.float64), tf.cast(optimizer.learning_rate, tf.float64),
+                            tf.cast(loss, tf.float64)])
+            write = buffer.scatter_nd_update(tf.reshape(iteration % CAPACITY, (1, 1)), tf.reshape(row, (1, 3)))
+            with tf.control_dependencies([write]):
+                return tf.identity(loss)
 
         return recording_compute_loss
 
-    def on_train_batch_end(self, batch, logs=None):
-        done = int(self.model.optimizer.iterations.numpy())
-        if done == self._seen:
-            return
-        iterations = np.arange(self._seen, done)
-        points = self._buffer.numpy()[iterations % self._buffer.shape[0]].astype(np.float64)
-        self._seen = done
-        self.on_iterations(iterations, points[:, 0], points[:, 1])
+    def poll(self) -> int:
+        """Hand the steps completed since the last poll to `on_iterations`; return how many there were."""
+        with self._lock:
+            pending = int(self.model.optimizer.iterations.numpy()) - self._next
+            if pending <= 0:
+                return 0
+            if pending > CAPACITY:
+                raise RecorderOverrun(f"{pending} steps ran between two polls; the recorder holds {CAPACITY}")
+            expected = self._next + np.arange(pending)
+            rows = tf.gather(self._buffer, expected % CAPACITY).numpy()
+            complete = rows[:, 0] == expected
+            count = pending if complete.all() else int(np.argmin(complete))
+            if count:
+                self._next += count
+                self.on_iterations(expected[:count], rows[:count, 1], rows[:count, 2])
+            return count
 
     def on_train_end(self, logs=None):
+        self.poll()
         model = self.model
         del model.compute_loss
         if self._unwrapped_compute_loss is not None:

@@ -23,7 +23,7 @@ class JobError(Exception):
 
 
 class StreamsToJob:
-    """Mixin for an `IterationRecorder`: streams each execution's points to the job and stops on cancel."""
+    """Mixin for an `IterationRecorder`: streams the points it polls to the job and stops training on cancel."""
 
     def __init__(self, reporter: JobReporter, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -45,9 +45,18 @@ class RangeTestStream(StreamsToJob, LRFinder):
 
 
 class TrainingStream(StreamsToJob, IterationRecorder):
-    """Streams to the job and stops at the first non-finite loss, remembering where."""
+    """Polled by the reporter's thread, so Keras keeps dispatching batch ends asynchronously; stops training at
+    the first non-finite loss, remembering where."""
 
     divergence: tuple[int, float] | None = None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.reporter.watch(self.poll)
+
+    def on_train_end(self, logs=None):
+        self.reporter.unwatch(self.poll)
+        super().on_train_end(logs)
 
     def on_iterations(self, iterations, lrs, losses):
         super().on_iterations(iterations, lrs, losses)
@@ -149,11 +158,12 @@ def run_range_test(spec: RangeTestSpec, reporter: JobReporter, settings: Setting
     return result
 
 
-def train_recorded(model: keras.Model, data: Split, batch_size: int, epochs: int, reporter: JobReporter) -> TrainingStream:
+def train_recorded(model: keras.Model, data: Split, batch_size: int, epochs: int, reporter: JobReporter,
+                   extra_callbacks: tuple = ()) -> TrainingStream:
     """The worker's training loop: `fit` with every iteration streamed to the job through `reporter`."""
     stream = TrainingStream(reporter=reporter)
     model.fit(data.x, data.y, batch_size=batch_size, epochs=epochs, validation_data=data.validation,
-              callbacks=[stream], verbose=0)
+              callbacks=[stream, *extra_callbacks], verbose=0)
     return stream
 
 

@@ -1,5 +1,5 @@
-"""A job's reporter: a background thread that streams curves, progress and heartbeats to Redis and watches for
-a cancel, so the training thread only appends to a list."""
+"""A job's reporter: a background thread that polls the in-graph recorder, streams curves, progress and
+heartbeats to Redis and watches for a cancel, so the training thread does no reporting work at all."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ class JobReporter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"reporter-{job_id}", daemon=True)
         self._cancel_seen_at: float | None = None
+        self._sources: list[Callable[[], int]] = []
 
     def __enter__(self) -> JobReporter:
         self._thread.start()
@@ -48,8 +50,16 @@ class JobReporter:
         self._thread.join()
         self.flush()
 
+    def watch(self, poll: Callable[[], int]) -> None:
+        """Call `poll` before each flush (an `IterationRecorder.poll` that pushes here)."""
+        self._sources.append(poll)
+
+    def unwatch(self, poll: Callable[[], int]) -> None:
+        """Stop calling `poll`."""
+        self._sources.remove(poll)
+
     def push(self, iterations: np.ndarray, lrs: np.ndarray, losses: np.ndarray) -> None:
-        """Queue one execution's points (called on the training thread)."""
+        """Queue points of consecutive iterations."""
         with self._lock:
             self._pending.append((lrs, losses))
             self._progress["iteration"] = int(iterations[-1]) + 1
@@ -87,6 +97,8 @@ class JobReporter:
     def _run(self) -> None:
         while not self._stop.wait(self.settings.flush_interval_s):
             try:
+                for poll in list(self._sources):
+                    poll()
                 self.flush()
                 self._watch_cancel()
             except Exception:  # a Redis hiccup must not kill the job; the next flush retries

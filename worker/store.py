@@ -78,7 +78,7 @@ class Claim:
 
 @dataclass(frozen=True)
 class Curve:
-    """Per-iteration columns of a job's curve."""
+    """Per-iteration columns of a job's curve (float32, as stored)."""
 
     iterations: np.ndarray
     lrs: np.ndarray
@@ -212,11 +212,7 @@ class JobStore:
         """The curve from iteration `since` on."""
         raw = self.redis.getrange(self._curve_key(job_id), since * POINT.itemsize, -1) if since >= 0 else b""
         points = np.frombuffer(raw[: len(raw) - len(raw) % POINT.itemsize], POINT)
-        return Curve(
-            np.arange(since, since + len(points)),
-            points["lr"].astype(np.float64),
-            points["loss"].astype(np.float64),
-        )
+        return Curve(np.arange(since, since + len(points)), points["lr"], points["loss"])
 
     def curve_bytes(self, job_id: str) -> int | None:
         """Memory Redis uses for the curve (`MEMORY USAGE`)."""

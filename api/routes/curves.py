@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -17,9 +18,12 @@ router = APIRouter(tags=["curves"])
 PLOT_POINTS = 4000
 
 
-def _column(values: np.ndarray) -> list[float | None]:
+def _json_column(values: np.ndarray) -> list[float | None]:
     """JSON has no NaN or inf: non-finite values are sent as null."""
-    return [float(v) if np.isfinite(v) else None for v in values.tolist()]
+    items = values.tolist()
+    for index in np.flatnonzero(~np.isfinite(values)):
+        items[index] = None
+    return items
 
 
 def _columns(job: dict[str, Any], store: StoreDep, since: int, max_points: int | None) -> dict[str, np.ndarray]:
@@ -46,7 +50,7 @@ def get_curves(
     since: Annotated[int, Query(ge=0, description="Only iterations >= since")] = 0,
     max_points: Annotated[int | None, Query(ge=4, le=1_000_000, description="Downsample keeping spikes")] = None,
     format: Literal["json", "csv"] = "json",
-) -> dict[str, Any] | Response:
+) -> Response:
     """The LR and true loss of every iteration (+ smoothed loss for range tests, + per-epoch metrics)."""
     columns = _columns(job, store, since, max_points)
     if format == "csv":
@@ -55,10 +59,9 @@ def get_curves(
         writer.writerow(columns)
         writer.writerows(zip(*(values.tolist() for values in columns.values()), strict=True))
         return Response(out.getvalue(), media_type="text/csv")
-    body: dict[str, Any] = {name: _column(values) for name, values in columns.items()}
-    body["iteration"] = columns["iteration"].tolist()
+    body: dict[str, Any] = {name: _json_column(values) for name, values in columns.items()}
     body["epochs"] = job["epoch_history"] or []
-    return body
+    return Response(json.dumps(body, allow_nan=False), media_type="application/json")
 
 
 @router.get("/jobs/{job_id}/plot.png", response_class=Response, responses={200: {"content": {"image/png": {}}}})

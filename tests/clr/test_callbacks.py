@@ -1,4 +1,5 @@
 import itertools
+import threading
 
 import keras
 import numpy as np
@@ -159,6 +160,7 @@ class Collect(IterationRecorder):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         self.iterations, self.lrs, self.losses, self.calls = [], [], [], 0
+        self.started = True
 
     def on_iterations(self, iterations, lrs, losses):
         self.calls += 1
@@ -167,11 +169,16 @@ class Collect(IterationRecorder):
         self.losses += losses.tolist()
 
 
+class CollectEachExecution(Collect):
+    def on_train_batch_end(self, batch, logs=None):
+        self.poll()
+
+
 def test_recorder_sees_every_iteration_with_steps_per_execution(digits):
     x, y = digits
     schedule = CyclicalSchedule(1e-3, 6e-2, 9, mode="triangular2")
     model = compiled_mlp(keras.optimizers.SGD(schedule), steps_per_execution=8)
-    recorder = Collect()
+    recorder = CollectEachExecution()
     model.fit(x[:608], y[:608], batch_size=BATCH, epochs=3, callbacks=[recorder], verbose=0)  # 19 steps an epoch
     assert recorder.iterations == list(range(57))
     assert recorder.calls == 3 * 3  # 8 + 8 + 3 steps an epoch
@@ -179,3 +186,26 @@ def test_recorder_sees_every_iteration_with_steps_per_execution(digits):
     assert np.all(np.isfinite(recorder.losses))
     # After fit the model trains without the recorder's hook.
     assert "compute_loss" not in model.__dict__
+
+
+def test_polling_from_another_thread_while_training_takes_each_step_once(digits):
+    x, y = digits
+    schedule = CyclicalSchedule(1e-3, 6e-2, 7, mode="exp_range", gamma=0.99)
+    model = compiled_mlp(keras.optimizers.SGD(schedule), steps_per_execution=4)
+    recorder, stop = Collect(), threading.Event()
+
+    def poll_until_stopped():
+        while not stop.wait(0.001):
+            if getattr(recorder, "started", False):
+                recorder.poll()
+
+    poller = threading.Thread(target=poll_until_stopped)
+    poller.start()
+    try:
+        model.fit(x, y, batch_size=8, epochs=2, callbacks=[recorder], verbose=0)
+    finally:
+        stop.set()
+        poller.join()
+    assert recorder.iterations == list(range(160))
+    assert recorder.calls > 2  # most points arrived while training ran
+    np.testing.assert_allclose(recorder.lrs, cyclical_lr(1e-3, 6e-2, 7, "exp_range", 0.99)(np.arange(160)), rtol=1e-6)
