@@ -9,28 +9,17 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-RANGE_TEST = {
-    "model": {"architecture": "seed_cnn"},
-    "dataset": {"name": "digits"},
-    "optimizer": {"name": "sgd", "momentum": 0.9},
-    "batch_size": 32,
-    "start_lr": 0.0001,
-    "end_lr": 1.0,
-    "epochs": 8,
-    "seed": 0,
-}
+from api.routes.jobs import RANGE_TEST_EXAMPLE
+
+RANGE_TEST = RANGE_TEST_EXAMPLE | {"batch_size": 32, "epochs": 8, "seed": 0}
 
 
 def training_from(range_test_id: str, iterations_per_epoch: int) -> dict[str, Any]:
-    """A CLR training on the range test's bounds, `step_size` = 4 epochs of iterations."""
+    """A CLR training of the range test's model on its bounds, `step_size` = 4 epochs of iterations."""
     return {
-        "model": {"architecture": "seed_cnn"},
-        "dataset": {"name": "digits"},
-        "optimizer": {"name": "sgd", "momentum": 0.9},
-        "batch_size": 32,
+        **{key: RANGE_TEST[key] for key in ("model", "dataset", "optimizer", "batch_size", "seed")},
         "epochs": 8,
         "validation_split": 0.1,
-        "seed": 0,
         "range_test_id": range_test_id,
         "clr": {"step_size": 4 * iterations_per_epoch, "mode": "triangular"},
     }

@@ -132,12 +132,12 @@ def main() -> None:
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the default number of steps")
     args = parser.parse_args()
-    mlp_data = synthetic_images(max(64, int(9_600 * args.scale)), (28, 28, 1))
-    cnn_data = synthetic_images(max(64, int(1_920 * args.scale)), (28, 28, 1))
+    mlp_data = synthetic_images(max(64, int(6_400 * args.scale)), (28, 28, 1))
+    cnn_data = synthetic_images(max(64, int(640 * args.scale)), (28, 28, 1))
     rows = []
     with redis_store() as (store, _):
         rows += measure("MLP (64 hidden)", Bench(models.mlp, mlp_data, 4, store), args.repetitions)
-        rows += measure("seed CNN", Bench(models.seed_cnn, cnn_data, 3, store), args.repetitions)
+        rows += measure("seed CNN", Bench(models.seed_cnn, cnn_data, 4, store), args.repetitions)
     print()
     print(table(["model", "steps_per_execution", "steps timed", "baseline s (median)", "ours / baseline",
                  "anchor / baseline", "ours: iterations recorded", "anchor: batch callbacks seen"], rows))

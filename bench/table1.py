@@ -25,7 +25,6 @@ from worker import jobs  # noqa: E402
 from worker.reporting import JobReporter  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 
-BATCH = 32
 FIXED_GRID = (0.003, 0.01, 0.03, 0.1)
 POLICIES = ("triangular", "triangular2", "exp_range")
 
@@ -56,12 +55,12 @@ def upload(data: datasets.Dataset, settings: Settings) -> tuple[str, float]:
 class Experiment:
     """Range test and trainings on one dataset through `worker.jobs`, reporting to a real Redis."""
 
-    def __init__(self, data: datasets.Dataset, store, settings: Settings, epochs: int) -> None:
-        self.store, self.settings, self.epochs = store, settings, epochs
+    def __init__(self, data: datasets.Dataset, store, settings: Settings, args: argparse.Namespace) -> None:
+        self.store, self.settings, self.epochs, self.step_epochs = store, settings, args.epochs, args.step_epochs
         self.dataset_id, self.validation_split = upload(data, settings)
-        self.per_epoch = math.ceil(len(data.x_train) / BATCH)
-        self.base = {"model": {"architecture": "seed_cnn"}, "dataset": {"id": self.dataset_id},
-                     "optimizer": {"name": "sgd", "momentum": 0.9}, "batch_size": BATCH,
+        self.per_epoch = math.ceil(len(data.x_train) / args.batch_size)
+        self.base = {"model": {"architecture": args.architecture}, "dataset": {"id": self.dataset_id},
+                     "optimizer": {"name": "sgd", "momentum": 0.9}, "batch_size": args.batch_size,
                      "validation_split": self.validation_split}
 
     def _reporter(self) -> JobReporter:
@@ -85,7 +84,7 @@ class Experiment:
 
     def cyclical(self, policy: str, bounds: tuple[float, float], seed: int) -> list[float]:
         total = self.epochs * self.per_epoch
-        clr = {"step_size": 4 * self.per_epoch, "mode": policy}
+        clr = {"step_size": self.step_epochs * self.per_epoch, "mode": policy}
         if policy == "exp_range":
             clr["gamma"] = 0.1 ** (1 / total)  # the amplitude decays to a tenth by the end
         return self.train(clr | {"base_lr": bounds[0], "max_lr": bounds[1]}, seed)
@@ -96,9 +95,10 @@ def iterations_to_reach(curve: list[float], target: float, per_epoch: int) -> in
     return None if reached is None else reached * per_epoch
 
 
-def run(name: str, data: datasets.Dataset, store, settings: Settings, epochs: int, seeds: range,
+def run(name: str, data: datasets.Dataset, store, settings: Settings, args: argparse.Namespace,
         axes) -> list[list[object]]:
-    experiment = Experiment(data, store, settings, epochs)
+    epochs, seeds = args.epochs, range(args.seeds)
+    experiment = Experiment(data, store, settings, args)
     suggested = experiment.range_test()
     bounds = (suggested["min_lr"], suggested["max_lr"])
     print(f"{name}: suggested bounds {bounds[0]:.3g} .. {bounds[1]:.3g}", flush=True)
@@ -125,18 +125,23 @@ def run(name: str, data: datasets.Dataset, store, settings: Settings, epochs: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--epochs", type=int, default=24)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--step-epochs", type=int, default=2, help="step_size in epochs (half a cycle)")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--plot", type=Path, default=Path("docs/table1.png"))
+    parser.add_argument("--architecture", choices=("mlp", "seed_cnn"), default="mlp")
+    parser.add_argument("--plot", type=Path, help="default: docs/table1-ARCHITECTURE.png")
     args = parser.parse_args()
+    args.plot = args.plot or Path(f"docs/table1-{args.architecture}.png")
     figure = Figure(figsize=(12, 4.5))
     with tempfile.TemporaryDirectory() as directory, redis_store() as (store, _):
         settings = Settings(data_dir=Path(directory))
-        seeds = range(args.seeds)
-        rows = run("digits", datasets.digits(), store, settings, args.epochs, seeds, figure.add_subplot(1, 2, 1))
-        rows += run("digits, 400 samples, 25% noisy labels", harder_digits(), store, settings, args.epochs, seeds,
+        rows = run("digits", datasets.digits(), store, settings, args, figure.add_subplot(1, 2, 1))
+        rows += run("digits, 400 samples, 25% noisy labels", harder_digits(), store, settings, args,
                     figure.add_subplot(1, 2, 2))
     print()
+    print(f"{args.architecture}, SGD momentum 0.9, batch {args.batch_size}, {args.epochs} epochs, "
+          f"step_size {args.step_epochs} epochs")
     print(table(["data", "policy", "LR", f"final test accuracy ({args.seeds} seeds)",
                  "iterations to reach fixed-LR final (median)", "runs reaching it"], rows))
     FigureCanvasAgg(figure)

@@ -2,9 +2,11 @@
 
 Keras's `logs["loss"]` in batch callbacks is the running mean since the start of the epoch, and with
 `steps_per_execution = k` batch callbacks fire every k steps only. `IterationRecorder` instead has each training
-step write its iteration, LR and own loss into a ring buffer inside the compiled train step; `poll()` hands the
-points written since the last poll to `on_iterations`, in order. Each slot carries its iteration number, so a poll
-from another thread while training runs takes exactly the steps that are complete.
+step write its iteration and own loss (and, for a float LR, the LR) into a ring buffer inside the compiled train
+step; `poll()` hands the points written since the last poll to `on_iterations`, in order. Each slot carries its
+iteration number, so a poll from another thread while training runs takes exactly the steps that are complete.
+An LR from a `LearningRateSchedule` is a function of the iteration: it is evaluated for the polled iterations at
+once instead of a second time inside every step.
 """
 
 from __future__ import annotations
@@ -42,20 +44,24 @@ class IterationRecorder(keras.callbacks.Callback):
         model.make_train_function(force=True)
 
     def _recording_compute_loss(self, compute_loss):
-        buffer, optimizer = self._buffer, self.model.optimizer
+        buffer, optimizer, schedule = self._buffer, self.model.optimizer, self._schedule()
 
         def recording_compute_loss(x=None, y=None, y_pred=None, sample_weight=None, training=True):
             loss = compute_loss(x, y, y_pred, sample_weight, training=training)
             if not training:
                 return loss
             iteration = tf.cast(tf.convert_to_tensor(optimizer.iterations), tf.int64)
-            row = tf.stack([tf.cast(iteration, tf.float64), tf.cast(optimizer.learning_rate, tf.float64),
-                            tf.cast(loss, tf.float64)])
+            lr = tf.constant(np.nan, tf.float64) if schedule else tf.cast(optimizer.learning_rate, tf.float64)
+            row = tf.stack([tf.cast(iteration, tf.float64), lr, tf.cast(loss, tf.float64)])
             write = buffer.scatter_nd_update(tf.reshape(iteration % CAPACITY, (1, 1)), tf.reshape(row, (1, 3)))
             with tf.control_dependencies([write]):
                 return tf.identity(loss)
 
         return recording_compute_loss
+
+    def _schedule(self) -> keras.optimizers.schedules.LearningRateSchedule | None:
+        learning_rate = self.model.optimizer._learning_rate
+        return learning_rate if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule) else None
 
     def poll(self) -> int:
         """Hand the steps completed since the last poll to `on_iterations`; return how many there were."""
@@ -71,7 +77,10 @@ class IterationRecorder(keras.callbacks.Callback):
             count = pending if complete.all() else int(np.argmin(complete))
             if count:
                 self._next += count
-                self.on_iterations(expected[:count], rows[:count, 1], rows[:count, 2])
+                iterations, lrs = expected[:count], rows[:count, 1]
+                if schedule := self._schedule():
+                    lrs = keras.ops.convert_to_numpy(schedule(iterations)).astype(np.float64)
+                self.on_iterations(iterations, lrs, rows[:count, 2])
             return count
 
     def on_train_end(self, logs=None):

@@ -8,20 +8,12 @@ import signal
 import numpy as np
 import pytest
 
+from api.routes.jobs import RANGE_TEST_EXAMPLE, TRAINING_EXAMPLES
 from clr.schedules import cyclical_lr, range_sweep
 from tests.helpers import wait_for_state, wait_until
 
 pytestmark = pytest.mark.slow
 
-RANGE_TEST = {
-    "model": {"architecture": "seed_cnn"},
-    "dataset": {"name": "digits"},
-    "optimizer": {"name": "sgd", "momentum": 0.9},
-    "batch_size": 50,
-    "start_lr": 0.0001,
-    "end_lr": 1.0,
-    "epochs": 3,
-}
 DIGITS_TRAIN = 1437  # scikit-learn's 1,797 digits less the 20% test split
 
 
@@ -39,7 +31,7 @@ def mlp_training(epochs: int, batch_size: int = 32, **clr) -> dict:
 
 @pytest.fixture(scope="module")
 def range_test(client):
-    job = client.post("/range-tests", json=RANGE_TEST)
+    job = client.post("/range-tests", json=RANGE_TEST_EXAMPLE)
     assert job.status_code == 202, job.text
     assert job.json()["state"] == "queued" and job.json()["kind"] == "range_test"
     return wait_for_state(client, job.json()["id"], {"succeeded", "failed"})
@@ -81,10 +73,7 @@ def test_curves_since_max_points_and_csv(client, range_test):
 
 
 def test_training_with_the_range_test_bounds_follows_the_schedule(client, range_test):
-    body = {
-        "model": {"architecture": "mlp"}, "dataset": {"name": "digits"}, "optimizer": {"name": "adam"},
-        "batch_size": 32, "epochs": 2, "range_test_id": range_test["id"], "clr": {"step_size": 100, "mode": "triangular2"},
-    }
+    body = TRAINING_EXAMPLES["range_test"]["value"] | {"range_test_id": range_test["id"]}
     job = wait_for_state(client, client.post("/trainings", json=body).json()["id"], {"succeeded", "failed"})
     assert job["state"] == "succeeded", job["error"]
     bounds = range_test["result"]["suggested_bounds"]

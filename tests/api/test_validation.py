@@ -6,24 +6,10 @@ import json
 import numpy as np
 import pytest
 
-GOOD_TRAINING = {
-    "model": {"architecture": "seed_cnn"},
-    "dataset": {"name": "digits"},
-    "optimizer": {"name": "sgd"},
-    "batch_size": 50,
-    "epochs": 3,
-    "validation_split": 0.2,
-    "clr": {"base_lr": 0.0001, "max_lr": 0.01, "step_size_epochs": 2, "mode": "triangular", "shape": "linear"},
-}
-GOOD_RANGE_TEST = {
-    "model": {"architecture": "seed_cnn"},
-    "dataset": {"name": "digits"},
-    "optimizer": {"name": "sgd", "momentum": 0.9},
-    "batch_size": 50,
-    "start_lr": 0.0001,
-    "end_lr": 1.0,
-    "epochs": 3,
-}
+from api.routes.jobs import RANGE_TEST_EXAMPLE, TRAINING_EXAMPLES
+
+GOOD_TRAINING = TRAINING_EXAMPLES["bounds"]["value"]
+GOOD_RANGE_TEST = RANGE_TEST_EXAMPLE
 LAMBDA_MODEL = json.dumps({
     "module": "keras", "class_name": "Sequential", "config": {"layers": [
         {"module": "keras.layers", "class_name": "Lambda", "config": {"function": {"class_name": "__lambda__"}}}
