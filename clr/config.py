@@ -13,9 +13,8 @@ from clr.schedules import Mode, Shape, Sweep, check_clr_arguments, check_lr_rang
 
 LearningRate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 MAX_MODEL_JSON_CHARS = 1_000_000
-BuiltinDataset = Literal["digits", "mnist", "fashion_mnist", "cifar10"]
+BuiltinDataset = Literal[BUILTIN_DATASETS]
 Architecture = Literal["seed_cnn", "mlp"]
-assert set(BuiltinDataset.__args__) == set(BUILTIN_DATASETS)  # one list of built-in datasets
 
 # Layers whose config carries Python code or calls arbitrary functions: refused before any worker sees them.
 CODE_CARRYING_CLASSES = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda", "TorchModuleWrapper", "JaxLayer"})

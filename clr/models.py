@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import get_args
 
 import keras
 
-ARCHITECTURES = ("seed_cnn", "mlp")
+from clr.config import Architecture
+
+ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
 
 
 def seed_cnn(input_shape: tuple[int, ...], num_classes: int) -> keras.Model:

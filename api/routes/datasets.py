@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, UploadFile, status
 

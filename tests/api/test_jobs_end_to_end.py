@@ -117,13 +117,13 @@ def upload(client, **arrays) -> str:
 def test_a_diverging_training_fails_naming_iteration_and_lr(client):
     rng = np.random.default_rng(0)
     dataset_id = upload(client, x_train=rng.random((256, 8, 8)) * 1e18, y_train=rng.integers(0, 10, 256))
-    body = mlp_training(2, base_lr=1.0, max_lr=1e6) | {"dataset": {"id": dataset_id}}
+    body = mlp_training(100, base_lr=1.0, max_lr=1e6) | {"dataset": {"id": dataset_id}}
     job = wait_for_state(client, client.post("/trainings", json=body).json()["id"], {"succeeded", "failed"})
     assert job["state"] == "failed"
     assert "NaN or infinite at iteration" in job["error"] and "lr=" in job["error"]
     curves = client.get(f"/jobs/{job['id']}/curves").json()
     assert curves["loss"][-1] is None  # the non-finite loss is kept, sent as null
-    assert len(curves["iteration"]) < 16
+    assert len(curves["iteration"]) < 800  # stopped when the reporter saw it, long before the 100th epoch
 
 
 def test_a_model_that_does_not_fit_the_data_fails_readably(client):
