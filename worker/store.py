@@ -16,9 +16,7 @@ import numpy as np
 import redis
 
 POINT = np.dtype([("lr", "<f4"), ("loss", "<f4")])
-STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
-KINDS = ("range_test", "training")
 JSON_FIELDS = ("spec", "bounds", "warnings", "result", "epoch_history")
 INT_FIELDS = ("attempts", "iteration", "total_iterations", "epoch", "epochs")
 
