@@ -55,21 +55,25 @@ def upload(data: datasets.Dataset, settings: Settings) -> tuple[str, float]:
 class Experiment:
     """Range test and trainings on one dataset through `worker.jobs`, reporting to a real Redis."""
 
-    def __init__(self, data: datasets.Dataset, store, settings: Settings, args: argparse.Namespace) -> None:
-        self.store, self.settings, self.epochs, self.step_epochs = store, settings, args.epochs, args.step_epochs
+    def __init__(self, data: datasets.Dataset, store, settings: Settings, architecture: str, optimizer: dict,
+                 batch_size: int, epochs: int, step_epochs: int) -> None:
+        self.store, self.settings, self.epochs, self.step_epochs = store, settings, epochs, step_epochs
         self.dataset_id, self.validation_split = upload(data, settings)
-        self.per_epoch = math.ceil(len(data.x_train) / args.batch_size)
-        self.base = {"model": {"architecture": args.architecture}, "dataset": {"id": self.dataset_id},
-                     "optimizer": {"name": "sgd", "momentum": 0.9}, "batch_size": args.batch_size,
-                     "validation_split": self.validation_split}
+        self.per_epoch = math.ceil(len(data.x_train) / batch_size)
+        self.base = {"model": {"architecture": architecture}, "dataset": {"id": self.dataset_id},
+                     "optimizer": optimizer, "batch_size": batch_size, "validation_split": self.validation_split}
 
     def _reporter(self) -> JobReporter:
         return JobReporter(self.store, self.store.create("benchmark", {}), "bench", self.settings)
 
-    def range_test(self) -> dict:
-        spec = RangeTestSpec.model_validate(self.base | {"start_lr": 1e-4, "end_lr": 1.0, "epochs": 8, "seed": 0})
+    def range_test(self, start_lr: float = 1e-4, end_lr: float = 1.0, epochs: int = 8, seed: int = 0) -> dict:
+        """The range test's result: `suggested_bounds` (or a `warning`), and its curve under `lrs`/`losses`."""
+        spec = RangeTestSpec.model_validate(self.base | {"start_lr": start_lr, "end_lr": end_lr, "epochs": epochs,
+                                                         "seed": seed})
         with self._reporter() as reporter:
-            return jobs.run_range_test(spec, reporter, self.settings)["suggested_bounds"]
+            result = jobs.run_range_test(spec, reporter, self.settings)
+        curve = self.store.curve(reporter.job_id)
+        return result | {"lrs": curve.lrs, "losses": curve.losses}
 
     def train(self, clr: dict, seed: int, bounds: tuple[float, float] | None = None) -> list[float]:
         """Test accuracy after each epoch."""
@@ -98,8 +102,9 @@ def iterations_to_reach(curve: list[float], target: float, per_epoch: int) -> in
 def run(name: str, data: datasets.Dataset, store, settings: Settings, args: argparse.Namespace,
         axes) -> list[list[object]]:
     epochs, seeds = args.epochs, range(args.seeds)
-    experiment = Experiment(data, store, settings, args)
-    suggested = experiment.range_test()
+    experiment = Experiment(data, store, settings, args.architecture, {"name": "sgd", "momentum": 0.9},
+                            args.batch_size, epochs, args.step_epochs)
+    suggested = experiment.range_test()["suggested_bounds"]
     bounds = (suggested["min_lr"], suggested["max_lr"])
     print(f"{name}: suggested bounds {bounds[0]:.3g} .. {bounds[1]:.3g}", flush=True)
     fixed = {lr: [experiment.fixed(lr, seed) for seed in seeds] for lr in FIXED_GRID}

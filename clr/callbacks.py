@@ -9,7 +9,8 @@ import math
 
 import numpy as np
 
-from clr.analysis import BoundSuggestion, ExponentialSmoother, has_diverged, suggest_bounds
+from clr.analysis import ExponentialSmoother, has_diverged
+from clr.bounds import BoundSuggestion, suggest_bounds
 from clr.recording import IterationRecorder
 from clr.schedules import check_positive_lr, cyclical_lr, range_sweep
 
@@ -125,7 +126,7 @@ class LRFinder(IterationRecorder):
             variable.assign(value)
 
     def suggestion(self) -> BoundSuggestion:
-        """Suggested CLR bounds for the recorded curve (`clr.analysis.suggest_bounds`)."""
+        """Suggested CLR bounds for the recorded curve (`clr.bounds.suggest_bounds`); raises `NoSuggestion`."""
         return suggest_bounds(self.lrs, self.losses, beta=self.beta, stop_factor=self.stop_factor)
 
     def plot(self) -> bytes:

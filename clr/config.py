@@ -198,6 +198,7 @@ class TrainingSpec(JobSpec):
     epochs: int = Field(ge=1, le=10_000)
     clr: CLRRequest
     range_test_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
+    accept_low_confidence: bool = Field(False, description="Use a range test's bounds even at low confidence")
 
     @model_validator(mode="after")
     def _bounds_from_one_place(self) -> Self:

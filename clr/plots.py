@@ -10,7 +10,7 @@ import numpy.typing as npt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from clr.analysis import BoundSuggestion
+from clr.bounds import BoundSuggestion
 
 
 def _png(figure: Figure) -> bytes:
@@ -25,21 +25,36 @@ def range_test_png(
     losses: npt.ArrayLike,
     smoothed_losses: npt.ArrayLike,
     suggestion: BoundSuggestion | None = None,
+    no_suggestion: str | None = None,
 ) -> bytes:
-    """Loss and smoothed loss against the LR on a log axis, with the suggested bounds marked."""
+    """Loss and smoothed loss against the LR on a log axis, with the suggested bounds shaded, the single-LR rules
+    marked as cross-checks, and the confidence (or why there is no suggestion) in the title."""
     figure = Figure(figsize=(8, 5))
     axes = figure.add_subplot()
     axes.plot(lrs, losses, color="0.75", linewidth=0.8, label="loss per batch")
     axes.plot(lrs, smoothed_losses, color="C0", label="smoothed loss")
+    title = "Learning-rate range test"
     if suggestion is not None:
-        for lr, name, color in ((suggestion.min_lr, "min_lr", "C2"), (suggestion.max_lr, "max_lr", "C3")):
-            axes.axvline(lr, color=color, linestyle="--", label=f"{name} = {lr:.3g}")
-    finite = np.asarray(smoothed_losses, dtype=np.float64)
-    finite = finite[np.isfinite(finite)]
-    if len(finite):
-        axes.set_ylim(finite.min() - 0.05 * np.ptp(finite), min(finite.max(), 4 * finite.min()) * 1.05)
-    axes.set(xscale="log", xlabel="learning rate", ylabel="loss", title="Learning-rate range test")
-    axes.legend()
+        axes.axvspan(suggestion.min_lr, suggestion.max_lr, color="C2", alpha=0.15,
+                     label=f"suggested bounds {suggestion.min_lr:.3g} to {suggestion.max_lr:.3g}")
+        for lr, name, style in ((suggestion.valley_lr, "valley", ":"), (suggestion.steepest_lr, "steepest", "-."),
+                                (suggestion.minimum_lr, "minimum / 10", "--")):
+            axes.axvline(lr, color="0.4", linestyle=style, linewidth=1, label=f"{name} = {lr:.3g}")
+        title += f" (confidence: {suggestion.confidence})"
+        if suggestion.reasons:
+            title += "\n" + "; ".join(suggestion.reasons)
+    elif no_suggestion:
+        title += "\nno suggestion: " + no_suggestion
+    smoothed = np.asarray(smoothed_losses, dtype=np.float64)
+    smoothed = smoothed[np.isfinite(smoothed)]
+    if len(smoothed):  # from the lowest per-batch loss to a little above the plateau before the fall
+        per_batch = np.asarray(losses, dtype=np.float64)
+        low = min(smoothed.min(), np.nanmin(np.where(np.isfinite(per_batch), per_batch, np.nan)))
+        high = 1.25 * smoothed[: int(np.argmin(smoothed)) + 1].max()
+        axes.set_ylim(low - 0.05 * (high - low), high)
+    axes.set(xscale="log", xlabel="learning rate", ylabel="loss")
+    axes.set_title(title, fontsize=10, wrap=True)
+    axes.legend(fontsize=8)
     return _png(figure)
 
 

@@ -11,7 +11,8 @@ import numpy as np
 from fastapi import APIRouter, Query, Response
 
 from api.deps import JobDep, StoreDep
-from clr.analysis import BoundSuggestion, downsample_indices, finite_prefix_length, smooth
+from clr.analysis import downsample_indices, finite_prefix_length, smooth
+from clr.bounds import BoundSuggestion
 from clr.plots import range_test_png, training_png
 
 router = APIRouter(tags=["curves"])
@@ -69,9 +70,11 @@ def get_plot(job: JobDep, store: StoreDep) -> Response:
     """The range-test figure (with suggested bounds) or the training figure."""
     curve = store.curve(job["id"])
     if job["kind"] == "range_test":
-        bounds = (job["result"] or {}).get("suggested_bounds")
+        result = job["result"] or {}
+        bounds = result.get("suggested_bounds")
         smoothed = smooth(curve.losses, job["spec"]["beta"])
-        png = range_test_png(curve.lrs, curve.losses, smoothed, BoundSuggestion(**bounds) if bounds else None)
+        png = range_test_png(curve.lrs, curve.losses, smoothed, BoundSuggestion.from_dict(bounds) if bounds else None,
+                             result.get("warning"))
     else:
         chosen = downsample_indices(curve.losses, PLOT_POINTS) if len(curve.losses) > PLOT_POINTS else slice(None)
         history = job["epoch_history"] or []

@@ -57,7 +57,7 @@ def _check_dataset(dataset: DatasetSpec, store: JobStore) -> None:
         raise HTTPException(422, f"dataset.id: no uploaded dataset with id {dataset.id!r}")
 
 
-def _bounds_of(range_test_id: str, store: JobStore) -> tuple[float, float]:
+def _bounds_of(range_test_id: str, accept_low_confidence: bool, store: JobStore) -> tuple[float, float]:
     job = store.get(range_test_id)
     if job is None:
         raise HTTPException(404, f"range_test_id: no job with id {range_test_id!r}")
@@ -65,9 +65,14 @@ def _bounds_of(range_test_id: str, store: JobStore) -> tuple[float, float]:
         raise HTTPException(422, f"range_test_id: job {range_test_id!r} is a {job['kind']}, not a range test")
     if job["state"] != "succeeded":
         raise HTTPException(409, f"range_test_id: range test {range_test_id!r} is {job['state']}, not succeeded")
-    bounds = (job["result"] or {}).get("suggested_bounds")
+    result = job["result"] or {}
+    bounds = result.get("suggested_bounds")
     if not bounds:
-        raise HTTPException(409, f"range_test_id: range test {range_test_id!r} suggested no bounds")
+        raise HTTPException(409, f"range_test_id: range test {range_test_id!r} suggested no bounds: "
+                                 f"{result.get('warning', 'no reason recorded')}")
+    if bounds["confidence"] == "low" and not accept_low_confidence:
+        raise HTTPException(409, f"range_test_id: the bounds of range test {range_test_id!r} have low confidence "
+                                 f"({'; '.join(bounds['reasons'])}); set `accept_low_confidence` to use them anyway")
     return bounds["min_lr"], bounds["max_lr"]
 
 
@@ -99,7 +104,7 @@ def submit_training(
 ) -> JobView:
     """Queue a training with a cyclical learning rate."""
     _check_dataset(spec.dataset, store)
-    bounds = _bounds_of(spec.range_test_id, store) if spec.range_test_id else None
+    bounds = _bounds_of(spec.range_test_id, spec.accept_low_confidence, store) if spec.range_test_id else None
     return _enqueue("training", spec.model_dump(mode="json"), store, celery, bounds)
 
 

@@ -3,9 +3,10 @@ import io
 import numpy as np
 from matplotlib.image import imread
 
-from clr.analysis import smooth, suggest_bounds
+from bench.bounds_panel import synthetic_range_test
+from clr.analysis import smooth
+from clr.bounds import suggest_bounds
 from clr.plots import range_test_png, training_png
-from tests.clr.test_analysis import synthetic_range_test
 
 
 def size_of(png: bytes) -> tuple[int, int]:
@@ -18,7 +19,7 @@ def test_range_test_figure_is_a_png_with_and_without_bounds():
     losses[-50:] = np.nan
     height, width = size_of(range_test_png(lrs, losses, smooth(losses), suggest_bounds(lrs, losses)))
     assert width > 400 and height > 300
-    size_of(range_test_png(lrs[:10], losses[:10], smooth(losses[:10])))
+    size_of(range_test_png(lrs[:10], losses[:10], smooth(losses[:10]), no_suggestion="too short"))
 
 
 def test_training_figure_is_a_png_with_and_without_epoch_metrics():

@@ -1,0 +1,231 @@
+"""CLR bounds from a range test, measured in units of log-LR and against the curve's own noise (pure numpy).
+
+The curve is cut at its first non-finite loss and where the range test's stop rule fires, then smoothed with a
+Gaussian kernel whose width is in decades of LR (widened only where the points are too sparse), so the answer does
+not depend on how many iterations the test ran. The noise of the per-batch loss around that curve gives each
+smoothed value a standard error; a fall counts only when it is large against it. `min_lr` is where the loss has
+made the first `FALL_START` of its fall, `max_lr` where it has made `FALL_END` of it (the improvement flattens),
+and never past the point where the loss turns back up. The single-LR rules (fastai's valley, the steepest slope,
+the minimum / 10) are computed on the same curve as cross-checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from clr.analysis import finite_prefix_length, has_diverged, smooth
+
+MIN_CURVE_LENGTH = 20
+KERNEL_WIDTH_DECADES = 0.1  # standard deviation of the smoothing kernel, in decades of LR
+MIN_POINTS_PER_WIDTH = 2.5  # the kernel is widened on sparse curves until one width holds this many points
+BINS_PER_WIDTH = 8
+FALL_START, FALL_END = 0.1, 0.9  # fractions of the fall from the plateau to the lowest loss
+NOISE_FLOOR = 1e-3  # relative noise assumed at least, so a curve without noise has finite standard errors
+MIN_RELATIVE_FALL = 0.02  # a fall smaller than this fraction of the loss does not count either
+MIN_FALL_Z = 5.0  # a fall smaller than this many standard errors is noise: no suggestion
+HIGH_FALL_Z = 12.0  # below this the fall is real but weak: low confidence
+MIN_BOUND_RATIO = 3.0  # max_lr / min_lr at least
+MIN_POINTS_IN_FALL = 6  # fewer points between the bounds: low confidence
+MIN_POINTS_PER_DECADE = 10  # a sparser sweep blurs where the fall starts and ends
+RAGGED_FACTOR = 2.5  # the loss turns ragged where its roughness exceeds this multiple of the plateau's
+CROSS_CHECK_FACTOR = 10.0  # valley further than this outside [min_lr, max_lr]: the rules disagree
+
+Confidence = Literal["high", "medium", "low"]
+
+
+class NoSuggestion(ValueError):
+    """The curve does not support a suggestion; the message says what to change in the range test."""
+
+
+@dataclass(frozen=True)
+class BoundSuggestion:
+    """Suggested CLR bounds, how far to trust them and why, and the single-LR rules on the same curve."""
+
+    min_lr: float
+    max_lr: float
+    min_index: int
+    max_index: int
+    confidence: Confidence
+    reasons: tuple[str, ...]
+    steepest_lr: float
+    minimum_lr: float
+    valley_lr: float
+    explanation: str
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready fields."""
+        return asdict(self) | {"reasons": list(self.reasons)}
+
+    @classmethod
+    def from_dict(cls, fields: dict[str, object]) -> BoundSuggestion:
+        """The inverse of `as_dict`."""
+        return cls(**fields | {"reasons": tuple(fields["reasons"])})
+
+
+@dataclass(frozen=True)
+class LogLRCurve:
+    """A range-test curve smoothed in log-LR: value and standard error at each point, and the kernel width."""
+
+    log_lr: np.ndarray
+    smoothed: np.ndarray
+    standard_error: np.ndarray
+    roughness: np.ndarray  # local scatter of the per-batch loss: mean |step| of its residual, over sqrt(2)
+    width: float
+    noise: float  # relative noise of the per-batch loss around the smoothed curve (robust standard deviation)
+
+
+def _kernel_average(log_lr: np.ndarray, width: float):
+    """A function giving the Gaussian-kernel average (in log-LR, `width` decades) of values at these points, and
+    the standard-error factor sqrt(sum w^2) / sum w of each average; binned, so it costs O(points + bins)."""
+    bins = np.floor((log_lr - log_lr[0]) * BINS_PER_WIDTH / width).astype(np.int64)
+    kernel = np.exp(-0.5 * (np.arange(-4 * BINS_PER_WIDTH, 4 * BINS_PER_WIDTH + 1) / BINS_PER_WIDTH) ** 2)
+    centre = slice(4 * BINS_PER_WIDTH, 4 * BINS_PER_WIDTH + bins[-1] + 1)
+
+    def convolve(per_bin: np.ndarray, weights: np.ndarray = kernel) -> np.ndarray:
+        return np.convolve(per_bin, weights)[centre][bins]
+
+    counts = np.bincount(bins)
+    total_weight = convolve(counts)
+    error_factor = np.sqrt(convolve(counts, kernel**2)) / total_weight
+    return lambda values: convolve(np.bincount(bins, weights=values)) / total_weight, error_factor
+
+
+def smooth_in_log_lr(lrs: npt.ArrayLike, losses: npt.ArrayLike, width: float = KERNEL_WIDTH_DECADES) -> LogLRCurve:
+    """Gaussian kernel regression of `losses` on log10(`lrs`), `width` decades wide (wider on sparse curves),
+    with spikes clipped at 3 robust standard deviations (measured up to the lowest loss) before the final pass."""
+    log_lr = np.log10(np.asarray(lrs, dtype=np.float64))
+    loss = np.asarray(losses, dtype=np.float64)
+    width = max(width, MIN_POINTS_PER_WIDTH * float(np.median(np.diff(log_lr))))
+    average, error_factor = _kernel_average(log_lr, width)
+    smoothed = average(loss)
+    relative = loss / smoothed - 1
+    before_lowest = relative[: int(np.argmin(smoothed)) + 1]  # a blow-up after it is trend, not noise
+    noise = max(NOISE_FLOOR, 1.4826 * float(np.median(np.abs(before_lowest - np.median(before_lowest)))))
+    smoothed = average(smoothed * (1 + np.clip(relative, -3 * noise, 3 * noise)))
+    residual_steps = np.abs(np.diff(loss - smoothed, prepend=2 * loss[0] - loss[1] - smoothed[0] + smoothed[1]))
+    return LogLRCurve(log_lr, smoothed, noise * np.abs(smoothed) * error_factor, average(residual_steps) / np.sqrt(2),
+                      width, noise)
+
+
+def valley_index(values: npt.ArrayLike) -> int:
+    """fastai's `valley` rule: half-way along the longest decreasing subsequence of `values`."""
+    values = np.asarray(values, dtype=np.float64)
+    longest = np.ones(len(values), dtype=np.int64)
+    for i in range(1, len(values)):
+        higher = values[:i] > values[i]
+        if higher.any():
+            longest[i] = longest[:i][higher].max() + 1
+    end = int(np.argmax(longest))
+    start = end - int(longest[end])
+    section = (end - start) / 3
+    return max(0, start + int(section) + int(section / 2))
+
+
+def _usable_length(loss: np.ndarray, beta: float, stop_factor: float) -> int:
+    """Points before the first non-finite loss and before the range test's stop rule fires."""
+    end = finite_prefix_length(loss)
+    running = smooth(loss[:end], beta)
+    best = np.minimum.accumulate(running)
+    return next((i for i in range(end) if has_diverged(running[i], best[i], stop_factor)), end)
+
+
+def _checked(lrs: npt.ArrayLike, losses: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    lr = np.asarray(lrs, dtype=np.float64)
+    loss = np.asarray(losses, dtype=np.float64)
+    if lr.shape != loss.shape or lr.ndim != 1:
+        raise ValueError(f"`lrs` and `losses` must be 1-D and of one length. Received: {lr.shape} and {loss.shape}")
+    if not (np.all(np.isfinite(lr)) and np.all(lr > 0) and np.all(np.diff(lr) > 0)):
+        raise ValueError("`lrs` must be finite, positive and strictly increasing, as a range test sweeps them")
+    return lr, loss
+
+
+def suggest_bounds(
+    lrs: npt.ArrayLike, losses: npt.ArrayLike, beta: float = 0.98, stop_factor: float = 4.0
+) -> BoundSuggestion:
+    """Suggest `min_lr`/`max_lr` from a range test, with a confidence; raise `NoSuggestion` saying what to change
+    when the curve cannot support one (too short, or no fall larger than its noise)."""
+    lr, loss = _checked(lrs, losses)
+    end = _usable_length(loss, beta, stop_factor)
+    diverged = end < len(loss) or finite_prefix_length(loss) < len(loss)
+    if end < MIN_CURVE_LENGTH:
+        raise NoSuggestion(
+            f"A range test needs at least {MIN_CURVE_LENGTH} points before the loss diverges. Received: {end} usable "
+            f"of {len(loss)}; lower `start_lr`/`end_lr` or run more iterations"
+        )
+    lr, loss = lr[:end], loss[:end]
+    curve = smooth_in_log_lr(lr, loss)
+    smoothed, error = curve.smoothed, curve.standard_error
+    lowest = int(np.argmin(smoothed))
+    top = int(np.argmax(smoothed[: lowest + 1]))
+    fall = smoothed[top] - smoothed[lowest]
+    fall_z = fall / np.hypot(error[top], error[lowest])
+    if not (fall_z >= MIN_FALL_Z and fall >= MIN_RELATIVE_FALL * smoothed[top]):
+        raise NoSuggestion(
+            f"The loss never fell by more than its noise (a fall of {fall:.3g}, {fall_z:.1f} standard errors; "
+            f"{MIN_FALL_Z:g} and {MIN_RELATIVE_FALL:.0%} of the loss needed): run more iterations, use a larger batch, "
+            "or sweep to a higher `end_lr`"
+        )
+    low: list[str] = []  # reasons for low confidence
+    medium: list[str] = []  # reasons for medium confidence
+    per_decade = (len(lr) - 1) / (curve.log_lr[-1] - curve.log_lr[0])
+    if per_decade < MIN_POINTS_PER_DECADE:
+        low.append(f"the sweep has {per_decade:.1f} points per decade of LR ({MIN_POINTS_PER_DECADE} or more "
+                   "place the bounds better: run more iterations or a narrower sweep)")
+    if fall_z < HIGH_FALL_Z:
+        low.append(f"the fall is weak against the noise ({fall_z:.1f} standard errors; more iterations help)")
+    # Start of the fall: the last point before the lowest one still above FALL_START of the fall.
+    start = top + int(np.flatnonzero(smoothed[top:lowest + 1] >= smoothed[top] - FALL_START * fall)[-1])
+    stop = start + int(np.argmax(smoothed[start:lowest + 1] <= smoothed[top] - FALL_END * fall))
+    plateau_roughness = float(np.median(curve.roughness[: start + 1]))
+    ragged = start + int(np.argmax(curve.roughness[start:] > RAGGED_FACTOR * plateau_roughness))
+    notes = []
+    if ragged < stop and curve.roughness[ragged] > RAGGED_FACTOR * plateau_roughness:
+        stop = ragged
+        notes.append(f"the per-batch loss turns ragged at lr={lr[ragged]:.3g} ({RAGGED_FACTOR:g}x the plateau's "
+                     "scatter), so max_lr stops there")
+    rise = smoothed[lowest:] - smoothed[lowest]
+    turned_up = diverged or bool(np.any(rise > MIN_FALL_Z * np.hypot(error[lowest:], error[lowest])))
+    if not turned_up and curve.log_lr[-1] - curve.log_lr[stop] < 3 * curve.width:
+        capped = np.log10(lr[-1] / MIN_BOUND_RATIO)
+        stop = min(stop, int(np.searchsorted(curve.log_lr, capped, side="right")) - 1)
+        notes.append(f"the loss was still falling at end_lr={lr[-1]:.3g}: max_lr is capped at end_lr / "
+                     f"{MIN_BOUND_RATIO:g}; sweep to a higher `end_lr` to see where it turns unstable")
+        medium.append("the sweep ended before the loss turned up")
+    widest = int(np.searchsorted(curve.log_lr, curve.log_lr[stop] - np.log10(MIN_BOUND_RATIO), side="right")) - 1
+    start = min(start, widest)
+    if start < 0 or curve.log_lr[start] - curve.log_lr[0] < 2 * curve.width:
+        raise NoSuggestion(
+            f"The loss was already falling at start_lr={lr[0]:.3g}: lower `start_lr` so the plateau before the fall "
+            "shows"
+        )
+    if stop - start + 1 < MIN_POINTS_IN_FALL:
+        low.append(f"the fall spans only {stop - start + 1} points (more iterations or a narrower sweep help)")
+    slope = np.gradient(smoothed, curve.log_lr)
+    steepest = top + int(np.argmin(slope[top:lowest + 1]))
+    valley = valley_index(smoothed)
+    min_lr, max_lr = float(lr[start]), float(lr[stop])
+    if not min_lr / CROSS_CHECK_FACTOR <= lr[valley] <= max_lr * CROSS_CHECK_FACTOR:
+        medium.append(f"fastai's valley rule gives lr={lr[valley]:.3g}, far outside the suggested range")
+    confidence: Confidence = "low" if low else "medium" if medium else "high"
+    made = (smoothed[top] - smoothed[[start, stop]]) / fall
+    explanation = (
+        f"The smoothed loss falls from {smoothed[top]:.3g} to {smoothed[lowest]:.3g} ({fall_z:.0f} standard errors); "
+        f"min_lr={min_lr:.3g} is where it has made {made[0]:.0%} of that fall, max_lr={max_lr:.3g} where it has made "
+        f"{made[1]:.0%}. " + " ".join(f"Note: {note}." for note in notes)
+    ).strip()
+    return BoundSuggestion(
+        min_lr=min_lr,
+        max_lr=max_lr,
+        min_index=start,
+        max_index=stop,
+        confidence=confidence,
+        reasons=tuple(low + medium),
+        steepest_lr=float(lr[steepest]),
+        minimum_lr=float(lr[lowest] / 10),
+        valley_lr=float(lr[valley]),
+        explanation=explanation,
+    )
