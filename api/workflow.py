@@ -49,7 +49,8 @@ def run(base_url: str, output_dir: Path, console: Console | None = None) -> dict
         range_test = wait_for(client, client.post("/range-tests", json=RANGE_TEST).raise_for_status().json(), console)
         bounds = range_test["result"]["suggested_bounds"]
         advice = range_test["result"]["step_size_advice"]
-        console.print(f"  suggested bounds: base_lr={bounds['min_lr']:.3g}, max_lr={bounds['max_lr']:.3g}")
+        console.print(f"  suggested bounds: base_lr={bounds['min_lr']:.3g}, max_lr={bounds['max_lr']:.3g} "
+                      f"(confidence {bounds['confidence']})")
         console.print(f"  {bounds['explanation']}")
 
         console.print("CLR training with those bounds, step_size = 4 epochs ...")

@@ -31,7 +31,7 @@ HIGH_FALL_Z = 12.0  # below this the fall is real but weak: low confidence
 MIN_BOUND_RATIO = 3.0  # max_lr / min_lr at least
 MIN_POINTS_IN_FALL = 6  # fewer points between the bounds: low confidence
 MIN_POINTS_PER_DECADE = 10  # a sparser sweep blurs where the fall starts and ends
-RAGGED_FACTOR = 2.5  # the loss turns ragged where its roughness exceeds this multiple of the plateau's
+RAGGED_FACTOR = 3.0  # the loss turns ragged where its roughness exceeds this multiple of the plateau's
 CROSS_CHECK_FACTOR = 10.0  # valley further than this outside [min_lr, max_lr]: the rules disagree
 
 Confidence = Literal["high", "medium", "low"]
@@ -143,6 +143,56 @@ def _checked(lrs: npt.ArrayLike, losses: npt.ArrayLike) -> tuple[np.ndarray, np.
     return lr, loss
 
 
+@dataclass(frozen=True)
+class _Fall:
+    """The fall of the smoothed loss: from its highest point before the lowest one, to the lowest one."""
+
+    top: int
+    lowest: int
+    size: float
+    z: float  # size in standard errors
+
+    def level(self, smoothed: np.ndarray, fraction: float) -> float:
+        """The loss once `fraction` of the fall is made."""
+        return smoothed[self.top] - fraction * self.size
+
+
+def _find_fall(curve: LogLRCurve) -> _Fall:
+    smoothed, error = curve.smoothed, curve.standard_error
+    lowest = int(np.argmin(smoothed))
+    top = int(np.argmax(smoothed[: lowest + 1]))
+    size = float(smoothed[top] - smoothed[lowest])
+    fall = _Fall(top, lowest, size, size / float(np.hypot(error[top], error[lowest])))
+    if not (fall.z >= MIN_FALL_Z and size >= MIN_RELATIVE_FALL * smoothed[top]):
+        raise NoSuggestion(
+            f"The loss never fell by more than its noise (a fall of {size:.3g}, {fall.z:.1f} standard errors; "
+            f"{MIN_FALL_Z:g} and {MIN_RELATIVE_FALL:.0%} of the loss needed): run more iterations, use a larger batch, "
+            "or sweep to a higher `end_lr`"
+        )
+    return fall
+
+
+def _index_below(curve: LogLRCurve, index: int, factor: float) -> int:
+    """The last point at least `factor` times below the LR of point `index` (-1 if none)."""
+    return int(np.searchsorted(curve.log_lr, curve.log_lr[index] - np.log10(factor), side="right")) - 1
+
+
+def _first_ragged(curve: LogLRCurve, start: int) -> int | None:
+    """The first point from `start` on where the per-batch loss scatters `RAGGED_FACTOR` times more than on the
+    plateau before `start`, or None."""
+    threshold = RAGGED_FACTOR * float(np.median(curve.roughness[: start + 1]))
+    ragged = np.flatnonzero(curve.roughness[start:] > threshold)
+    return start + int(ragged[0]) if len(ragged) else None
+
+
+def _still_falling_at_end(curve: LogLRCurve, fall: _Fall, stop: int, diverged: bool) -> bool:
+    """The sweep neither diverged nor turned up after its lowest loss, and `stop` lies near its end."""
+    rise = curve.smoothed[fall.lowest:] - curve.smoothed[fall.lowest]
+    noise = np.hypot(curve.standard_error[fall.lowest:], curve.standard_error[fall.lowest])
+    turned_up = diverged or bool(np.any(rise > MIN_FALL_Z * noise))
+    return not turned_up and curve.log_lr[-1] - curve.log_lr[stop] < 3 * curve.width
+
+
 def suggest_bounds(
     lrs: npt.ArrayLike, losses: npt.ArrayLike, beta: float = 0.98, stop_factor: float = 4.0
 ) -> BoundSuggestion:
@@ -150,53 +200,38 @@ def suggest_bounds(
     when the curve cannot support one (too short, or no fall larger than its noise)."""
     lr, loss = _checked(lrs, losses)
     end = _usable_length(loss, beta, stop_factor)
-    diverged = end < len(loss) or finite_prefix_length(loss) < len(loss)
     if end < MIN_CURVE_LENGTH:
         raise NoSuggestion(
             f"A range test needs at least {MIN_CURVE_LENGTH} points before the loss diverges. Received: {end} usable "
             f"of {len(loss)}; lower `start_lr`/`end_lr` or run more iterations"
         )
-    lr, loss = lr[:end], loss[:end]
-    curve = smooth_in_log_lr(lr, loss)
-    smoothed, error = curve.smoothed, curve.standard_error
-    lowest = int(np.argmin(smoothed))
-    top = int(np.argmax(smoothed[: lowest + 1]))
-    fall = smoothed[top] - smoothed[lowest]
-    fall_z = fall / np.hypot(error[top], error[lowest])
-    if not (fall_z >= MIN_FALL_Z and fall >= MIN_RELATIVE_FALL * smoothed[top]):
-        raise NoSuggestion(
-            f"The loss never fell by more than its noise (a fall of {fall:.3g}, {fall_z:.1f} standard errors; "
-            f"{MIN_FALL_Z:g} and {MIN_RELATIVE_FALL:.0%} of the loss needed): run more iterations, use a larger batch, "
-            "or sweep to a higher `end_lr`"
-        )
+    diverged = end < len(loss)
+    lr, curve = lr[:end], smooth_in_log_lr(lr[:end], loss[:end])
+    smoothed, fall = curve.smoothed, _find_fall(curve)
     low: list[str] = []  # reasons for low confidence
     medium: list[str] = []  # reasons for medium confidence
+    notes: list[str] = []
     per_decade = (len(lr) - 1) / (curve.log_lr[-1] - curve.log_lr[0])
     if per_decade < MIN_POINTS_PER_DECADE:
         low.append(f"the sweep has {per_decade:.1f} points per decade of LR ({MIN_POINTS_PER_DECADE} or more "
                    "place the bounds better: run more iterations or a narrower sweep)")
-    if fall_z < HIGH_FALL_Z:
-        low.append(f"the fall is weak against the noise ({fall_z:.1f} standard errors; more iterations help)")
-    # Start of the fall: the last point before the lowest one still above FALL_START of the fall.
-    start = top + int(np.flatnonzero(smoothed[top:lowest + 1] >= smoothed[top] - FALL_START * fall)[-1])
-    stop = start + int(np.argmax(smoothed[start:lowest + 1] <= smoothed[top] - FALL_END * fall))
-    plateau_roughness = float(np.median(curve.roughness[: start + 1]))
-    ragged = start + int(np.argmax(curve.roughness[start:] > RAGGED_FACTOR * plateau_roughness))
-    notes = []
-    if ragged < stop and curve.roughness[ragged] > RAGGED_FACTOR * plateau_roughness:
+    if fall.z < HIGH_FALL_Z:
+        low.append(f"the fall is weak against the noise ({fall.z:.1f} standard errors; more iterations help)")
+
+    in_fall = slice(fall.top, fall.lowest + 1)
+    start = fall.top + int(np.flatnonzero(smoothed[in_fall] >= fall.level(smoothed, FALL_START))[-1])
+    stop = start + int(np.argmax(smoothed[start:fall.lowest + 1] <= fall.level(smoothed, FALL_END)))
+    ragged = _first_ragged(curve, start)
+    if ragged is not None and ragged < stop:
         stop = ragged
         notes.append(f"the per-batch loss turns ragged at lr={lr[ragged]:.3g} ({RAGGED_FACTOR:g}x the plateau's "
                      "scatter), so max_lr stops there")
-    rise = smoothed[lowest:] - smoothed[lowest]
-    turned_up = diverged or bool(np.any(rise > MIN_FALL_Z * np.hypot(error[lowest:], error[lowest])))
-    if not turned_up and curve.log_lr[-1] - curve.log_lr[stop] < 3 * curve.width:
-        capped = np.log10(lr[-1] / MIN_BOUND_RATIO)
-        stop = min(stop, int(np.searchsorted(curve.log_lr, capped, side="right")) - 1)
+    if _still_falling_at_end(curve, fall, stop, diverged):
+        stop = min(stop, _index_below(curve, len(lr) - 1, MIN_BOUND_RATIO))
         notes.append(f"the loss was still falling at end_lr={lr[-1]:.3g}: max_lr is capped at end_lr / "
                      f"{MIN_BOUND_RATIO:g}; sweep to a higher `end_lr` to see where it turns unstable")
         medium.append("the sweep ended before the loss turned up")
-    widest = int(np.searchsorted(curve.log_lr, curve.log_lr[stop] - np.log10(MIN_BOUND_RATIO), side="right")) - 1
-    start = min(start, widest)
+    start = min(start, _index_below(curve, stop, MIN_BOUND_RATIO))
     if start < 0 or curve.log_lr[start] - curve.log_lr[0] < 2 * curve.width:
         raise NoSuggestion(
             f"The loss was already falling at start_lr={lr[0]:.3g}: lower `start_lr` so the plateau before the fall "
@@ -204,28 +239,27 @@ def suggest_bounds(
         )
     if stop - start + 1 < MIN_POINTS_IN_FALL:
         low.append(f"the fall spans only {stop - start + 1} points (more iterations or a narrower sweep help)")
-    slope = np.gradient(smoothed, curve.log_lr)
-    steepest = top + int(np.argmin(slope[top:lowest + 1]))
+
+    steepest = fall.top + int(np.argmin(np.gradient(smoothed, curve.log_lr)[in_fall]))
     valley = valley_index(smoothed)
     min_lr, max_lr = float(lr[start]), float(lr[stop])
     if not min_lr / CROSS_CHECK_FACTOR <= lr[valley] <= max_lr * CROSS_CHECK_FACTOR:
         medium.append(f"fastai's valley rule gives lr={lr[valley]:.3g}, far outside the suggested range")
-    confidence: Confidence = "low" if low else "medium" if medium else "high"
-    made = (smoothed[top] - smoothed[[start, stop]]) / fall
+    made = np.clip((smoothed[fall.top] - smoothed[[start, stop]]) / fall.size, 0, 1)
     explanation = (
-        f"The smoothed loss falls from {smoothed[top]:.3g} to {smoothed[lowest]:.3g} ({fall_z:.0f} standard errors); "
-        f"min_lr={min_lr:.3g} is where it has made {made[0]:.0%} of that fall, max_lr={max_lr:.3g} where it has made "
-        f"{made[1]:.0%}. " + " ".join(f"Note: {note}." for note in notes)
+        f"The smoothed loss falls from {smoothed[fall.top]:.3g} to {smoothed[fall.lowest]:.3g} ({fall.z:.0f} standard "
+        f"errors); min_lr={min_lr:.3g} is where it has made {made[0]:.0%} of that fall, max_lr={max_lr:.3g} where it "
+        f"has made {made[1]:.0%}. " + " ".join(f"Note: {note}." for note in notes)
     ).strip()
     return BoundSuggestion(
         min_lr=min_lr,
         max_lr=max_lr,
         min_index=start,
         max_index=stop,
-        confidence=confidence,
+        confidence="low" if low else "medium" if medium else "high",
         reasons=tuple(low + medium),
         steepest_lr=float(lr[steepest]),
-        minimum_lr=float(lr[lowest] / 10),
+        minimum_lr=float(lr[fall.lowest] / 10),
         valley_lr=float(lr[valley]),
         explanation=explanation,
     )

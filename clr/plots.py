@@ -10,7 +10,8 @@ import numpy.typing as npt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from clr.bounds import BoundSuggestion
+from clr.analysis import finite_prefix_length
+from clr.bounds import MIN_CURVE_LENGTH, BoundSuggestion, smooth_in_log_lr
 
 
 def _png(figure: Figure) -> bytes:
@@ -32,7 +33,11 @@ def range_test_png(
     figure = Figure(figsize=(8, 5))
     axes = figure.add_subplot()
     axes.plot(lrs, losses, color="0.75", linewidth=0.8, label="loss per batch")
-    axes.plot(lrs, smoothed_losses, color="C0", label="smoothed loss")
+    axes.plot(lrs, smoothed_losses, color="C0", alpha=0.5, label="smoothed loss (running)")
+    finite = finite_prefix_length(losses)
+    if finite >= MIN_CURVE_LENGTH:
+        curve = smooth_in_log_lr(np.asarray(lrs)[:finite], np.asarray(losses)[:finite])
+        axes.plot(10**curve.log_lr, curve.smoothed, color="C1", label="smoothed in log-LR (what the suggestion reads)")
     title = "Learning-rate range test"
     if suggestion is not None:
         axes.axvspan(suggestion.min_lr, suggestion.max_lr, color="C2", alpha=0.15,

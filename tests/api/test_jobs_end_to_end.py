@@ -41,7 +41,9 @@ def test_range_test_succeeds_with_bounds_and_a_curve_per_iteration(client, range
     assert range_test["state"] == "succeeded", range_test["error"]
     result = range_test["result"]
     bounds = result["suggested_bounds"]
-    assert 1e-4 <= bounds["min_lr"] < bounds["max_lr"] <= 1.0
+    assert 1e-4 <= bounds["min_lr"] and 3 * bounds["min_lr"] <= bounds["max_lr"] <= 1.0
+    assert bounds["confidence"] in ("high", "medium", "low") and isinstance(bounds["reasons"], list)
+    assert "min_lr=" in bounds["explanation"] and bounds["valley_lr"] > 0
     assert result["step_size_advice"] == {"iterations_per_epoch": 29, "min_step_size": 58, "max_step_size": 290}
     total = 3 * 29
     assert range_test["progress"]["total_iterations"] == total

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from api.routes.jobs import RANGE_TEST_EXAMPLE, TRAINING_EXAMPLES
+from bench.bounds_panel import synthetic_range_test
+from clr.bounds import suggest_bounds
 
 GOOD_TRAINING = TRAINING_EXAMPLES["bounds"]["value"]
 GOOD_RANGE_TEST = RANGE_TEST_EXAMPLE
@@ -150,3 +152,28 @@ def test_job_listing_filters_and_paginates(client, store):
     for job_id in ids:
         client.post(f"/jobs/{job_id}/cancel")
         client.delete(f"/jobs/{job_id}")
+
+
+def finished_range_test(store, result: dict) -> str:
+    """A range-test record ended `succeeded` with `result`, as a worker would leave it."""
+    job_id = store.create("range_test", GOOD_RANGE_TEST)
+    assert store.claim(job_id, "test:1", 3, 60.0, False).outcome == "claimed"
+    assert store.finish(job_id, "test:1", "succeeded", result=result)
+    return job_id
+
+
+def test_a_low_confidence_range_test_is_refused_as_bounds_unless_accepted(client, store):
+    bounds = suggest_bounds(*synthetic_range_test(50, 0.1, 1)).as_dict()
+    assert bounds["confidence"] == "low"
+    body = {key: value for key, value in GOOD_TRAINING.items() if key != "clr"} | {"clr": {"step_size": 10}}
+    low = finished_range_test(store, {"suggested_bounds": bounds})
+    response = client.post("/trainings", json=body | {"range_test_id": low})
+    assert response.status_code == 409 and "low confidence" in response.text and "points per decade" in response.text
+    assert "accept_low_confidence" in response.text
+    accepted = client.post("/trainings", json=body | {"range_test_id": low, "accept_low_confidence": True})
+    assert accepted.status_code == 202, accepted.text
+    assert client.post(f"/jobs/{accepted.json()['id']}/cancel").status_code == 202
+
+    none = finished_range_test(store, {"suggested_bounds": None, "warning": "No bounds suggested: run more iterations"})
+    response = client.post("/trainings", json=body | {"range_test_id": none, "accept_low_confidence": True})
+    assert response.status_code == 409 and "suggested no bounds: No bounds suggested: run more iterations" in response.text

@@ -1,0 +1,57 @@
+"""The real part of the bound-suggestion panel, through the worker's code on a real Redis: every suggestion is
+usable and CLR training with it ends within 1 point of the best fixed LR in at least 2 of 3 seeds, never at chance.
+
+The grids here are the 2-3 values around the best of the full grids in `bench.bounds_panel.CASES` (the benchmark
+runs those in full; see docs/benchmarks.md), so the reference is the same and the suite stays short.
+"""
+
+import dataclasses
+
+import pytest
+
+from bench.bounds_panel import CASES, best_fixed, run_case
+from worker.settings import Settings
+from worker.store import JobStore
+
+pytestmark = pytest.mark.slow
+
+SEEDS = range(3)
+CHANCE = 0.2  # ten classes: 0.1 is chance
+MLP_SGD_FAST_SWEEP, MLP_SGD, CNN_FAST_SWEEP, CNN, MLP_ADAM, NOISY_SHORT, NOISY_LONG = CASES
+TESTED = {
+    "MLP + SGD, 1e-5..10 (suggested 5.4 to 10 before)": dataclasses.replace(MLP_SGD_FAST_SWEEP, grid=(0.3, 1.0)),
+    "CNN + SGD momentum, 1e-4..1": dataclasses.replace(CNN, grid=(0.01, 0.03, 0.1)),
+    "MLP + Adam, 1e-5..10": dataclasses.replace(MLP_ADAM, grid=(0.003, 0.01)),
+}
+
+
+@pytest.fixture(scope="module")
+def lab(redis_url, tmp_path_factory):
+    return JobStore.from_url(redis_url), Settings(redis_url=redis_url, data_dir=tmp_path_factory.mktemp("panel"))
+
+
+@pytest.mark.parametrize("case", TESTED.values(), ids=TESTED.keys())
+def test_suggested_bounds_train_within_a_point_of_the_best_fixed_lr(case, lab):
+    _, best = best_fixed(case, SEEDS, *lab)
+    outcomes = [run_case(case, seed, *lab) for seed in SEEDS]
+    for outcome in outcomes:
+        bounds = outcome.suggestion
+        assert bounds is not None, outcome.warning
+        assert bounds["max_lr"] >= 3 * bounds["min_lr"] and bounds["max_lr"] < case.end_lr / 3, bounds
+        assert bounds["confidence"] != "low", bounds["reasons"]
+        assert outcome.clr_accuracy > CHANCE, bounds
+    accuracies = [outcome.clr_accuracy for outcome in outcomes]
+    assert sum(accuracy >= best - 0.01 for accuracy in accuracies) >= 2, (accuracies, best)
+
+
+def test_a_short_range_test_on_noisy_labels_gives_no_bounds_it_cannot_back(lab):
+    """The 75-point test on 25 % wrong labels: before, bounds equal (refused by CyclicLR) or on the flat start
+    (8 % accuracy); now no suggestion with what to change, or a low-confidence one that still trains."""
+    for seed in SEEDS:
+        outcome = run_case(NOISY_SHORT, seed, *lab)
+        if outcome.suggestion is None:
+            assert "run more iterations" in outcome.warning
+        else:
+            assert outcome.suggestion["confidence"] == "low" and outcome.suggestion["reasons"]
+            assert outcome.suggestion["max_lr"] >= 3 * outcome.suggestion["min_lr"]
+            assert outcome.clr_accuracy > CHANCE
