@@ -14,14 +14,15 @@ from api.routes.jobs import RANGE_TEST_EXAMPLE
 RANGE_TEST = RANGE_TEST_EXAMPLE | {"batch_size": 32, "epochs": 8, "seed": 0}
 
 
-def training_from(range_test_id: str, iterations_per_epoch: int) -> dict[str, Any]:
-    """A CLR training of the range test's model on its bounds, `step_size` = 4 epochs of iterations."""
+def training_from(range_test_id: str) -> dict[str, Any]:
+    """A CLR training of the range test's model on its bounds: one whole cycle, `step_size` = 4 of the training's
+    own epochs (its validation split included), so it ends at `base_lr`."""
     return {
         **{key: RANGE_TEST[key] for key in ("model", "dataset", "optimizer", "batch_size", "seed")},
-        "epochs": 8,
+        "cycles": 1,
         "validation_split": 0.1,
         "range_test_id": range_test_id,
-        "clr": {"step_size": 4 * iterations_per_epoch, "mode": "triangular"},
+        "clr": {"step_size_epochs": 4, "mode": "triangular"},
     }
 
 
@@ -48,14 +49,15 @@ def run(base_url: str, output_dir: Path, console: Console | None = None) -> dict
         console.print("Range test on digits with the article's CNN ...")
         range_test = wait_for(client, client.post("/range-tests", json=RANGE_TEST).raise_for_status().json(), console)
         bounds = range_test["result"]["suggested_bounds"]
-        advice = range_test["result"]["step_size_advice"]
         console.print(f"  suggested bounds: base_lr={bounds['min_lr']:.3g}, max_lr={bounds['max_lr']:.3g} "
                       f"(confidence {bounds['confidence']})")
         console.print(f"  {bounds['explanation']}")
 
-        console.print("CLR training with those bounds, step_size = 4 epochs ...")
-        body = training_from(range_test["id"], advice["iterations_per_epoch"])
-        training = wait_for(client, client.post("/trainings", json=body).raise_for_status().json(), console)
+        console.print("CLR training with those bounds, one cycle, step_size = 4 epochs ...")
+        submitted = client.post("/trainings", json=training_from(range_test["id"])).raise_for_status().json()
+        for warning in submitted["warnings"]:
+            console.print(f"  warning: {warning}")
+        training = wait_for(client, submitted, console)
         console.print(f"  test accuracy: {training['result']['test_accuracy']:.4f}")
 
         for job, name in ((range_test, "range_test.png"), (training, "training.png")):

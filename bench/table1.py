@@ -79,7 +79,7 @@ class Experiment:
         """Test accuracy after each epoch."""
         spec = TrainingSpec.model_validate(self.base | {"epochs": self.epochs, "seed": seed, "clr": clr})
         with self._reporter() as reporter:
-            result, _ = jobs.run_training(spec, bounds, reporter, self.settings)
+            result = jobs.run_training(spec, bounds, reporter, self.settings)
         return result["history"]["val_accuracy"]
 
     def fixed(self, lr: float, seed: int) -> list[float]:

@@ -63,13 +63,15 @@ class CLRRequest(Strict):
             check_clr_arguments(self.base_lr, self.max_lr, self.step_size or 1, self.mode, self.gamma, self.shape)
         return self
 
+    def step_size_for(self, iterations_per_epoch: int) -> int:
+        """`step_size` in iterations, for data with `iterations_per_epoch`."""
+        return self.step_size or max(1, round(self.step_size_epochs * iterations_per_epoch))
+
     def resolve(self, iterations_per_epoch: int, bounds: tuple[float, float] | None = None) -> CLRConfig:
         """The concrete schedule for data with `iterations_per_epoch`, taking `bounds` where none were given."""
         base_lr, max_lr = bounds if self.base_lr is None else (self.base_lr, self.max_lr)
-        step_size = self.step_size or max(1, round(self.step_size_epochs * iterations_per_epoch))
-        return CLRConfig(
-            base_lr=base_lr, max_lr=max_lr, step_size=step_size, mode=self.mode, shape=self.shape, gamma=self.gamma
-        )
+        return CLRConfig(base_lr=base_lr, max_lr=max_lr, step_size=self.step_size_for(iterations_per_epoch),
+                         mode=self.mode, shape=self.shape, gamma=self.gamma)
 
 
 class SGD(Strict):
@@ -193,15 +195,19 @@ class RangeTestSpec(JobSpec):
 
 
 class TrainingSpec(JobSpec):
-    """A training with a cyclical learning rate; bounds given or taken from a finished range test."""
+    """A training with a cyclical learning rate, `epochs` or whole `cycles` long; bounds given or taken from a
+    finished range test."""
 
-    epochs: int = Field(ge=1, le=10_000)
+    epochs: int | None = Field(None, ge=1, le=10_000)
+    cycles: int | None = Field(None, ge=1, le=10_000, description="Train this many whole cycles, ending at base_lr")
     clr: CLRRequest
     range_test_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
     accept_low_confidence: bool = Field(False, description="Use a range test's bounds even at low confidence")
 
     @model_validator(mode="after")
-    def _bounds_from_one_place(self) -> Self:
+    def _consistent_training(self) -> Self:
+        if (self.epochs is None) == (self.cycles is None):
+            raise ValueError("Give exactly one of `epochs` and `cycles`")
         if self.range_test_id is None and self.clr.base_lr is None:
             raise ValueError("Give `clr.base_lr` and `clr.max_lr`, or a `range_test_id` to take them from")
         if self.range_test_id is not None and self.clr.base_lr is not None:

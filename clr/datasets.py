@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 BUILTIN_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+BUILTIN_TRAIN_SAMPLES = {"digits": 1437, "mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000}
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 

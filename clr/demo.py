@@ -10,7 +10,7 @@ import keras
 from clr import datasets, models
 from clr.callbacks import CyclicLR, LRFinder
 from clr.plots import training_png
-from clr.schedules import step_size_advice
+from clr.plan import iterations_per_epoch
 
 
 def _compiled_cnn(data: datasets.Dataset) -> keras.Model:
@@ -30,8 +30,7 @@ def main(output_dir: Path, batch_size: int = 32, epochs: int = 8) -> float:
     print(f"Range test over {len(finder.losses)} iterations: {bounds.explanation}")
     print(f"Suggested bounds: base_lr={bounds.min_lr:.3g}, max_lr={bounds.max_lr:.3g}")
 
-    advice = step_size_advice(len(data.x_train), batch_size)
-    step_size = 4 * advice.iterations_per_epoch
+    step_size = 4 * iterations_per_epoch(len(data.x_train), batch_size, validation_split=0.1)  # the training's epochs
     clr = CyclicLR(base_lr=bounds.min_lr, max_lr=bounds.max_lr, step_size=step_size)
     history = model.fit(
         data.x_train,
@@ -49,7 +48,7 @@ def main(output_dir: Path, batch_size: int = 32, epochs: int = 8) -> float:
     (output_dir / "range_test.png").write_bytes(finder.plot())
     epoch_metrics = {k: v for k, v in history.history.items() if k != "learning_rate"}
     (output_dir / "training.png").write_bytes(
-        training_png(clr.history["iterations"], clr.history["lr"], clr.history["loss"], epoch_metrics)
+        training_png(clr.history["iterations"], clr.history["lr"], clr.history["loss"], epoch_metrics, 2 * step_size)
     )
     print(f"Figures written to {output_dir}/range_test.png and {output_dir}/training.png")
     return accuracy

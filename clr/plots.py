@@ -68,8 +68,10 @@ def training_png(
     lrs: npt.ArrayLike,
     losses: npt.ArrayLike,
     epoch_metrics: Mapping[str, Sequence[float]] | None = None,
+    cycle_length: int | None = None,
 ) -> bytes:
-    """LR and loss per iteration, and the per-epoch metrics (validation included) below them."""
+    """LR and loss per iteration with the cycle boundaries marked, and the per-epoch metrics (validation included)
+    below them."""
     metrics = dict(epoch_metrics or {})
     figure = Figure(figsize=(9, 9 if metrics else 6))
     rows = 3 if metrics else 2
@@ -79,6 +81,10 @@ def training_png(
     loss_axes = figure.add_subplot(rows, 1, 2, sharex=lr_axes)
     loss_axes.plot(iterations, losses, color="C0", linewidth=0.8)
     loss_axes.set(xlabel="iteration", ylabel="loss per batch")
+    if cycle_length and len(iterations):
+        for boundary in range(cycle_length, int(np.max(iterations)) + 2, cycle_length):
+            for axes in (lr_axes, loss_axes):
+                axes.axvline(boundary, color="0.5", linestyle=":", linewidth=1)
     if metrics:
         epoch_axes = figure.add_subplot(rows, 1, 3)
         for name, values in metrics.items():

@@ -12,6 +12,7 @@ from clr import datasets, models
 from clr.callbacks import LRFinder
 from clr.config import SGD, Adam, DatasetSpec, JobSpec, ModelSpec, RangeTestSpec, RMSprop, TrainingSpec
 from clr.keras_schedule import CyclicalSchedule
+from clr.plan import plan_training
 from clr.recording import IterationRecorder
 from clr.schedules import step_size_advice
 from worker.reporting import JobReporter, finite_or_none
@@ -118,11 +119,12 @@ def make_optimizer(spec: SGD | Adam | RMSprop, learning_rate) -> keras.optimizer
     return classes[spec.name](learning_rate=learning_rate, **options)
 
 
-def _prepare(spec: JobSpec, settings: Settings, learning_rate, steps_per_execution: int) -> tuple[keras.Model, Split]:
+def _prepare(spec: JobSpec, data: datasets.Dataset, learning_rate, steps_per_execution: int
+             ) -> tuple[keras.Model, Split]:
     if spec.seed is not None:
         keras.utils.set_random_seed(spec.seed)
-    prepared = split(load_dataset(spec.dataset, settings), spec.validation_split)
-    model = build_model(spec.model, prepared.data)
+    prepared = split(data, spec.validation_split)
+    model = build_model(spec.model, data)
     model.compile(
         optimizer=make_optimizer(spec.optimizer, learning_rate),
         loss="sparse_categorical_crossentropy",
@@ -134,7 +136,7 @@ def _prepare(spec: JobSpec, settings: Settings, learning_rate, steps_per_executi
 
 def run_range_test(spec: RangeTestSpec, reporter: JobReporter, settings: Settings) -> dict:
     """Sweep the LR, stream the curve, and suggest bounds; the sweep ends early on divergence."""
-    model, data = _prepare(spec, settings, spec.start_lr, steps_per_execution=1)
+    model, data = _prepare(spec, load_dataset(spec.dataset, settings), spec.start_lr, steps_per_execution=1)
     per_epoch = data.iterations_per_epoch(spec.batch_size)
     total, epochs = spec.total_iterations(per_epoch), spec.fit_epochs(per_epoch)
     reporter.set_progress(total_iterations=total, epochs=epochs)
@@ -168,20 +170,14 @@ def train_recorded(model: keras.Model, data: Split, batch_size: int, epochs: int
 
 
 def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporter: JobReporter,
-                 settings: Settings) -> tuple[dict, list[str]]:
-    """Train with the in-graph cyclical schedule, recording every iteration; return result and warnings."""
-    prepared = split(load_dataset(spec.dataset, settings), spec.validation_split)
-    per_epoch = prepared.iterations_per_epoch(spec.batch_size)
-    clr = spec.clr.resolve(per_epoch, bounds)
-    advice = step_size_advice(len(prepared.x), spec.batch_size)
-    warnings = [] if advice.contains(clr.step_size) else [
-        f"step_size={clr.step_size} is {advice.epochs(clr.step_size):.2g} epochs; Smith recommends 2 to 10 "
-        f"({advice.min_step_size} to {advice.max_step_size} iterations)"
-    ]
-    schedule = CyclicalSchedule(**clr.model_dump())
-    model, data = _prepare(spec, settings, schedule, settings.steps_per_execution)
-    reporter.set_progress(total_iterations=spec.epochs * per_epoch, epochs=spec.epochs)
-    stream = train_recorded(model, data, spec.batch_size, spec.epochs, reporter)
+                 settings: Settings) -> dict:
+    """Train with the in-graph cyclical schedule for the planned epochs, recording every iteration."""
+    data = load_dataset(spec.dataset, settings)
+    plan = plan_training(spec, len(data.x_train))
+    clr = spec.clr.resolve(plan.iterations_per_epoch, bounds)
+    model, prepared = _prepare(spec, data, CyclicalSchedule(**clr.model_dump()), settings.steps_per_execution)
+    reporter.set_progress(total_iterations=plan.total_iterations, epochs=plan.epochs)
+    stream = train_recorded(model, prepared, spec.batch_size, plan.epochs, reporter)
     if stream.divergence is not None:
         iteration, lr = stream.divergence
         raise JobError(f"The loss became NaN or infinite at iteration {iteration} (lr={lr:.4g}); lower max_lr")
@@ -189,12 +185,12 @@ def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporte
     result = {
         "clr": clr.model_dump(),
         "iterations": int(model.optimizer.iterations.numpy()),
+        "epochs": plan.epochs,
         "final_metrics": history[-1] if history else {},
         "history": {name: [epoch.get(name) for epoch in history] for name in (history[0] if history else {})},
     }
-    if data.data.x_test is not None:
-        test = model.evaluate(data.data.x_test, data.data.y_test, batch_size=spec.batch_size, verbose=0,
-                              return_dict=True)
+    if data.x_test is not None:
+        test = model.evaluate(data.x_test, data.y_test, batch_size=spec.batch_size, verbose=0, return_dict=True)
         result["test_accuracy"] = finite_or_none(test["accuracy"])
         result["test_loss"] = finite_or_none(test["loss"])
-    return result, warnings
+    return result

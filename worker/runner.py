@@ -73,12 +73,10 @@ def claim_and_run(job_id: str, settings: Settings) -> str:
     try:
         with JobReporter(store, job_id, runner, settings) as reporter:
             if job["kind"] == "range_test":
-                result, warnings = jobs.run_range_test(RangeTestSpec.model_validate(job["spec"]), reporter, settings), []
+                result = jobs.run_range_test(RangeTestSpec.model_validate(job["spec"]), reporter, settings)
             else:
                 bounds = tuple(job["bounds"]) if job["bounds"] else None
-                result, warnings = jobs.run_training(TrainingSpec.model_validate(job["spec"]), bounds, reporter, settings)
-        if warnings:
-            store.set_json(job_id, warnings=job["warnings"] + warnings)
+                result = jobs.run_training(TrainingSpec.model_validate(job["spec"]), bounds, reporter, settings)
         state = "cancelled" if reporter.cancel_requested.is_set() else "succeeded"
         store.finish(job_id, runner, state, result=result)
     except Exception as error:  # every failure ends the job readably; the worker goes on serving

@@ -118,7 +118,8 @@ class JobStore:
     def _curve_key(job_id: str) -> str:
         return f"clr:curve:{job_id}"
 
-    def create(self, kind: str, spec: dict[str, Any], bounds: tuple[float, float] | None = None) -> str:
+    def create(self, kind: str, spec: dict[str, Any], bounds: tuple[float, float] | None = None,
+               warnings: tuple[str, ...] = ()) -> str:
         """Record a new queued job; return its id."""
         job_id, now = uuid.uuid4().hex, time.time()
         fields = {
@@ -127,7 +128,7 @@ class JobStore:
             "state": "queued",
             "spec": json.dumps(spec),
             "bounds": json.dumps(bounds),
-            "warnings": "[]",
+            "warnings": json.dumps(list(warnings)),
             "created_at": now,
             "attempts": 0,
         }

@@ -79,5 +79,7 @@ def get_plot(job: JobDep, store: StoreDep) -> Response:
         chosen = downsample_indices(curve.losses, PLOT_POINTS) if len(curve.losses) > PLOT_POINTS else slice(None)
         history = job["epoch_history"] or []
         metrics = {name: [epoch.get(name) for epoch in history] for name in (history[0] if history else {})}
-        png = training_png(curve.iterations[chosen], curve.lrs[chosen], curve.losses[chosen], metrics)
+        clr = (job["result"] or {}).get("clr")
+        png = training_png(curve.iterations[chosen], curve.lrs[chosen], curve.losses[chosen], metrics,
+                           2 * clr["step_size"] if clr else None)
     return Response(png, media_type="image/png")

@@ -9,7 +9,9 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, UploadFile, status
 
 from api.deps import SettingsDep, StoreDep
-from clr.datasets import BUILTIN_DATASETS, from_npz
+from clr.config import DatasetSpec
+from clr.datasets import BUILTIN_DATASETS, BUILTIN_TRAIN_SAMPLES, from_npz
+from worker.store import JobStore
 
 router = APIRouter(tags=["datasets"])
 
@@ -45,3 +47,13 @@ async def upload_dataset(file: UploadFile, settings: SettingsDep, store: StoreDe
 def list_datasets(store: StoreDep) -> dict[str, list]:
     """Built-in dataset names and uploaded datasets."""
     return {"builtin": list(BUILTIN_DATASETS), "uploaded": store.datasets()}
+
+
+def train_samples(dataset: DatasetSpec, store: JobStore) -> int:
+    """How many training samples the dataset holds; 422 naming the id if no such upload exists."""
+    if dataset.name is not None:
+        return BUILTIN_TRAIN_SAMPLES[dataset.name]
+    meta = store.dataset(dataset.id)
+    if meta is None:
+        raise HTTPException(422, f"dataset.id: no uploaded dataset with id {dataset.id!r}")
+    return meta["train_samples"]

@@ -8,8 +8,10 @@ from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 from kombu.exceptions import OperationalError
 
 from api.deps import CeleryDep, JobDep, StoreDep
+from api.routes.datasets import train_samples
 from api.views import JobPage, JobView, job_view
-from clr.config import DatasetSpec, RangeTestSpec, TrainingSpec
+from clr.config import RangeTestSpec, TrainingSpec
+from clr.plan import plan_training
 from worker.celery_app import RUN_JOB
 from worker.store import TERMINAL_STATES, JobStore
 
@@ -32,29 +34,24 @@ TRAINING_EXAMPLES = {
             "dataset": {"name": "digits"},
             "optimizer": {"name": "sgd"},
             "batch_size": 50,
-            "epochs": 3,
+            "epochs": 4,
             "validation_split": 0.2,
             "clr": {"base_lr": 0.0001, "max_lr": 0.01, "step_size_epochs": 2, "mode": "triangular", "shape": "linear"},
         },
     },
     "range_test": {
-        "summary": "CLR with the bounds a finished range test suggested",
+        "summary": "CLR with the bounds a finished range test suggested, for two whole cycles",
         "value": {
             "model": {"architecture": "mlp"},
             "dataset": {"name": "digits"},
             "optimizer": {"name": "adam"},
             "batch_size": 32,
-            "epochs": 2,
+            "cycles": 2,
             "range_test_id": "<id>",
-            "clr": {"step_size": 100, "mode": "triangular2"},
+            "clr": {"step_size_epochs": 2, "mode": "triangular2"},
         },
     },
 }
-
-
-def _check_dataset(dataset: DatasetSpec, store: JobStore) -> None:
-    if dataset.id is not None and store.dataset(dataset.id) is None:
-        raise HTTPException(422, f"dataset.id: no uploaded dataset with id {dataset.id!r}")
 
 
 def _bounds_of(range_test_id: str, accept_low_confidence: bool, store: JobStore) -> tuple[float, float]:
@@ -77,8 +74,8 @@ def _bounds_of(range_test_id: str, accept_low_confidence: bool, store: JobStore)
 
 
 def _enqueue(kind: str, spec: dict[str, Any], store: JobStore, celery: CeleryDep,
-             bounds: tuple[float, float] | None = None) -> JobView:
-    job_id = store.create(kind, spec, bounds)
+             bounds: tuple[float, float] | None = None, warnings: tuple[str, ...] = ()) -> JobView:
+    job_id = store.create(kind, spec, bounds, warnings)
     try:
         celery.send_task(RUN_JOB, args=[job_id], task_id=job_id)
     except OperationalError as error:
@@ -94,7 +91,7 @@ def submit_range_test(
     celery: CeleryDep,
 ) -> JobView:
     """Queue a learning-rate range test."""
-    _check_dataset(spec.dataset, store)
+    train_samples(spec.dataset, store)
     return _enqueue("range_test", spec.model_dump(mode="json"), store, celery)
 
 
@@ -102,10 +99,13 @@ def submit_range_test(
 def submit_training(
     spec: Annotated[TrainingSpec, Body(openapi_examples=TRAINING_EXAMPLES)], store: StoreDep, celery: CeleryDep
 ) -> JobView:
-    """Queue a training with a cyclical learning rate."""
-    _check_dataset(spec.dataset, store)
+    """Queue a training with a cyclical learning rate; `warnings` give Smith's advice on its step size and length."""
+    try:
+        plan = plan_training(spec, train_samples(spec.dataset, store))
+    except ValueError as error:
+        raise HTTPException(422, str(error)) from error
     bounds = _bounds_of(spec.range_test_id, spec.accept_low_confidence, store) if spec.range_test_id else None
-    return _enqueue("training", spec.model_dump(mode="json"), store, celery, bounds)
+    return _enqueue("training", spec.model_dump(mode="json"), store, celery, bounds, plan.warnings)
 
 
 @router.get("/jobs", response_model=JobPage)

@@ -134,6 +134,37 @@ def test_schedule_preview_is_the_numpy_schedule(client):
     np.testing.assert_allclose(preview["lr"], expected, rtol=1e-12)
 
 
+def test_schedule_preview_with_a_dataset_gives_smiths_advice(client):
+    body = {"clr": {"base_lr": 0.001, "max_lr": 0.006, "step_size": 45}, "iterations": 200,
+            "dataset": {"name": "digits"}, "batch_size": 32}
+    preview = client.post("/schedules/preview", json=body).json()
+    assert preview["iterations_per_epoch"] == 45 and len(preview["warnings"]) == 2
+    assert "step_size=45 is 1 epochs" in preview["warnings"][0] and "mid-cycle" in preview["warnings"][1]
+    advised = body | {"clr": {"base_lr": 0.001, "max_lr": 0.006, "step_size": 90}, "iterations": 360}
+    assert client.post("/schedules/preview", json=advised).json()["warnings"] == []
+    unknown = body | {"dataset": {"id": "c" * 32}}
+    assert client.post("/schedules/preview", json=unknown).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"epochs": 2, "clr": {"base_lr": 0.001, "max_lr": 0.01, "step_size_epochs": 1}}, ["Smith recommends 2 to 10"]),
+        ({"epochs": 3}, ["ends mid-cycle, at iteration 69 of cycles of 92 iterations"]),
+        ({}, []),
+        ({"epochs": None, "cycles": 1}, []),
+    ],
+    ids=["step size of 1 epoch", "epochs ending mid-cycle", "correct", "cycles"],
+)
+def test_trainings_get_smiths_advice_at_submit_time(client, changes, expected):
+    body = {key: value for key, value in (GOOD_TRAINING | changes).items() if value is not None}
+    response = client.post("/trainings", json=body)
+    assert response.status_code == 202, response.text
+    warnings = response.json()["warnings"]
+    assert len(warnings) == len(expected) and all(text in w for text, w in zip(expected, warnings, strict=True))
+    assert client.post(f"/jobs/{response.json()['id']}/cancel").status_code == 202
+
+
 def test_openapi_has_an_example_for_every_body(client):
     spec = client.get("/openapi.json").json()
     for path in ("/range-tests", "/trainings", "/schedules/preview"):
@@ -176,4 +207,5 @@ def test_a_low_confidence_range_test_is_refused_as_bounds_unless_accepted(client
 
     none = finished_range_test(store, {"suggested_bounds": None, "warning": "No bounds suggested: run more iterations"})
     response = client.post("/trainings", json=body | {"range_test_id": none, "accept_low_confidence": True})
-    assert response.status_code == 409 and "suggested no bounds: No bounds suggested: run more iterations" in response.text
+    assert response.status_code == 409
+    assert "suggested no bounds: No bounds suggested: run more iterations" in response.text

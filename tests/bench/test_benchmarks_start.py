@@ -33,3 +33,8 @@ def test_table1_benchmark_prints_its_table_and_plot(tmp_path):
     for policy in ("fixed", "triangular2", "exp_range"):
         assert f"| {policy}" in out
     assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_bounds_panel_prints_its_synthetic_table():
+    out = run_module("bench.bounds_panel", "--synthetic-only")
+    assert "| 5000 | 10% | 15/15 |" in out and "both bounds within 2x" in out

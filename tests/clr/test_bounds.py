@@ -61,7 +61,11 @@ def test_smoothing_width_is_in_decades_and_widens_only_on_sparse_curves():
 
 @pytest.mark.parametrize(
     "losses",
-    [np.full(200, 2.3), 2.3 - 2.8e-14 * np.arange(200), 2.3 * (1 + 0.05 * np.random.default_rng(0).standard_normal(200))],
+    [
+        np.full(200, 2.3),
+        2.3 - 2.8e-14 * np.arange(200),
+        2.3 * (1 + 0.05 * np.random.default_rng(0).standard_normal(200)),
+    ],
     ids=["constant", "falling by 1e-14", "noise only"],
 )
 def test_a_curve_without_a_real_fall_gets_no_suggestion_and_is_told_what_to_change(losses):
@@ -87,7 +91,8 @@ def test_a_sweep_still_falling_at_end_lr_is_capped_and_says_so():
 def test_a_steep_narrow_fall_still_gives_bounds_a_factor_3_apart():
     lrs = range_sweep(1e-5, 1.0, 400)
     position = np.log10(lrs)
-    losses = 2.3 - 2.0 * np.clip((position + 2) / 0.2, 0, 1) + np.where(position > -1.5, 10 ** (3 * (position + 1.5)) - 1, 0)
+    blow_up = np.where(position > -1.5, 10 ** (3 * (position + 1.5)) - 1, 0)
+    losses = 2.3 - 2.0 * np.clip((position + 2) / 0.2, 0, 1) + blow_up
     losses *= 1 + 0.03 * np.random.default_rng(0).standard_normal(400)
     bounds = suggest_bounds(lrs, losses)
     assert bounds.max_lr / bounds.min_lr >= MIN_BOUND_RATIO
