@@ -27,6 +27,12 @@ def redis_store() -> Iterator[tuple[JobStore, str]]:
             stop([process])
 
 
+def claimed_job(store: JobStore, kind: str = "training", spec: dict | None = None) -> tuple[str, int]:
+    """A new job claimed by the benchmark itself, as a worker would: its id and attempt (the write fence)."""
+    job_id = store.create(kind, spec or {})
+    return job_id, store.claim(job_id, "bench", 1, 3600.0, False).attempts
+
+
 def interleaved_runs(variants: dict[str, Callable[[], T]], repetitions: int) -> dict[str, list[T]]:
     """Each variant's results, the variants run in rotating order within each repetition."""
     names = list(variants)

@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 
-from bench.common import interleaved_runs, redis_store, table  # noqa: E402
+from bench.common import claimed_job, interleaved_runs, redis_store, table  # noqa: E402
 from clr import models  # noqa: E402
 from clr.datasets import synthetic_images  # noqa: E402
 from clr.keras_schedule import CyclicalSchedule  # noqa: E402
@@ -90,8 +90,8 @@ class Bench:
 
     def ours(self, steps_per_execution: int) -> tuple[float, int]:
         model, timer = self._model(CyclicalSchedule(**CLR), steps_per_execution), SteadyStateTimer()
-        job_id = self.store.create("training", {})
-        with JobReporter(self.store, job_id, "bench", Settings()) as reporter:
+        job_id, attempt = claimed_job(self.store)
+        with JobReporter(self.store, job_id, attempt, Settings()) as reporter:
             train_recorded(model, Split(self.data.x_train, self.data.y_train, None, self.data), BATCH, self.epochs,
                            reporter, extra_callbacks=[timer])
         recorded = len(self.store.curve(job_id).iterations)

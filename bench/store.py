@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 
 from api.stack import free_port, start_api, stop
-from bench.common import interleaved_runs, redis_store, table
+from bench.common import claimed_job, interleaved_runs, redis_store, table
 from worker.reporting import JobReporter
 from worker.settings import Settings
 from worker.store import JobStore
@@ -34,8 +34,8 @@ def random_curve(points: int) -> tuple[np.ndarray, np.ndarray]:
 def ingest(store: JobStore, points: int) -> tuple[str, float]:
     """Feed a curve through the job reporter as training would; return the job id and points per second."""
     lrs, losses = random_curve(points)
-    job_id = store.create("training", TRAINING_SPEC)
-    reporter = JobReporter(store, job_id, "bench", Settings())
+    job_id, attempt = claimed_job(store, "training", TRAINING_SPEC)
+    reporter = JobReporter(store, job_id, attempt, Settings())
     start = time.perf_counter()
     for execution, first in enumerate(range(0, points, EXECUTION)):
         last = min(first + EXECUTION, points)
@@ -78,10 +78,10 @@ def versus_mlflow(store: JobStore, mlflow_python: str, points: int, repetitions:
     lrs, losses = random_curve(points)
 
     def ours() -> dict[str, float]:
-        job_id = store.create("training", TRAINING_SPEC)
+        job_id, attempt = claimed_job(store, "training", TRAINING_SPEC)
         start = time.perf_counter()
         for first in range(0, points, 500):
-            store.append_curve(job_id, lrs[first:first + 500], losses[first:first + 500])
+            store.report(job_id, attempt, first, lrs[first:first + 500], losses[first:first + 500])
         write = time.perf_counter() - start
         start = time.perf_counter()
         assert len(store.curve(job_id).losses) == points

@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from bench.common import redis_store, table  # noqa: E402
+from bench.common import claimed_job, redis_store, table  # noqa: E402
 from clr import datasets  # noqa: E402
 from clr.config import RangeTestSpec, TrainingSpec  # noqa: E402
 from worker import jobs  # noqa: E402
@@ -64,7 +64,7 @@ class Experiment:
                      "optimizer": optimizer, "batch_size": batch_size, "validation_split": self.validation_split}
 
     def _reporter(self) -> JobReporter:
-        return JobReporter(self.store, self.store.create("benchmark", {}), "bench", self.settings)
+        return JobReporter(self.store, *claimed_job(self.store, "benchmark"), self.settings)
 
     def range_test(self, start_lr: float = 1e-4, end_lr: float = 1.0, epochs: int = 8, seed: int = 0) -> dict:
         """The range test's result: `suggested_bounds` (or a `warning`), and its curve under `lrs`/`losses`."""

@@ -50,14 +50,16 @@ def downsample_indices(values: npt.ArrayLike, max_points: int, keep: tuple[int, 
         raise ValueError(f"Argument `max_points` must be >= {4 + len(keep)}. Received: max_points={max_points!r}")
     if n <= max_points:
         return np.arange(n)
-    buckets = (max_points - 3 - len(keep)) // 2
-    size = -(-n // buckets)
     finite = np.isfinite(data)
+    chosen = [np.array([0, n - 1, *keep]), np.flatnonzero(~finite)[:1]]
+    buckets = (max_points - 3 - len(keep)) // 2
+    if buckets == 0:  # room for the ends, `keep` and the divergence only
+        return np.unique(np.concatenate(chosen).astype(np.int64))
+    size = -(-n // buckets)
     padding = buckets * size - n
     lows = np.pad(np.where(finite, data, np.inf), (0, padding), constant_values=np.inf).reshape(buckets, size)
     highs = np.pad(np.where(finite, data, -np.inf), (0, padding), constant_values=-np.inf).reshape(buckets, size)
     starts = np.arange(buckets) * size
     lowest, highest = starts + lows.argmin(axis=1), starts + highs.argmax(axis=1)
     has_finite = np.isfinite(lows.min(axis=1))
-    chosen = [np.array([0, n - 1, *keep]), np.flatnonzero(~finite)[:1], lowest[has_finite], highest[has_finite]]
-    return np.unique(np.concatenate(chosen).astype(np.int64))
+    return np.unique(np.concatenate([*chosen, lowest[has_finite], highest[has_finite]]).astype(np.int64))

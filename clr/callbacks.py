@@ -25,7 +25,22 @@ def _set_float_lr(optimizer, lr: float) -> None:
         ) from error
 
 
-class CyclicLR(IterationRecorder):
+class SetsLearningRatePerBatch(IterationRecorder):
+    """Base of the callbacks that set the LR before each batch: with `steps_per_execution = k` Keras calls them once
+    per k steps, so they refuse such a model instead of recording LRs no step used."""
+
+    def on_train_begin(self, logs=None):
+        steps_per_execution = getattr(self.model, "steps_per_execution", 1) or 1
+        if steps_per_execution != 1:
+            raise ValueError(
+                f"{type(self).__name__} sets the learning rate before each batch, but Keras calls it once every "
+                f"{steps_per_execution} steps with steps_per_execution={steps_per_execution}: compile with "
+                "steps_per_execution=1, or train with `clr.keras_schedule.CyclicalSchedule` (in-graph)"
+            )
+        super().on_train_begin(logs)
+
+
+class CyclicLR(SetsLearningRatePerBatch):
     """Sets a cyclical LR before each batch; `history` holds per-iteration `lr`, `iterations` and true `loss`.
 
     Iterations continue across repeated `fit()` calls until `reset()`.
@@ -65,7 +80,7 @@ class CyclicLR(IterationRecorder):
         self.clr_iterations += len(iterations)
 
 
-class LRFinder(IterationRecorder):
+class LRFinder(SetsLearningRatePerBatch):
     """Runs a learning-rate range test inside `model.fit`, then puts the model back as it was.
 
     With `steps=None` the sweep spans all of fit's epochs x steps per epoch. Training stops when the smoothed loss

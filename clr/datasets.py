@@ -69,6 +69,15 @@ def builtin(name: str) -> Dataset:
     return digits() if name == "digits" else keras_dataset(name)
 
 
+def unpacked_size(data: bytes) -> int:
+    """The bytes an `.npz` archive's members take once unpacked, from its zip directory (nothing is unpacked)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, ValueError, OSError) as error:
+        raise ValueError(f"Not a readable .npz archive without pickles: {error}") from error
+
+
 def from_npz(data: bytes) -> Dataset:
     """A dataset from `.npz` bytes with `x_train`, `y_train` and optional `x_test`, `y_test` (no pickles)."""
     try:
@@ -94,6 +103,13 @@ def from_npz(data: bytes) -> Dataset:
             )
     if len(arrays["x_train"]) == 0:
         raise ValueError("`x_train` holds no samples")
+    if "x_test" in arrays:
+        x_test, x_train = arrays["x_test"], arrays["x_train"]
+        if len(x_test) == 0:
+            raise ValueError("`x_test` holds no samples: leave out `x_test` and `y_test` instead")
+        if x_test.shape[1:] != x_train.shape[1:]:
+            raise ValueError(f"`x_test` samples must have the shape of `x_train`'s. Received: {x_test.shape[1:]} "
+                             f"and {x_train.shape[1:]}")
     test = (_images(arrays["x_test"]), arrays["y_test"].astype(np.int64)) if "x_test" in arrays else (None, None)
     return Dataset(_images(arrays["x_train"]), arrays["y_train"].astype(np.int64), *test)
 

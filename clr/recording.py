@@ -36,6 +36,11 @@ class IterationRecorder(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         model = self.model
+        if getattr(model.__dict__.get("compute_loss"), "recorded_by", None) is not None:
+            raise ValueError(
+                f"{type(self).__name__} cannot record this fit: {type(model.compute_loss.recorded_by).__name__} "
+                "already records it (one IterationRecorder per fit; read the other's points instead)"
+            )
         self._lock = threading.Lock()
         self._buffer = tf.Variable(np.full((CAPACITY, 3), -1.0), trainable=False, name="iteration_buffer")
         self._next = int(model.optimizer.iterations.numpy())
@@ -57,6 +62,7 @@ class IterationRecorder(keras.callbacks.Callback):
             with tf.control_dependencies([write]):
                 return tf.identity(loss)
 
+        recording_compute_loss.recorded_by = self
         return recording_compute_loss
 
     def _schedule(self) -> keras.optimizers.schedules.LearningRateSchedule | None:

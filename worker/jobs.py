@@ -15,16 +15,14 @@ from clr.keras_schedule import CyclicalSchedule
 from clr.plan import plan_training
 from clr.recording import IterationRecorder
 from clr.schedules import step_size_advice
+from worker.errors import JobError
 from worker.reporting import JobReporter, finite_or_none
 from worker.settings import Settings
 
 
-class JobError(Exception):
-    """A failure to report on the job as it is, without a traceback."""
-
-
 class StreamsToJob:
-    """Mixin for an `IterationRecorder`: streams the points it polls to the job and stops training on cancel."""
+    """Mixin for an `IterationRecorder`: streams the points it polls to the job and stops training when the reporter
+    says so (a cancel, a lost claim, a fatal reporting error)."""
 
     def __init__(self, reporter: JobReporter, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -33,7 +31,7 @@ class StreamsToJob:
     def on_iterations(self, iterations, lrs, losses):
         super().on_iterations(iterations, lrs, losses)
         self.reporter.push(iterations, lrs, losses)
-        if self.reporter.cancel_requested.is_set():
+        if self.reporter.should_stop():
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
@@ -47,16 +45,22 @@ class RangeTestStream(StreamsToJob, LRFinder):
 
 class TrainingStream(StreamsToJob, IterationRecorder):
     """Polled by the reporter's thread, so Keras keeps dispatching batch ends asynchronously; stops training at
-    the first non-finite loss, remembering where."""
+    the first non-finite loss, remembering where. `close()` takes the last points even when `fit` raised."""
 
     divergence: tuple[int, float] | None = None
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        self.reporter.watch(self.poll)
+        self.reporter.watch(self)
+
+    def close(self) -> None:
+        """Stop being polled by the reporter and hand it the last points (idempotent)."""
+        if self in self.reporter.watched:
+            self.reporter.unwatch(self)
+            self.poll()
 
     def on_train_end(self, logs=None):
-        self.reporter.unwatch(self.poll)
+        self.close()
         super().on_train_end(logs)
 
     def on_iterations(self, iterations, lrs, losses):
@@ -164,8 +168,11 @@ def train_recorded(model: keras.Model, data: Split, batch_size: int, epochs: int
                    extra_callbacks: tuple = ()) -> TrainingStream:
     """The worker's training loop: `fit` with every iteration streamed to the job through `reporter`."""
     stream = TrainingStream(reporter=reporter)
-    model.fit(data.x, data.y, batch_size=batch_size, epochs=epochs, validation_data=data.validation,
-              callbacks=[stream, *extra_callbacks], verbose=0)
+    try:
+        model.fit(data.x, data.y, batch_size=batch_size, epochs=epochs, validation_data=data.validation,
+                  callbacks=[stream, *extra_callbacks], verbose=0)
+    finally:
+        stream.close()
     return stream
 
 

@@ -8,13 +8,13 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import redis
 
 from worker.settings import Settings
-from worker.store import JobStore
+from worker.store import JobStore, LostClaim
 
 log = logging.getLogger(__name__)
 
@@ -26,20 +26,28 @@ def finite_or_none(value: Any) -> float | None:
 
 
 class JobReporter:
-    """Collects points from the training thread; a daemon thread writes them every `flush_interval_s`."""
+    """Collects points from the training thread; a daemon thread writes them every `flush_interval_s`.
 
-    def __init__(self, store: JobStore, job_id: str, runner: str, settings: Settings) -> None:
-        self.store, self.job_id, self.runner, self.settings = store, job_id, runner, settings
+    Points stay queued until a write of them succeeded, and each is written at its own iteration's offset, so a
+    failed or repeated write neither loses nor shifts any. Every write is fenced by the claim's `attempt`: once the
+    job is taken over or deleted, `lost` is set and training is asked to stop. A failure that is not a passing Redis
+    error (a recorder overrun, say) is kept in `fatal` and also stops training.
+    """
+
+    def __init__(self, store: JobStore, job_id: str, attempt: int, settings: Settings) -> None:
+        self.store, self.job_id, self.attempt, self.settings = store, job_id, attempt, settings
         self.cancel_requested = threading.Event()
+        self.lost = threading.Event()
+        self.fatal: Exception | None = None
         self._lock = threading.Lock()
-        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._pending: list[tuple[int, np.ndarray, np.ndarray]] = []
         self._progress: dict[str, int] = {}
         self._history: list[dict[str, float | None]] = []
         self._history_written = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"reporter-{job_id}", daemon=True)
         self._cancel_seen_at: float | None = None
-        self._sources: list[Callable[[], int]] = []
+        self._sources: list = []
 
     def __enter__(self) -> JobReporter:
         self._thread.start()
@@ -48,20 +56,31 @@ class JobReporter:
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.flush()
+        if not self.lost.is_set():
+            self.flush()
 
-    def watch(self, poll: Callable[[], int]) -> None:
-        """Call `poll` before each flush (an `IterationRecorder.poll` that pushes here)."""
-        self._sources.append(poll)
+    def should_stop(self) -> bool:
+        """Whether training must stop: a cancel, a lost claim or a fatal reporting error."""
+        return self.cancel_requested.is_set() or self.lost.is_set() or self.fatal is not None
 
-    def unwatch(self, poll: Callable[[], int]) -> None:
-        """Stop calling `poll`."""
-        self._sources.remove(poll)
+    @property
+    def watched(self) -> list:
+        """The recorders polled before each flush."""
+        return list(self._sources)
+
+    def watch(self, recorder) -> None:
+        """Poll `recorder` (an `IterationRecorder` that pushes here) before each flush while training runs, and stop
+        its model's training if reporting fails for good."""
+        self._sources.append(recorder)
+
+    def unwatch(self, recorder) -> None:
+        """Stop polling `recorder`."""
+        self._sources.remove(recorder)
 
     def push(self, iterations: np.ndarray, lrs: np.ndarray, losses: np.ndarray) -> None:
         """Queue points of consecutive iterations."""
         with self._lock:
-            self._pending.append((lrs, losses))
+            self._pending.append((int(iterations[0]), lrs, losses))
             self._progress["iteration"] = int(iterations[-1]) + 1
 
     def set_progress(self, **progress: int) -> None:
@@ -82,36 +101,58 @@ class JobReporter:
             return list(self._history)
 
     def flush(self) -> None:
-        """Write what is queued: the curve in one APPEND, then progress and heartbeat."""
+        """Write what is queued (points, progress, epoch history, heartbeat) in one fenced write; drop it from the
+        queue only once written. Raises what the write raised (`LostClaim` included)."""
         with self._lock:
-            pending, self._pending = self._pending, []
-            progress, self._progress = self._progress, {}
-            history = self._history if len(self._history) > self._history_written else None
-            self._history_written = len(self._history)
+            pending, progress = list(self._pending), dict(self._progress)
+            history = list(self._history) if len(self._history) > self._history_written else None
+        fields: dict[str, Any] = progress | ({"epoch_history": history} if history is not None else {})
         if pending:
-            self.store.append_curve(self.job_id, np.concatenate([p[0] for p in pending]), np.concatenate([p[1] for p in pending]))
-        self.store.update(self.job_id, heartbeat_at=time.time(), **progress)
-        if history is not None:
-            self.store.set_json(self.job_id, epoch_history=history)
+            first = pending[0][0]
+            lrs, losses = (np.concatenate([batch[index] for batch in pending]) for index in (1, 2))
+            self.store.report(self.job_id, self.attempt, first, lrs, losses, **fields)
+        else:
+            self.store.report(self.job_id, self.attempt, **fields)
+        with self._lock:
+            del self._pending[: len(pending)]
+            for name, value in progress.items():
+                if self._progress.get(name) == value:
+                    del self._progress[name]
+            if history is not None:
+                self._history_written = len(history)
 
     def _run(self) -> None:
         while not self._stop.wait(self.settings.flush_interval_s):
             try:
-                for poll in list(self._sources):
-                    poll()
+                for recorder in self.watched:
+                    recorder.poll()
                 self.flush()
                 self._watch_cancel()
-            except Exception:  # a Redis hiccup must not kill the job; the next flush retries
-                log.exception("Reporting job %s failed", self.job_id)
+            except LostClaim:
+                log.error("Job %s was taken over or deleted: this runner stops", self.job_id)
+                self.lost.set()
+                return self._stop_training()
+            except redis.RedisError:  # passing: the next flush retries
+                log.exception("Reporting job %s failed; retrying", self.job_id)
+            except Exception as error:  # the recorder overran, or worse: retrying cannot help
+                log.exception("Reporting job %s failed for good", self.job_id)
+                self.fatal = error
+                return self._stop_training()
+
+    def _stop_training(self) -> None:
+        for recorder in self.watched:
+            recorder.model.stop_training = True
 
     def _watch_cancel(self) -> None:
         if self._cancel_seen_at is None and self.store.cancel_requested(self.job_id):
             self._cancel_seen_at = time.monotonic()
             self.cancel_requested.set()
-        if self._cancel_seen_at is not None and time.monotonic() - self._cancel_seen_at > self.settings.cancel_grace_s:
+        seen_at = self._cancel_seen_at
+        overdue = seen_at is not None and time.monotonic() - seen_at > self.settings.cancel_grace_s
+        if overdue and self._sources:  # only while training runs: loading, compiling and evaluating end by themselves
             log.error("Job %s did not stop within %ss of its cancel: ending the process", self.job_id,
                       self.settings.cancel_grace_s)
             self.flush()
-            self.store.finish(self.job_id, self.runner, "cancelled",
+            self.store.finish(self.job_id, self.attempt, "cancelled",
                               error=f"Cancelled by force: training did not stop within {self.settings.cancel_grace_s}s")
             os._exit(1)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
+from pathlib import Path
 
+import redis
 from celery.exceptions import SoftTimeLimitExceeded
 
 from clr.config import RangeTestSpec, TrainingSpec
+from worker.errors import JobError
 from worker.reporting import JobReporter
 from worker.settings import Settings
 from worker.store import JobStore
@@ -16,17 +20,27 @@ from worker.store import JobStore
 log = logging.getLogger(__name__)
 
 
+def _process_namespace() -> str:
+    """This host's boot and this process's pid namespace: processes in one namespace can see each other's pids.
+    A hostname alone is not enough (containers on one host, or on several, can share one)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return socket.gethostname()
+
+
 def this_runner() -> str:
-    """This process, as `host:pid`."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process, as `host:namespace:pid`."""
+    return f"{socket.gethostname()}:{_process_namespace()}:{os.getpid()}"
 
 
 def runner_is_lost(runner: str | None) -> bool:
-    """Whether `runner` ran on this host in a process that no longer exists."""
+    """Whether `runner` ran in this pid namespace, in a process that no longer exists."""
     if not runner:
         return False
-    host, _, pid = runner.rpartition(":")
-    if host != socket.gethostname():
+    place, _, pid = runner.rpartition(":")
+    if place != f"{socket.gethostname()}:{_process_namespace()}":
         return False
     try:
         os.kill(int(pid), 0)
@@ -56,31 +70,58 @@ def describe(error: BaseException) -> str:
     return f"{name}: {text[0] if text else 'no message'}"
 
 
+def finish(store: JobStore, job_id: str, attempt: int, settings: Settings, state: str, **outcome) -> None:
+    """End the attempt, retrying through a passing Redis failure for up to `stale_after_s`; if Redis stays away the
+    error propagates and the job is left running with a stale heartbeat, for a later delivery to take over."""
+    deadline = time.monotonic() + settings.stale_after_s
+    while True:
+        try:
+            if not store.finish(job_id, attempt, state, **outcome):
+                log.warning("Job %s is no longer on attempt %s (taken over, deleted, or ended by an earlier try)",
+                            job_id, attempt)
+            return
+        except redis.RedisError:
+            if time.monotonic() > deadline:
+                raise
+            log.exception("Ending job %s failed; retrying", job_id)
+            time.sleep(1)
+
+
 def claim_and_run(job_id: str, settings: Settings) -> str:
-    """Run the job unless another live runner holds it or it is finished; return the claim's outcome."""
+    """Run the job unless another live runner holds it or it is finished; return the claim's outcome. Every path
+    that claimed the job ends it, except a lost claim (the job is someone else's) or Redis staying away."""
     store = JobStore.from_url(settings.redis_url)
-    runner = this_runner()
     job = store.get(job_id)
     if job is None:
         return "missing"
-    claim = store.claim(job_id, runner, settings.max_attempts, settings.stale_after_s, runner_is_lost(job.get("runner")))
+    claim = store.claim(job_id, this_runner(), settings.max_attempts, settings.stale_after_s,
+                        runner_is_lost(job.get("runner")))
     if claim.outcome != "claimed":
         log.info("Job %s not run: %s", job_id, claim.outcome)
         return claim.outcome
-    use_gpus_with_memory_growth()
-    from worker import jobs  # Keras, imported only once the job is ours
-
+    reporter = JobReporter(store, job_id, claim.attempts, settings)
     try:
-        with JobReporter(store, job_id, runner, settings) as reporter:
+        use_gpus_with_memory_growth()
+        from worker import jobs  # Keras, imported only once the job is ours
+
+        with reporter:
             if job["kind"] == "range_test":
                 result = jobs.run_range_test(RangeTestSpec.model_validate(job["spec"]), reporter, settings)
             else:
                 bounds = tuple(job["bounds"]) if job["bounds"] else None
                 result = jobs.run_training(TrainingSpec.model_validate(job["spec"]), bounds, reporter, settings)
-        state = "cancelled" if reporter.cancel_requested.is_set() else "succeeded"
-        store.finish(job_id, runner, state, result=result)
     except Exception as error:  # every failure ends the job readably; the worker goes on serving
+        if reporter.lost.is_set():
+            return "lost"
         log.exception("Job %s failed", job_id)
-        message = str(error) if isinstance(error, jobs.JobError) else describe(error)
-        store.finish(job_id, runner, "failed", error=message)
+        message = str(error) if isinstance(error, JobError) else describe(error)
+        finish(store, job_id, claim.attempts, settings, "failed", error=message)
+        return claim.outcome
+    if reporter.lost.is_set():
+        return "lost"
+    if reporter.fatal is not None:
+        finish(store, job_id, claim.attempts, settings, "failed", error=f"Reporting failed: {describe(reporter.fatal)}")
+    else:
+        state = "cancelled" if reporter.cancel_requested.is_set() else "succeeded"
+        finish(store, job_id, claim.attempts, settings, state, result=result)
     return claim.outcome

@@ -1,7 +1,8 @@
 """The Redis job store: job records (the source of truth for state) and compact per-iteration curves.
 
-A curve is one Redis string of packed little-endian float32 `(lr, loss)` records, one per iteration from 0:
-appending a batch is one `APPEND`, "since iteration N" is one `GETRANGE`.
+A curve is one Redis string of packed little-endian float32 `(lr, loss)` records, one per iteration from 0: a batch
+is written at its own offset with one `SETRANGE` (writing it again changes nothing), "since iteration N" is one
+`GETRANGE`. Every write of a runner is fenced by its attempt number: a superseded runner cannot touch the job.
 """
 
 from __future__ import annotations
@@ -20,50 +21,73 @@ TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 JSON_FIELDS = ("spec", "bounds", "warnings", "result", "epoch_history")
 INT_FIELDS = ("attempts", "iteration", "total_iterations", "epoch", "epochs")
 
-# KEYS: job, curve. ARGV: now, runner, max_attempts, stale_after, force. Returns [outcome, attempts].
-_CLAIM = """
+# Time comes from Redis (`TIME`), so every worker judges staleness on one clock.
+_NOW = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1e6
+"""
+
+# KEYS: job, curve. ARGV: runner, max_attempts, stale_after, force. Returns [outcome, attempts].
+_CLAIM = _NOW + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing', 0} end
-local now = tonumber(ARGV[1])
-local stale = now - tonumber(redis.call('HGET', KEYS[1], 'heartbeat_at') or '0') > tonumber(ARGV[4])
-if state == 'running' and not (stale or ARGV[5] == '1') then return {'busy', 0} end
+local stale = now - tonumber(redis.call('HGET', KEYS[1], 'heartbeat_at') or '0') > tonumber(ARGV[3])
+if state == 'running' and not (stale or ARGV[4] == '1') then return {'busy', 0} end
 if state ~= 'queued' and state ~= 'running' then return {'finished', 0} end
 if redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then
-  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', ARGV[1])
+  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', now)
   return {'finished', 0}
 end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-if attempts > tonumber(ARGV[3]) then
-  redis.call('HSET', KEYS[1], 'state', 'failed', 'finished_at', ARGV[1], 'error',
-    'Gave up after ' .. ARGV[3] .. ' attempts: the worker running this job was lost each time')
+if attempts > tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'state', 'failed', 'finished_at', now, 'error',
+    'Gave up after ' .. ARGV[2] .. ' attempts: the worker running this job was lost each time')
   return {'exhausted', attempts}
 end
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', ARGV[1], 'heartbeat_at', ARGV[1],
-  'runner', ARGV[2], 'iteration', 0, 'epoch', 0, 'epoch_history', '[]')
+redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', now, 'heartbeat_at', now,
+  'runner', ARGV[1], 'iteration', 0, 'epoch', 0, 'epoch_history', '[]')
 return {'claimed', attempts}
 """
 
-# KEYS: job. ARGV: now. Returns the state after the request.
-_CANCEL = """
+# The fence of every runner write: the job still exists, runs, and is on the writer's attempt.
+_OWNED = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[1] then
+  return 0
+end
+"""
+
+# KEYS: job, curve. ARGV: attempt, byte offset of the points, points, then field, value pairs. Writes the points at
+# their own offset (a repeated write changes nothing), the fields and a heartbeat. Returns 1, or 0 when fenced off.
+_REPORT = _NOW + _OWNED + """
+if #ARGV[3] > 0 then redis.call('SETRANGE', KEYS[2], tonumber(ARGV[2]), ARGV[3]) end
+redis.call('HSET', KEYS[1], 'heartbeat_at', now, unpack(ARGV, 4))
+return 1
+"""
+
+# KEYS: job. ARGV: stale_after. Returns the state after the request: a queued job, or a running one whose runner
+# stopped heartbeating, is cancelled at once; a live running one is asked to stop.
+_CANCEL = _NOW + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return false end
-if state == 'queued' then
-  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', ARGV[1], 'cancel_requested', 1)
+local stale = now - tonumber(redis.call('HGET', KEYS[1], 'heartbeat_at') or '0') > tonumber(ARGV[1])
+if state == 'queued' or (state == 'running' and stale) then
+  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', now, 'cancel_requested', 1)
   return 'cancelled'
 end
 if state == 'running' then redis.call('HSET', KEYS[1], 'cancel_requested', 1) end
 return state
 """
 
-# KEYS: job. ARGV: now, state, error, result, runner. Finishes only the runner's own running job.
-_FINISH = """
-if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('HGET', KEYS[1], 'runner') ~= ARGV[5] then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'state', ARGV[2], 'finished_at', ARGV[1], 'error', ARGV[3], 'result', ARGV[4])
+# KEYS: job. ARGV: attempt, state, error, result. Ends only the writer's own running attempt.
+_FINISH = _NOW + _OWNED + """
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'finished_at', now, 'error', ARGV[3], 'result', ARGV[4])
 return 1
 """
+
+
+class LostClaim(RuntimeError):
+    """The job was taken over by another attempt, or deleted: this runner must stop writing to it."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +126,7 @@ class JobStore:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
         self._claim = client.register_script(_CLAIM)
+        self._report = client.register_script(_REPORT)
         self._cancel = client.register_script(_CANCEL)
         self._finish = client.register_script(_FINISH)
 
@@ -141,7 +166,7 @@ class JobStore:
     def get(self, job_id: str) -> dict[str, Any] | None:
         """The job record, or None for an unknown id."""
         raw = self.redis.hgetall(self._job_key(job_id))
-        return _decode(raw) if raw else None
+        return _decode(raw) if b"kind" in raw else None  # a record without its creation fields is no job
 
     def list(self, kind: str | None, state: str | None, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
         """Jobs newest first, filtered by kind and state: (number matching, one page)."""
@@ -161,33 +186,39 @@ class JobStore:
         return len(matching), [job for job in page if job is not None]
 
     def claim(self, job_id: str, runner: str, max_attempts: int, stale_after: float, runner_lost: bool) -> Claim:
-        """Atomically move a queued job (or one whose runner is lost) to running; truncate its partial curve."""
+        """Atomically move a queued job (or one whose runner is lost) to running; truncate its partial curve.
+        The claim's `attempts` is the fencing token of every later write of this runner."""
         outcome, attempts = self._claim(
             keys=[self._job_key(job_id), self._curve_key(job_id)],
-            args=[time.time(), runner, max_attempts, stale_after, int(runner_lost)],
+            args=[runner, max_attempts, stale_after, int(runner_lost)],
         )
         return Claim(outcome.decode(), int(attempts))
 
-    def update(self, job_id: str, **fields: Any) -> None:
-        """Set plain fields of the job record (progress, heartbeat, totals)."""
-        self.redis.hset(self._job_key(job_id), mapping=fields)
-
-    def set_json(self, job_id: str, **fields: Any) -> None:
-        """Set JSON fields of the job record (warnings, epoch history)."""
-        self.update(job_id, **{name: json.dumps(value) for name, value in fields.items()})
+    def report(self, job_id: str, attempt: int, first_iteration: int = 0, lrs: np.ndarray | None = None,
+               losses: np.ndarray | None = None, **fields: Any) -> None:
+        """As the runner of `attempt`: write points from `first_iteration` on at their own offset, set plain fields
+        (dicts and lists as JSON) and the heartbeat, atomically. Raises `LostClaim` if the attempt is not current."""
+        points = np.empty(0 if lrs is None else len(lrs), POINT)
+        if lrs is not None:
+            points["lr"], points["loss"] = lrs, losses
+        pairs = [item for name, value in fields.items()
+                 for item in (name, json.dumps(value) if isinstance(value, dict | list) else value)]
+        written = self._report(keys=[self._job_key(job_id), self._curve_key(job_id)],
+                               args=[attempt, first_iteration * POINT.itemsize, points.tobytes(), *pairs])
+        if not written:
+            raise LostClaim(f"Job {job_id} is no longer on attempt {attempt}: taken over or deleted")
 
     def finish(
-        self, job_id: str, runner: str, state: str, result: dict | None = None, error: str | None = None
+        self, job_id: str, attempt: int, state: str, result: dict | None = None, error: str | None = None
     ) -> bool:
-        """End the runner's own running job in `state`; False if it no longer owns a running job."""
-        done = self._finish(
-            keys=[self._job_key(job_id)], args=[time.time(), state, error or "", json.dumps(result), runner]
-        )
+        """End the runner's own running attempt in `state`; False if the attempt is no longer current."""
+        done = self._finish(keys=[self._job_key(job_id)], args=[attempt, state, error or "", json.dumps(result)])
         return bool(done)
 
-    def request_cancel(self, job_id: str) -> str | None:
-        """Cancel a queued job now, or flag a running one; return the state after, None for an unknown id."""
-        state = self._cancel(keys=[self._job_key(job_id)], args=[time.time()])
+    def request_cancel(self, job_id: str, stale_after: float) -> str | None:
+        """Cancel a queued job, or a running one whose runner stopped heartbeating, now; ask a live running one to
+        stop. Return the state after, None for an unknown id."""
+        state = self._cancel(keys=[self._job_key(job_id)], args=[stale_after])
         return state.decode() if state else None
 
     def cancel_requested(self, job_id: str) -> bool:
@@ -200,12 +231,6 @@ class JobStore:
             pipe.delete(self._job_key(job_id), self._curve_key(job_id))
             pipe.zrem("clr:jobs", job_id)
             pipe.execute()
-
-    def append_curve(self, job_id: str, lrs: np.ndarray, losses: np.ndarray) -> None:
-        """Append per-iteration points in one command."""
-        points = np.empty(len(lrs), POINT)
-        points["lr"], points["loss"] = lrs, losses
-        self.redis.append(self._curve_key(job_id), points.tobytes())
 
     def curve(self, job_id: str, since: int = 0) -> Curve:
         """The curve from iteration `since` on."""

@@ -13,6 +13,8 @@ def run_job(self, job_id: str) -> str:
 
     settings = Settings()
     outcome = claim_and_run(job_id, settings)
-    if outcome == "busy":
+    if outcome == "busy":  # a duplicate delivery: look again once the holder could have gone stale, for a while
+        if self.request.retries * settings.stale_after_s > settings.job_time_limit_s:
+            return "busy: gave up"
         raise self.retry(countdown=settings.stale_after_s)
     return outcome

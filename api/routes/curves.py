@@ -11,12 +11,13 @@ import numpy as np
 from fastapi import APIRouter, Query, Response
 
 from api.deps import JobDep, StoreDep
-from clr.analysis import downsample_indices, finite_prefix_length, smooth
+from clr.analysis import downsample_indices, smooth
 from clr.bounds import BoundSuggestion
 from clr.plots import range_test_png, training_png
 
 router = APIRouter(tags=["curves"])
 PLOT_POINTS = 4000
+MAX_ITERATION = 2**40  # far beyond any curve (a Redis string holds 2**26 points), far below offset overflow
 
 
 def _json_column(values: np.ndarray) -> list[float | None]:
@@ -37,9 +38,7 @@ def _columns(job: dict[str, Any], store: StoreDep, since: int, max_points: int |
         curve = store.curve(job["id"], since)
         columns = {"iteration": curve.iterations, "lr": curve.lrs, "loss": curve.losses}
     if max_points is not None:
-        divergence = finite_prefix_length(columns["loss"])
-        keep = (divergence,) if divergence < len(columns["loss"]) else ()
-        chosen = downsample_indices(columns["loss"], max_points, keep)
+        chosen = downsample_indices(columns["loss"], max_points)  # keeps the first non-finite point itself
         columns = {name: values[chosen] for name, values in columns.items()}
     return columns
 
@@ -48,7 +47,7 @@ def _columns(job: dict[str, Any], store: StoreDep, since: int, max_points: int |
 def get_curves(
     job: JobDep,
     store: StoreDep,
-    since: Annotated[int, Query(ge=0, description="Only iterations >= since")] = 0,
+    since: Annotated[int, Query(ge=0, le=MAX_ITERATION, description="Only iterations >= since")] = 0,
     max_points: Annotated[int | None, Query(ge=4, le=1_000_000, description="Downsample keeping spikes")] = None,
     format: Literal["json", "csv"] = "json",
 ) -> Response:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, UploadFile, status
 
 from api.deps import SettingsDep, StoreDep
 from clr.config import DatasetSpec
-from clr.datasets import BUILTIN_DATASETS, BUILTIN_TRAIN_SAMPLES, from_npz
+from clr.datasets import BUILTIN_DATASETS, BUILTIN_TRAIN_SAMPLES, from_npz, unpacked_size
 from worker.store import JobStore
 
 router = APIRouter(tags=["datasets"])
@@ -18,17 +18,19 @@ router = APIRouter(tags=["datasets"])
 
 @router.post("/datasets", status_code=status.HTTP_201_CREATED)
 async def upload_dataset(file: UploadFile, settings: SettingsDep, store: StoreDep) -> dict[str, Any]:
-    """Upload a `.npz` with `x_train`, `y_train` and optional `x_test`, `y_test` (no pickles, size-limited)."""
+    """Upload a `.npz` with `x_train`, `y_train` and optional `x_test`, `y_test` (no pickles, size-limited packed
+    and unpacked)."""
     data = await file.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:
         raise HTTPException(413, f"file: the upload exceeds the limit of {settings.max_upload_bytes} bytes")
     try:
+        if (unpacked := unpacked_size(data)) > settings.max_dataset_bytes:
+            raise HTTPException(413, f"file: the archive unpacks to {unpacked} bytes, more than the limit of "
+                                     f"{settings.max_dataset_bytes}")
         dataset = from_npz(data)
     except ValueError as error:
         raise HTTPException(422, f"file: {error}") from error
     dataset_id = uuid.uuid4().hex
-    settings.datasets_dir.mkdir(parents=True, exist_ok=True)
-    (settings.datasets_dir / f"{dataset_id}.npz").write_bytes(data)
     meta = {
         "id": dataset_id,
         "filename": file.filename,
@@ -39,6 +41,8 @@ async def upload_dataset(file: UploadFile, settings: SettingsDep, store: StoreDe
         "num_classes": dataset.num_classes,
         "created_at": time.time(),
     }
+    settings.datasets_dir.mkdir(parents=True, exist_ok=True)
+    (settings.datasets_dir / f"{dataset_id}.npz").write_bytes(data)
     store.save_dataset(dataset_id, meta)
     return meta
 

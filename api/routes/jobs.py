@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 from kombu.exceptions import OperationalError
 
-from api.deps import CeleryDep, JobDep, StoreDep
+from api.deps import CeleryDep, JobDep, SettingsDep, StoreDep
 from api.routes.datasets import train_samples
 from api.views import JobPage, JobView, job_view
 from clr.config import RangeTestSpec, TrainingSpec
@@ -128,11 +128,12 @@ def get_job(job: JobDep) -> JobView:
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobView)
-def cancel_job(job: JobDep, store: StoreDep) -> JobView:
-    """Cancel a queued job now, or ask a running one to stop within a few iterations (curves are kept)."""
+def cancel_job(job: JobDep, store: StoreDep, settings: SettingsDep) -> JobView:
+    """Cancel a queued job, or one whose worker stopped heartbeating, now; ask a running one to stop within a few
+    iterations (curves are kept)."""
     if job["state"] in TERMINAL_STATES:
         raise HTTPException(409, f"Job {job['id']!r} already ended: {job['state']}")
-    store.request_cancel(job["id"])
+    store.request_cancel(job["id"], settings.stale_after_s)
     return job_view(store.get(job["id"]))
 
 

@@ -209,3 +209,42 @@ def test_a_low_confidence_range_test_is_refused_as_bounds_unless_accepted(client
     response = client.post("/trainings", json=body | {"range_test_id": none, "accept_low_confidence": True})
     assert response.status_code == 409
     assert "suggested no bounds: No bounds suggested: run more iterations" in response.text
+
+
+def test_curve_requests_at_the_edges_answer_instead_of_failing(client, store):
+    job_id = store.create("training", GOOD_TRAINING)
+    attempt = store.claim(job_id, "test:1", 3, 60.0, False).attempts
+    losses = np.linspace(2.0, 1.0, 50)
+    losses[30:] = np.nan
+    store.report(job_id, attempt, 0, np.full(50, 0.01), losses)
+    for max_points in (4, 5, 6):
+        curves = client.get(f"/jobs/{job_id}/curves", params={"max_points": max_points})
+        assert curves.status_code == 200, curves.text
+        kept = curves.json()["iteration"]
+        assert len(kept) <= max_points and {0, 30, 49} <= set(kept)  # the ends and the divergence point
+    assert client.get(f"/jobs/{job_id}/curves", params={"since": 2**60}).status_code == 422
+    assert client.get(f"/jobs/{job_id}/curves", params={"since": 2**40}).json()["iteration"] == []
+
+
+@pytest.mark.parametrize(
+    ("arrays", "status", "text"),
+    [
+        ({"x_test": np.zeros((0, 8, 8)), "y_test": np.zeros(0, np.int64)}, 422, "`x_test` holds no samples"),
+        ({"x_test": np.zeros((4, 9, 9)), "y_test": np.zeros(4, np.int64)}, 422, "shape of `x_train`'s"),
+    ],
+    ids=["empty test set", "test samples of another shape"],
+)
+def test_uploads_with_a_bad_test_set_are_refused_and_leave_no_file(client, service, arrays, status, text):
+    files_before = set((service.data_dir / "datasets").glob("*"))
+    payload = npz_bytes(x_train=np.zeros((4, 8, 8)), y_train=np.zeros(4, np.int64), **arrays)
+    response = client.post("/datasets", files={"file": ("data.npz", payload)})
+    assert response.status_code == status and text in response.text
+    assert set((service.data_dir / "datasets").glob("*")) == files_before
+
+
+def test_an_archive_that_unpacks_past_the_limit_is_refused_before_loading(client):
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, x_train=np.zeros((1000, 28, 28)), y_train=np.zeros(1000, np.int64))  # 6.3 MB unpacked
+    assert len(buffer.getvalue()) < 300_000
+    response = client.post("/datasets", files={"file": ("zeros.npz", buffer.getvalue())})
+    assert response.status_code == 413 and "unpacks to" in response.text

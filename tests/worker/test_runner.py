@@ -1,0 +1,86 @@
+"""Every path of a claimed job ends it (real Redis, real Keras on digits, in this process)."""
+
+import time
+
+import keras
+import numpy as np
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from api.routes.jobs import TRAINING_EXAMPLES
+from clr import datasets
+from clr.keras_schedule import CyclicalSchedule
+from worker import jobs, runner
+from worker.reporting import JobReporter
+from worker.settings import Settings
+from worker.store import JobStore
+
+pytestmark = pytest.mark.slow
+
+
+def queued_training(store) -> str:
+    return store.create("training", TRAINING_EXAMPLES["bounds"]["value"])
+
+
+def test_a_failing_gpu_setup_ends_the_job_instead_of_leaving_it_running(redis_url, store, monkeypatch, tmp_path):
+    def broken_gpu_setup():
+        raise RuntimeError("CUDA driver version is insufficient for CUDA runtime version")
+
+    monkeypatch.setattr(runner, "use_gpus_with_memory_growth", broken_gpu_setup)
+    job_id = queued_training(store)
+    assert runner.claim_and_run(job_id, Settings(redis_url=redis_url, data_dir=tmp_path)) == "claimed"
+    job = store.get(job_id)
+    assert job["state"] == "failed" and "CUDA driver version" in job["error"]
+
+
+def test_when_fit_raises_the_points_it_ran_are_kept(redis_url, store):
+    job_id = store.create("training", {})
+    attempt = store.claim(job_id, "test:1", 5, 60.0, False).attempts
+
+    class FailsInEpoch2(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("disk full")
+
+    data = datasets.digits()
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10, "softmax")])
+    model.compile(keras.optimizers.SGD(CyclicalSchedule(0.01, 0.1, 50)), "sparse_categorical_crossentropy",
+                  steps_per_execution=8)
+    split = jobs.split(data, 0.0)
+    with JobReporter(store, job_id, attempt, Settings(flush_interval_s=60)) as reporter:  # no flush while it runs
+        with pytest.raises(RuntimeError, match="disk full"):
+            jobs.train_recorded(model, split, 32, 5, reporter)
+    ran = int(model.optimizer.iterations.numpy())
+    assert ran == 2 * 45 and list(store.curve(job_id).iterations) == list(range(ran))
+
+
+def test_ending_a_job_rides_out_a_redis_pause(redis_url, store):
+    job_id = store.create("training", {})
+    attempt = store.claim(job_id, "test:1", 5, 60.0, False).attempts
+    store.redis.execute_command("CLIENT", "PAUSE", 1500, "WRITE")
+    started = time.monotonic()
+    impatient = JobStore(redis.Redis.from_url(redis_url, socket_timeout=0.3, retry=Retry(NoBackoff(), 0)))
+    runner.finish(impatient, job_id, attempt, Settings(stale_after_s=30), "succeeded", result={"ok": True})
+    assert time.monotonic() - started >= 1.0
+    assert store.get(job_id)["state"] == "succeeded" and store.get(job_id)["result"] == {"ok": True}
+
+
+def test_runner_ids_tell_pid_namespaces_apart(monkeypatch):
+    me = runner.this_runner()
+    host, namespace, pid = me.split(":", 2)
+    assert int(pid) > 0 and namespace
+    assert not runner.runner_is_lost(me)  # alive
+    assert runner.runner_is_lost(f"{host}:{namespace}:{2**22 + 7}")  # dead, in our namespace
+    assert not runner.runner_is_lost(f"{host}:another-container:{2**22 + 7}")  # same hostname, not ours to judge
+    assert not runner.runner_is_lost(None)
+
+
+def test_ending_a_job_taken_over_meanwhile_leaves_the_new_attempt_alone(store):
+    job_id = store.create("training", {})
+    first = store.claim(job_id, "test:1", 5, 60.0, False).attempts
+    store.claim(job_id, "test:2", 5, 60.0, True)
+    runner.finish(store, job_id, first, Settings(), "failed", error="too late")
+    assert store.get(job_id)["state"] == "running" and store.get(job_id)["error"] is None
+    assert np.isfinite(store.get(job_id)["heartbeat_at"])

@@ -1,0 +1,5 @@
+"""Errors a job reports as they are."""
+
+
+class JobError(Exception):
+    """A failure to report on the job as it is, without a traceback."""
