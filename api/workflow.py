@@ -10,6 +10,7 @@ import httpx
 from rich.console import Console
 
 from api.routes.jobs import RANGE_TEST_EXAMPLE
+from clr.schedules import cyclical_lr
 
 RANGE_TEST = RANGE_TEST_EXAMPLE | {"batch_size": 32, "epochs": 8, "seed": 0}
 
@@ -41,6 +42,18 @@ def wait_for(client: httpx.Client, job: dict[str, Any], console: Console, timeou
     return job
 
 
+def cycle_report(client: httpx.Client, training: dict[str, Any]) -> str:
+    """Where the training's schedule stands at its end: whole cycles of its own epochs end back at base_lr."""
+    clr, progress = training["result"]["clr"], training["progress"]
+    per_epoch, iterations = progress["total_iterations"] // progress["epochs"], training["result"]["iterations"]
+    last = client.get(f"/jobs/{training['id']}/curves", params={"since": iterations - 1}).raise_for_status().json()
+    at_end = cyclical_lr(**clr)(iterations)
+    return (f"step_size={clr['step_size']} iterations = {clr['step_size'] / per_epoch:g} epochs of {per_epoch}; "
+            f"{iterations} iterations = {iterations / (2 * clr['step_size']):g} whole cycles; the last batch used "
+            f"lr={last['lr'][-1]:.4g} and the schedule ends at lr={at_end:.4g}"
+            + (" = base_lr" if at_end == clr["base_lr"] else f", not at base_lr={clr['base_lr']:.4g}"))
+
+
 def run(base_url: str, output_dir: Path, console: Console | None = None) -> dict[str, Any]:
     """Run the workflow against the service at `base_url`; return the finished training job."""
     console = console or Console()
@@ -59,6 +72,7 @@ def run(base_url: str, output_dir: Path, console: Console | None = None) -> dict
             console.print(f"  warning: {warning}")
         training = wait_for(client, submitted, console)
         console.print(f"  test accuracy: {training['result']['test_accuracy']:.4f}")
+        console.print(f"  {cycle_report(client, training)}", soft_wrap=True)
 
         for job, name in ((range_test, "range_test.png"), (training, "training.png")):
             (output_dir / name).write_bytes(client.get(f"/jobs/{job['id']}/plot.png").raise_for_status().content)

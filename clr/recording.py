@@ -36,11 +36,14 @@ class IterationRecorder(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         model = self.model
-        if getattr(model.__dict__.get("compute_loss"), "recorded_by", None) is not None:
+        other = getattr(model.__dict__.get("compute_loss"), "recorded_by", None)
+        if other is not None and other.params is self.params:  # Keras gives the callbacks of one fit one dict
             raise ValueError(
-                f"{type(self).__name__} cannot record this fit: {type(model.compute_loss.recorded_by).__name__} "
-                "already records it (one IterationRecorder per fit; read the other's points instead)"
+                f"{type(self).__name__} cannot record this fit: {type(other).__name__} already records it "
+                "(one IterationRecorder per fit; read the other's points instead)"
             )
+        if other is not None:  # left behind by a fit that raised before its end
+            other._unwrap()
         self._lock = threading.Lock()
         self._buffer = tf.Variable(np.full((CAPACITY, 3), -1.0), trainable=False, name="iteration_buffer")
         self._next = int(model.optimizer.iterations.numpy())
@@ -91,6 +94,10 @@ class IterationRecorder(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.poll()
+        self._unwrap()
+
+    def _unwrap(self) -> None:
+        """Give the model back its own `compute_loss` and a train function without the recording."""
         model = self.model
         del model.compute_loss
         if self._unwrapped_compute_loss is not None:

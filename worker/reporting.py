@@ -14,7 +14,7 @@ import numpy as np
 import redis
 
 from worker.settings import Settings
-from worker.store import JobStore, LostClaim
+from worker.store import JobStore, LostClaim, through_redis_failures
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,12 @@ class JobReporter:
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         self._thread.join()
-        if not self.lost.is_set():
-            self.flush()
+        if self.lost.is_set():
+            return
+        try:
+            through_redis_failures(self.flush, self.settings.stale_after_s)
+        except LostClaim:
+            self.lost.set()
 
     def should_stop(self) -> bool:
         """Whether training must stop: a cancel, a lost claim or a fatal reporting error."""

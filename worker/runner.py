@@ -5,17 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import time
 from pathlib import Path
 
-import redis
 from celery.exceptions import SoftTimeLimitExceeded
 
 from clr.config import RangeTestSpec, TrainingSpec
 from worker.errors import JobError
 from worker.reporting import JobReporter
 from worker.settings import Settings
-from worker.store import JobStore
+from worker.store import JobStore, through_redis_failures
 
 log = logging.getLogger(__name__)
 
@@ -71,20 +69,11 @@ def describe(error: BaseException) -> str:
 
 
 def finish(store: JobStore, job_id: str, attempt: int, settings: Settings, state: str, **outcome) -> None:
-    """End the attempt, retrying through a passing Redis failure for up to `stale_after_s`; if Redis stays away the
-    error propagates and the job is left running with a stale heartbeat, for a later delivery to take over."""
-    deadline = time.monotonic() + settings.stale_after_s
-    while True:
-        try:
-            if not store.finish(job_id, attempt, state, **outcome):
-                log.warning("Job %s is no longer on attempt %s (taken over, deleted, or ended by an earlier try)",
-                            job_id, attempt)
-            return
-        except redis.RedisError:
-            if time.monotonic() > deadline:
-                raise
-            log.exception("Ending job %s failed; retrying", job_id)
-            time.sleep(1)
+    """End the attempt, riding out a Redis failure of up to `stale_after_s`; if Redis stays away the error
+    propagates and the job is left running with a stale heartbeat, for a later delivery or a cancel to end it."""
+    if not through_redis_failures(lambda: store.finish(job_id, attempt, state, **outcome), settings.stale_after_s):
+        log.warning("Job %s is no longer on attempt %s (taken over, deleted, or ended by an earlier try)",
+                    job_id, attempt)
 
 
 def claim_and_run(job_id: str, settings: Settings) -> str:

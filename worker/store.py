@@ -8,14 +8,18 @@ is written at its own offset with one `SETRANGE` (writing it again changes nothi
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import redis
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 POINT = np.dtype([("lr", "<f4"), ("loss", "<f4")])
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 JSON_FIELDS = ("spec", "bounds", "warnings", "result", "epoch_history")
@@ -88,6 +92,19 @@ return 1
 
 class LostClaim(RuntimeError):
     """The job was taken over by another attempt, or deleted: this runner must stop writing to it."""
+
+
+def through_redis_failures(call: Callable[[], T], within_s: float) -> T:
+    """`call()`, retried every second through Redis errors for up to `within_s`; then the error propagates."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            return call()
+        except redis.RedisError:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("Redis failed; retrying", exc_info=True)
+            time.sleep(1)
 
 
 @dataclass(frozen=True)

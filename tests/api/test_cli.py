@@ -22,6 +22,10 @@ def test_demo_runs_the_articles_workflow_over_http_and_stops(tmp_path):
                             capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "suggested bounds: base_lr=" in result.stdout and "test accuracy: 0.9" in result.stdout
+    # step_size is 4 of the training's own epochs (its 10 % validation split out), and it ends on a whole cycle
+    assert "step_size=164 iterations = 4 epochs of 41; 328 iterations = 1 whole cycles" in result.stdout
+    assert "the schedule ends at lr=" in result.stdout and "= base_lr" in result.stdout
+    assert "warning:" not in result.stdout
     for name in ("range_test.png", "training.png"):
         assert (tmp_path / "out" / name).read_bytes().startswith(b"\x89PNG")
 

@@ -188,8 +188,8 @@ def test_job_listing_filters_and_paginates(client, store):
 def finished_range_test(store, result: dict) -> str:
     """A range-test record ended `succeeded` with `result`, as a worker would leave it."""
     job_id = store.create("range_test", GOOD_RANGE_TEST)
-    assert store.claim(job_id, "test:1", 3, 60.0, False).outcome == "claimed"
-    assert store.finish(job_id, "test:1", "succeeded", result=result)
+    claim = store.claim(job_id, "test:1", 3, 60.0, False)
+    assert claim.outcome == "claimed" and store.finish(job_id, claim.attempts, "succeeded", result=result)
     return job_id
 
 

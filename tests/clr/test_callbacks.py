@@ -209,3 +209,20 @@ def test_polling_from_another_thread_while_training_takes_each_step_once(digits)
     assert recorder.iterations == list(range(160))
     assert recorder.calls > 2  # most points arrived while training ran
     np.testing.assert_allclose(recorder.lrs, cyclical_lr(1e-3, 6e-2, 7, "exp_range", 0.99)(np.arange(160)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("callback", [CyclicLR(0.01, 0.1, 20), LRFinder(1e-4, 1.0)], ids=["CyclicLR", "LRFinder"])
+def test_per_batch_callbacks_refuse_steps_per_execution_they_cannot_follow(digits, callback):
+    model = compiled_mlp(steps_per_execution=8)
+    x, y = digits
+    with pytest.raises(ValueError, match="once every 8 steps with steps_per_execution=8.*CyclicalSchedule"):
+        model.fit(x, y, batch_size=32, epochs=1, callbacks=[callback], verbose=0)
+
+
+def test_a_second_recorder_in_one_fit_is_refused_clearly(digits):
+    model = compiled_mlp()
+    x, y = digits
+    with pytest.raises(ValueError, match="CyclicLR cannot record this fit: IterationRecorder already records it"):
+        model.fit(x, y, batch_size=32, epochs=1, callbacks=[IterationRecorder(), CyclicLR(0.01, 0.1, 20)], verbose=0)
+    history = model.fit(x, y, batch_size=32, epochs=1, callbacks=[CyclicLR(0.01, 0.1, 20)], verbose=0)
+    assert len(history.history["loss"]) == 1  # the refused fit left the model usable

@@ -51,7 +51,7 @@ def test_when_fit_raises_the_points_it_ran_are_kept(redis_url, store):
     split = jobs.split(data, 0.0)
     with JobReporter(store, job_id, attempt, Settings(flush_interval_s=60)) as reporter:  # no flush while it runs
         with pytest.raises(RuntimeError, match="disk full"):
-            jobs.train_recorded(model, split, 32, 5, reporter)
+            jobs.train_recorded(model, split, 32, 5, reporter, extra_callbacks=(FailsInEpoch2(),))
     ran = int(model.optimizer.iterations.numpy())
     assert ran == 2 * 45 and list(store.curve(job_id).iterations) == list(range(ran))
 
