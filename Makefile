@@ -14,7 +14,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/clr-service demo
 
+# The browser tests drive Debian's chromium (Playwright's own browser download is not used).
 test: $(STAMP)
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		chromium >/dev/null) || echo "WARNING: chromium could not be installed: the browser tests will be skipped"
 	$(BIN)/python -m pytest
 
 MLFLOW_VENV := .venv-mlflow

@@ -13,12 +13,35 @@ from rich.console import Console
 
 from api import workflow
 from api.stack import EmbeddedStack, free_port
+from clr import volume
+from clr.datasets import BUILTIN_DATASETS
+from worker.settings import Settings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 console = Console()
 Host = Annotated[str, typer.Option(help="Address the API listens on")]
 Port = Annotated[int, typer.Option(help="Port the API listens on")]
 DataDir = Annotated[Path, typer.Option(help="Uploaded datasets and the embedded Redis's files")]
+
+
+datasets_app = typer.Typer(help="Built-in datasets on the data volume: jobs never download them.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.command("fetch")
+def fetch_dataset(
+    name: Annotated[str, typer.Argument(help=f"One of {', '.join(BUILTIN_DATASETS)}")],
+    source: Annotated[Path | None, typer.Option("--from", help="An .npz you bring, instead of downloading")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="The data volume (default: CLR_DATA_DIR)")] = None,
+) -> None:
+    """Put a built-in dataset on the data volume, downloaded where there is internet or from a file."""
+    directory = Settings(**({"data_dir": data_dir} if data_dir else {})).builtin_dir
+    try:
+        described = volume.fetch(name, directory, source)
+    except (ValueError, OSError) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from error
+    console.print(f"{name}: {described['train_samples']} training samples in {directory}")
 
 
 def _stop_on_sigterm() -> None:

@@ -9,8 +9,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
-from api.routes import curves, datasets, health, jobs, schedules
+from api.routes import curves, datasets, docs, health, jobs, schedules
 from worker.celery_app import make_celery
 from worker.settings import Settings
 from worker.store import JobStore
@@ -53,10 +54,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Learning-rate range tests and Cyclical Learning Rate training (Smith, WACV 2017) on Keras workers",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by `api.routes.docs` from the package, not from a CDN
+        redoc_url=None,
     )
     app.add_exception_handler(RequestValidationError, validation_error)
-    for module in (jobs, curves, schedules, datasets, health):
+    for module in (jobs, curves, schedules, datasets, health, docs):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=docs.STATIC_DIR), name="static")
     return app
 
 

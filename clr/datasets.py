@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import numpy as np
 
 BUILTIN_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
-BUILTIN_TRAIN_SAMPLES = {"digits": 1437, "mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000}
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -54,19 +53,12 @@ def digits(test_fraction: float = 0.2, seed: int = 0) -> Dataset:
     return Dataset(x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64))
 
 
-def keras_dataset(name: str) -> Dataset:
-    """One of Keras's datasets (downloads on first use, so only where the worker has internet)."""
+def keras_arrays(name: str) -> dict[str, np.ndarray]:
+    """One of Keras's datasets as it downloads it (only where there is internet: `clr.volume.fetch` uses it)."""
     import keras
 
     (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, name).load_data()
-    return Dataset(_images(x_train), y_train.reshape(-1), _images(x_test), y_test.reshape(-1))
-
-
-def builtin(name: str) -> Dataset:
-    """A built-in dataset by name."""
-    if name not in BUILTIN_DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}; built-in datasets are {', '.join(BUILTIN_DATASETS)}")
-    return digits() if name == "digits" else keras_dataset(name)
+    return {"x_train": x_train, "y_train": y_train.reshape(-1), "x_test": x_test, "y_test": y_test.reshape(-1)}
 
 
 def unpacked_size(data: bytes) -> int:

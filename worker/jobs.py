@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from clr import datasets, models
+from clr import datasets, models, volume
 from clr.callbacks import LRFinder
 from clr.config import SGD, Adam, DatasetSpec, JobSpec, ModelSpec, RangeTestSpec, RMSprop, TrainingSpec
 from clr.keras_schedule import CyclicalSchedule
@@ -87,7 +87,10 @@ class Split:
 def load_dataset(spec: DatasetSpec, settings: Settings) -> datasets.Dataset:
     """A built-in dataset or an uploaded `.npz` from the shared volume."""
     if spec.name is not None:
-        return datasets.builtin(spec.name)
+        try:
+            return volume.load(spec.name, settings.builtin_dir)
+        except volume.MissingDataset as error:
+            raise JobError(str(error)) from error
     path = settings.datasets_dir / f"{spec.id}.npz"
     if not path.exists():
         raise JobError(f"Uploaded dataset {spec.id} is not on this worker's data volume ({path})")

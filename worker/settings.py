@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     cancel_grace_s: float = 60.0
 
     @property
+    def builtin_dir(self) -> Path:
+        """Built-in datasets fetched ahead of time (`clr-service datasets fetch`), on the shared volume."""
+        return self.data_dir / "builtin"
+
+    @property
     def datasets_dir(self) -> Path:
         """Uploaded `.npz` files, on the volume the API and the workers share."""
         return self.data_dir / "datasets"

@@ -10,7 +10,9 @@ from fastapi import APIRouter, HTTPException, UploadFile, status
 
 from api.deps import SettingsDep, StoreDep
 from clr.config import DatasetSpec
-from clr.datasets import BUILTIN_DATASETS, BUILTIN_TRAIN_SAMPLES, from_npz, unpacked_size
+from clr import volume
+from clr.datasets import BUILTIN_DATASETS, from_npz, unpacked_size
+from worker.settings import Settings
 from worker.store import JobStore
 
 router = APIRouter(tags=["datasets"])
@@ -48,15 +50,20 @@ async def upload_dataset(file: UploadFile, settings: SettingsDep, store: StoreDe
 
 
 @router.get("/datasets")
-def list_datasets(store: StoreDep) -> dict[str, list]:
-    """Built-in dataset names and uploaded datasets."""
-    return {"builtin": list(BUILTIN_DATASETS), "uploaded": store.datasets()}
+def list_datasets(store: StoreDep, settings: SettingsDep) -> dict[str, list]:
+    """Built-in datasets, each saying whether it is on the data volume, and uploaded datasets."""
+    return {"builtin": [volume.info(name, settings.builtin_dir) for name in BUILTIN_DATASETS],
+            "uploaded": store.datasets()}
 
 
-def train_samples(dataset: DatasetSpec, store: JobStore) -> int:
-    """How many training samples the dataset holds; 422 naming the id if no such upload exists."""
+def train_samples(dataset: DatasetSpec, store: JobStore, settings: Settings) -> int:
+    """How many training samples the dataset holds; 422 naming the dataset if it is not there (an unknown upload,
+    or a built-in one not yet fetched to the volume: jobs never download)."""
     if dataset.name is not None:
-        return BUILTIN_TRAIN_SAMPLES[dataset.name]
+        try:
+            return volume.train_samples(dataset.name, settings.builtin_dir)
+        except volume.MissingDataset as error:
+            raise HTTPException(422, str(error)) from error
     meta = store.dataset(dataset.id)
     if meta is None:
         raise HTTPException(422, f"dataset.id: no uploaded dataset with id {dataset.id!r}")

@@ -89,19 +89,21 @@ def submit_range_test(
     spec: Annotated[RangeTestSpec, Body(openapi_examples={"article": {"value": RANGE_TEST_EXAMPLE}})],
     store: StoreDep,
     celery: CeleryDep,
+    settings: SettingsDep,
 ) -> JobView:
     """Queue a learning-rate range test."""
-    train_samples(spec.dataset, store)
+    train_samples(spec.dataset, store, settings)
     return _enqueue("range_test", spec.model_dump(mode="json"), store, celery)
 
 
 @router.post("/trainings", status_code=status.HTTP_202_ACCEPTED, response_model=JobView)
 def submit_training(
-    spec: Annotated[TrainingSpec, Body(openapi_examples=TRAINING_EXAMPLES)], store: StoreDep, celery: CeleryDep
+    spec: Annotated[TrainingSpec, Body(openapi_examples=TRAINING_EXAMPLES)], store: StoreDep, celery: CeleryDep,
+    settings: SettingsDep,
 ) -> JobView:
     """Queue a training with a cyclical learning rate; `warnings` give Smith's advice on its step size and length."""
     try:
-        plan = plan_training(spec, train_samples(spec.dataset, store))
+        plan = plan_training(spec, train_samples(spec.dataset, store, settings))
     except ValueError as error:
         raise HTTPException(422, str(error)) from error
     bounds = _bounds_of(spec.range_test_id, spec.accept_low_confidence, store) if spec.range_test_id else None

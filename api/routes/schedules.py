@@ -8,7 +8,7 @@ import numpy as np
 from fastapi import APIRouter, Body, HTTPException
 from pydantic import BaseModel, Field
 
-from api.deps import StoreDep
+from api.deps import SettingsDep, StoreDep
 from api.routes.datasets import train_samples
 from clr.config import CLRConfig, DatasetSpec, Strict
 from clr.plan import cycle_end_warning, iterations_per_epoch, step_size_warning
@@ -44,13 +44,14 @@ def preview_schedule(
         Body(openapi_examples={"triangular2": {"value": EXAMPLE}, "with advice for digits": {"value": WITH_DATA}}),
     ],
     store: StoreDep,
+    settings: SettingsDep,
 ) -> Preview:
     """The LR of iterations 0..N-1 for a CLR config; with a dataset and batch size, Smith's advice on it too."""
     iterations = np.arange(request.iterations)
     preview = Preview(iteration=iterations.tolist(), lr=cyclical_lr(**request.clr.model_dump())(iterations).tolist())
     if request.dataset is not None and request.batch_size is not None:
         try:
-            per_epoch = iterations_per_epoch(train_samples(request.dataset, store), request.batch_size,
+            per_epoch = iterations_per_epoch(train_samples(request.dataset, store, settings), request.batch_size,
                                              request.validation_split)
         except ValueError as error:
             raise HTTPException(422, str(error)) from error

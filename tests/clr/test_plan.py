@@ -61,7 +61,8 @@ def test_epochs_and_cycles_are_exclusive():
         spec(epochs=None)
 
 
-def test_the_built_in_sizes_the_api_plans_with_are_the_datasets_own():
-    from clr.datasets import BUILTIN_TRAIN_SAMPLES, digits
+def test_the_digits_size_the_api_plans_with_is_the_datasets_own():
+    from clr.datasets import digits
+    from clr.volume import DIGITS_TRAIN_SAMPLES
 
-    assert BUILTIN_TRAIN_SAMPLES["digits"] == len(digits().x_train) == DIGITS_TRAIN
+    assert DIGITS_TRAIN_SAMPLES == len(digits().x_train) == DIGITS_TRAIN
