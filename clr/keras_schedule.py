@@ -1,4 +1,5 @@
-"""The cyclical schedule in-graph, as a Keras `LearningRateSchedule`: no Python runs per batch."""
+"""The schedules in-graph, as Keras `LearningRateSchedule`s: no Python runs per batch. Each is pinned to its numpy
+oracle (`clr.schedules`, `clr.policies`) by tests."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 import keras
 from keras import ops
 
+from clr.policies import anneal, cosine_restarts_lr, one_cycle_lr, one_cycle_phases
 from clr.schedules import check_clr_arguments
 
 
@@ -46,3 +48,57 @@ class CyclicalSchedule(keras.optimizers.schedules.LearningRateSchedule):
             "gamma": self.gamma,
             "shape": self.shape,
         }
+
+
+@keras.saving.register_keras_serializable(package="clr")
+class OneCycleSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """`clr.policies.one_cycle_lr` in-graph: PyTorch's `OneCycleLR` LR at the optimizer's iteration count."""
+
+    def __init__(self, max_lr, total_steps, pct_start=0.3, anneal_strategy="cos", div_factor=25.0,
+                 final_div_factor=1e4, three_phase=False):
+        one_cycle_lr(max_lr, total_steps, pct_start, anneal_strategy, div_factor, final_div_factor, three_phase)
+        self.max_lr, self.total_steps, self.pct_start = max_lr, total_steps, pct_start
+        self.anneal_strategy, self.div_factor, self.final_div_factor = anneal_strategy, div_factor, final_div_factor
+        self.three_phase = three_phase
+        initial = max_lr / div_factor
+        self._phases = one_cycle_phases(total_steps, pct_start, three_phase,
+                                        (initial, max_lr, initial / final_div_factor))
+
+    def __call__(self, step):
+        it = ops.cast(step, "float64")
+        lr = None
+        for start, end, first, last in reversed(self._phases):  # the last phase also holds every later step
+            value = anneal(first, last, (it - start) / (end - start), self.anneal_strategy, ops.cos)
+            lr = value if lr is None else ops.where(it <= end, value, lr)
+        return ops.cast(lr, "float32")
+
+    def get_config(self):
+        return {"max_lr": self.max_lr, "total_steps": self.total_steps, "pct_start": self.pct_start,
+                "anneal_strategy": self.anneal_strategy, "div_factor": self.div_factor,
+                "final_div_factor": self.final_div_factor, "three_phase": self.three_phase}
+
+
+@keras.saving.register_keras_serializable(package="clr")
+class CosineRestartsSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """`clr.policies.cosine_restarts_lr` in-graph, in float64 (Keras's `CosineDecayRestarts` computes in float32)."""
+
+    def __init__(self, initial_lr, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0):
+        cosine_restarts_lr(initial_lr, first_decay_steps, t_mul, m_mul, alpha)
+        self.initial_lr, self.first_decay_steps = initial_lr, first_decay_steps
+        self.t_mul, self.m_mul, self.alpha = t_mul, m_mul, alpha
+
+    def __call__(self, step):
+        fraction = ops.cast(step, "float64") / self.first_decay_steps
+        if self.t_mul == 1.0:
+            restart = ops.floor(fraction)
+            fraction = fraction - restart
+        else:
+            restart = ops.floor(ops.log(1.0 - fraction * (1.0 - self.t_mul)) / math.log(self.t_mul))
+            done = (1.0 - ops.power(self.t_mul, restart)) / (1.0 - self.t_mul)
+            fraction = (fraction - done) / ops.power(self.t_mul, restart)
+        decayed = 0.5 * ops.power(self.m_mul, restart) * (1.0 + ops.cos(math.pi * fraction))
+        return ops.cast(self.initial_lr * ((1.0 - self.alpha) * decayed + self.alpha), "float32")
+
+    def get_config(self):
+        return {"initial_lr": self.initial_lr, "first_decay_steps": self.first_decay_steps, "t_mul": self.t_mul,
+                "m_mul": self.m_mul, "alpha": self.alpha}

@@ -27,20 +27,21 @@ Iterations = int | npt.NDArray[np.integer]
 Schedule = Callable[[Iterations], "float | npt.NDArray[np.float64]"]
 
 
-def _received(name: str, value: object) -> str:
+def received(name: str, value: object) -> str:
+    """The tail of a validation message: `Received: name=value`."""
     return f"Received: {name}={value!r}"
 
 
 def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     """Raise ValueError unless `value` is one of `allowed`."""
     if value not in allowed:
-        raise ValueError(f"Argument `{name}` must be one of {', '.join(allowed)}. {_received(name, value)}")
+        raise ValueError(f"Argument `{name}` must be one of {', '.join(allowed)}. {received(name, value)}")
 
 
 def check_positive_lr(name: str, value: float) -> None:
     """Raise ValueError unless `value` is a finite number > 0."""
     if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-        raise ValueError(f"Argument `{name}` must be a finite number > 0. {_received(name, value)}")
+        raise ValueError(f"Argument `{name}` must be a finite number > 0. {received(name, value)}")
 
 
 def check_lr_range(low_name: str, low: float, high_name: str, high: float) -> None:
@@ -49,7 +50,7 @@ def check_lr_range(low_name: str, low: float, high_name: str, high: float) -> No
     check_positive_lr(high_name, high)
     if not low < high:
         raise ValueError(
-            f"Argument `{low_name}` must be < `{high_name}`. {_received(low_name, low)}, {high_name}={high!r}"
+            f"Argument `{low_name}` must be < `{high_name}`. {received(low_name, low)}, {high_name}={high!r}"
         )
 
 
@@ -57,16 +58,17 @@ def check_clr_arguments(base_lr: float, max_lr: float, step_size: float, mode: s
     """Validate the arguments of a cyclical schedule; raise ValueError naming the first bad one."""
     check_lr_range("base_lr", base_lr, "max_lr", max_lr)
     if not (isinstance(step_size, int | float) and math.isfinite(step_size) and step_size >= 1):
-        raise ValueError(f"Argument `step_size` must be >= 1. {_received('step_size', step_size)}")
+        raise ValueError(f"Argument `step_size` must be >= 1. {received('step_size', step_size)}")
     check_choice("mode", mode, MODES)
     check_choice("shape", shape, SHAPES)
     if not (isinstance(gamma, int | float) and 0 < gamma <= 1):
-        raise ValueError(f"Argument `gamma` must be in (0, 1]. {_received('gamma', gamma)}")
+        raise ValueError(f"Argument `gamma` must be in (0, 1]. {received('gamma', gamma)}")
     if gamma != 1.0 and mode != "exp_range":
-        raise ValueError(f"Argument `gamma` is only used with mode='exp_range'. {_received('gamma', gamma)}")
+        raise ValueError(f"Argument `gamma` is only used with mode='exp_range'. {received('gamma', gamma)}")
 
 
-def _window(x: np.ndarray, shape: str) -> np.ndarray:
+def cycle_window(x: np.ndarray, shape: str) -> np.ndarray:
+    """The window `a` of DESIGN.md section 3 at the cycle position `x` (1 at a cycle's start, 0 at its peak)."""
     if shape == "linear":
         return np.maximum(0.0, 1.0 - x)
     if shape == "parabolic":
@@ -74,7 +76,8 @@ def _window(x: np.ndarray, shape: str) -> np.ndarray:
     return (1.0 + np.cos(np.pi * x)) / 2.0
 
 
-def _amplitude_scale(it: np.ndarray, cycle: np.ndarray, mode: str, gamma: float) -> np.ndarray:
+def amplitude_scale(it: np.ndarray, cycle: np.ndarray, mode: str, gamma: float) -> np.ndarray:
+    """The amplitude scale `s` of DESIGN.md section 3 for `mode`."""
     if mode == "triangular":
         return np.ones_like(it)
     if mode == "triangular2":
@@ -82,14 +85,16 @@ def _amplitude_scale(it: np.ndarray, cycle: np.ndarray, mode: str, gamma: float)
     return gamma**it
 
 
-def _as_output(iterations: Iterations, values: np.ndarray) -> float | npt.NDArray[np.float64]:
+def as_output(iterations: Iterations, values: np.ndarray) -> float | npt.NDArray[np.float64]:
+    """A float for a scalar iteration, the array otherwise."""
     return float(values) if np.ndim(iterations) == 0 else values
 
 
-def _as_iterations(iterations: Iterations) -> np.ndarray:
+def as_iterations(iterations: Iterations) -> np.ndarray:
+    """Validated iterations as float64."""
     it = np.asarray(iterations)
     if not np.issubdtype(it.dtype, np.integer) or it.ndim > 1 or np.any(it < 0):
-        raise ValueError(f"Iterations must be an int >= 0 or a 1-D array of them. {_received('iterations', iterations)}")
+        raise ValueError(f"Iterations must be an int >= 0 or a 1-D array of them. {received('iterations', iterations)}")
     return it.astype(np.float64)
 
 
@@ -112,15 +117,15 @@ def cyclical_lr(
     check_choice("scale_mode", scale_mode, SCALE_MODES)
 
     def schedule(iterations: Iterations) -> float | npt.NDArray[np.float64]:
-        it = _as_iterations(iterations)
+        it = as_iterations(iterations)
         cycle = np.floor(1.0 + it / (2.0 * step_size))
         x = np.abs(it / step_size - 2.0 * cycle + 1.0)
         if scale_fn is None:
-            scale = _amplitude_scale(it, cycle, mode, gamma)
+            scale = amplitude_scale(it, cycle, mode, gamma)
         else:
             scale = np.asarray(scale_fn(cycle if scale_mode == "cycle" else it), dtype=np.float64)
-        values = base_lr + (max_lr - base_lr) * _window(x, shape) * scale
-        return _as_output(iterations, values)
+        values = base_lr + (max_lr - base_lr) * cycle_window(x, shape) * scale
+        return as_output(iterations, values)
 
     return schedule
 
@@ -132,7 +137,7 @@ def range_sweep(
     check_lr_range("start_lr", start_lr, "end_lr", end_lr)
     check_choice("sweep", sweep, SWEEPS)
     if not (isinstance(num_iterations, int | np.integer) and num_iterations >= 2):
-        raise ValueError(f"Argument `num_iterations` must be an int >= 2. {_received('num_iterations', num_iterations)}")
+        raise ValueError(f"Argument `num_iterations` must be an int >= 2. {received('num_iterations', num_iterations)}")
     fraction = np.arange(num_iterations) / (num_iterations - 1)
     if sweep == "exponential":
         return start_lr * (end_lr / start_lr) ** fraction
@@ -160,6 +165,6 @@ def step_size_advice(num_samples: int, batch_size: int) -> StepSizeAdvice:
     """Iterations per epoch for this data and the recommended 2x-10x range of `step_size`."""
     for name, value in (("num_samples", num_samples), ("batch_size", batch_size)):
         if not (isinstance(value, int | np.integer) and value >= 1):
-            raise ValueError(f"Argument `{name}` must be an int >= 1. {_received(name, value)}")
+            raise ValueError(f"Argument `{name}` must be an int >= 1. {received(name, value)}")
     per_epoch = math.ceil(num_samples / batch_size)
     return StepSizeAdvice(per_epoch, 2 * per_epoch, 10 * per_epoch)

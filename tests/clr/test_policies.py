@@ -1,0 +1,124 @@
+"""1cycle, cyclical momentum and warm restarts against PyTorch's and Keras's own, at every step."""
+
+import numpy as np
+import pytest
+
+from clr.policies import cosine_restarts_lr, cyclical_momentum, one_cycle_lr, one_cycle_momentum
+from clr.schedules import MODES
+
+torch = pytest.importorskip("torch")
+
+
+def torch_schedule(make_scheduler, steps: int, key: str = "lr", momentum: float = 0.9) -> list[float]:
+    """The value of `key` each of `steps` batches uses under a PyTorch scheduler."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=momentum)
+    scheduler, values = make_scheduler(optimizer), []
+    for _ in range(steps):
+        values.append(optimizer.param_groups[0][key])
+        optimizer.step()
+        scheduler.step()
+    return values
+
+
+ONE_CYCLE_CASES = [
+    {"total_steps": 1000},
+    {"total_steps": 997, "pct_start": 0.25, "anneal_strategy": "linear"},
+    {"total_steps": 503, "pct_start": 0.4, "three_phase": True, "div_factor": 10.0, "final_div_factor": 100.0},
+    {"total_steps": 10, "pct_start": 0.5, "anneal_strategy": "linear", "three_phase": True},
+]
+
+
+@pytest.mark.parametrize("case", ONE_CYCLE_CASES, ids=lambda case: ",".join(f"{k}={v}" for k, v in case.items()))
+def test_one_cycle_lr_and_momentum_equal_pytorchs_one_cycle_lr(case):
+    steps = case["total_steps"]
+    momentum_case = {key: value for key, value in case.items() if key not in ("div_factor", "final_div_factor")}
+
+    def make(optimizer):
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.3, **case)
+
+    np.testing.assert_allclose(one_cycle_lr(0.3, **case)(np.arange(steps)), torch_schedule(make, steps), rtol=1e-9)
+    theirs = torch_schedule(make, steps, "momentum")
+    np.testing.assert_allclose(one_cycle_momentum(**momentum_case)(np.arange(steps)), theirs, rtol=1e-9)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cyclical_momentum_equals_pytorchs_cycle_momentum(mode):
+    gamma = 0.999 if mode == "exp_range" else 1.0
+    steps = 23 * 2 * 6
+
+    def make(optimizer):
+        return torch.optim.lr_scheduler.CyclicLR(optimizer, 0.01, 0.1, step_size_up=23, mode=mode, gamma=gamma,
+                                                 cycle_momentum=True, base_momentum=0.8, max_momentum=0.95)
+
+    ours = cyclical_momentum(0.8, 0.95, 23, mode, gamma)(np.arange(steps))
+    np.testing.assert_allclose(ours, torch_schedule(make, steps, "momentum"), rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [{}, {"t_mul": 1.0}, {"t_mul": 1.5, "m_mul": 0.8, "alpha": 0.1}, {"t_mul": 3.0, "m_mul": 0.5, "alpha": 0.01}],
+    ids=str,
+)
+def test_cosine_restarts_equal_keras_cosine_decay_restarts(case):
+    import keras
+
+    steps = np.arange(2000)
+    theirs = keras.optimizers.schedules.CosineDecayRestarts(0.1, 40, **case)
+    expected = keras.ops.convert_to_numpy(theirs(keras.ops.convert_to_tensor(steps)))
+    # Keras computes in float32: equal to its rounding (1e-6 of the initial LR near each period's end)
+    np.testing.assert_allclose(cosine_restarts_lr(0.1, 40, **case)(steps), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_restart_boundaries_and_phase_ends_are_exact():
+    sgdr = cosine_restarts_lr(0.1, 10, t_mul=2.0, m_mul=0.5)
+    assert sgdr(0) == pytest.approx(0.1) and sgdr(10) == pytest.approx(0.05) and sgdr(30) == pytest.approx(0.025)
+    one_cycle = one_cycle_lr(0.3, 100, pct_start=0.3)
+    assert one_cycle(0) == pytest.approx(0.3 / 25) and one_cycle(29) == pytest.approx(0.3)
+    assert one_cycle(99) == pytest.approx(0.3 / 25 / 1e4)
+
+
+@pytest.mark.parametrize(
+    ("factory", "arguments", "message"),
+    [
+        (one_cycle_lr, {"max_lr": 0.1, "total_steps": 1}, "Argument `total_steps` must be an int >= 2"),
+        (one_cycle_lr, {"max_lr": 0.1, "total_steps": 100, "pct_start": 1.0}, "Argument `pct_start` must be in"),
+        (one_cycle_lr, {"max_lr": 0.1, "total_steps": 100, "anneal_strategy": "step"}, "`anneal_strategy` must be"),
+        (one_cycle_momentum, {"total_steps": 100, "base_momentum": 0.99}, "Argument `base_momentum` must be"),
+        (cosine_restarts_lr, {"initial_lr": 0.1, "first_decay_steps": 0}, "`first_decay_steps` must be an int >= 1"),
+        (cyclical_momentum, {"base_momentum": 0.9, "max_momentum": 0.8, "step_size": 10}, "`base_momentum` must be"),
+    ],
+)
+def test_bad_arguments_name_the_argument_and_value(factory, arguments, message):
+    with pytest.raises(ValueError, match=message):
+        factory(**arguments)
+    with pytest.raises(ValueError, match="Received"):
+        factory(**arguments)
+
+
+def test_one_cycle_refuses_iterations_past_its_end():
+    with pytest.raises(ValueError, match="Argument `iterations` must be < total_steps=100"):
+        one_cycle_lr(0.1, 100)(100)
+
+
+@pytest.mark.parametrize(
+    ("in_graph", "oracle", "steps"),
+    [
+        ("OneCycleSchedule", {"max_lr": 0.3, "total_steps": 997, "pct_start": 0.25}, 997),
+        ("OneCycleSchedule", {"max_lr": 0.1, "total_steps": 503, "three_phase": True, "anneal_strategy": "linear"},
+         503),
+        ("CosineRestartsSchedule", {"initial_lr": 0.1, "first_decay_steps": 40, "t_mul": 1.5, "m_mul": 0.8}, 3000),
+        ("CosineRestartsSchedule", {"initial_lr": 0.1, "first_decay_steps": 25, "t_mul": 1.0, "alpha": 0.05}, 3000),
+    ],
+)
+def test_in_graph_schedules_equal_their_oracle_and_round_trip(in_graph, oracle, steps):
+    import keras
+
+    from clr import keras_schedule
+
+    schedule = getattr(keras_schedule, in_graph)(**oracle)
+    factory = one_cycle_lr if in_graph == "OneCycleSchedule" else cosine_restarts_lr
+    ours = keras.ops.convert_to_numpy(schedule(keras.ops.convert_to_tensor(np.arange(steps))))
+    np.testing.assert_allclose(ours, factory(**oracle)(np.arange(steps)), rtol=1e-6)
+    assert schedule.get_config() | oracle == schedule.get_config()
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
+    assert type(restored) is type(schedule) and restored.get_config() == schedule.get_config()
