@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from clr.datasets import BUILTIN_DATASETS
+from clr.policies import Anneal
 from clr.schedules import Mode, Shape, Sweep, check_clr_arguments, check_lr_range
 
 LearningRate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -72,6 +73,48 @@ class CLRRequest(Strict):
         base_lr, max_lr = bounds if self.base_lr is None else (self.base_lr, self.max_lr)
         return CLRConfig(base_lr=base_lr, max_lr=max_lr, step_size=self.step_size_for(iterations_per_epoch),
                          mode=self.mode, shape=self.shape, gamma=self.gamma)
+
+
+class OneCycleRequest(Strict):
+    """Smith's 1cycle over the whole training (`clr.policies.one_cycle_lr`); `max_lr` may come from a range test."""
+
+    policy: Literal["one_cycle"]
+    max_lr: LearningRate | None = None
+    pct_start: float = Field(0.3, gt=0, lt=1)
+    anneal_strategy: Anneal = "cos"
+    div_factor: float = Field(25.0, gt=0, allow_inf_nan=False)
+    final_div_factor: float = Field(1e4, gt=0, allow_inf_nan=False)
+    three_phase: bool = False
+
+    @property
+    def given_lr(self) -> float | None:
+        return self.max_lr
+
+
+class CosineRestartsRequest(Strict):
+    """SGDR's warm restarts (`clr.policies.cosine_restarts_lr`); `initial_lr` may come from a range test (its
+    `max_lr`), the first period in iterations or in epochs."""
+
+    policy: Literal["cosine_restarts"]
+    initial_lr: LearningRate | None = None
+    first_decay_steps: int | None = Field(None, ge=1)
+    first_decay_epochs: float | None = Field(None, gt=0, le=1000, allow_inf_nan=False)
+    t_mul: float = Field(2.0, ge=1, le=100, allow_inf_nan=False)
+    m_mul: float = Field(1.0, gt=0, le=1)
+    alpha: float = Field(0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _one_period(self) -> Self:
+        if (self.first_decay_steps is None) == (self.first_decay_epochs is None):
+            raise ValueError("Give exactly one of `first_decay_steps` (iterations) and `first_decay_epochs`")
+        return self
+
+    @property
+    def given_lr(self) -> float | None:
+        return self.initial_lr
+
+
+Policy = Annotated[OneCycleRequest | CosineRestartsRequest, Field(discriminator="policy")]
 
 
 class SGD(Strict):
@@ -200,16 +243,27 @@ class TrainingSpec(JobSpec):
 
     epochs: int | None = Field(None, ge=1, le=10_000)
     cycles: int | None = Field(None, ge=1, le=10_000, description="Train this many whole cycles, ending at base_lr")
-    clr: CLRRequest
+    clr: CLRRequest | None = None
+    schedule: Policy | None = Field(None, description="Another policy than `clr`: `one_cycle` or `cosine_restarts`")
     range_test_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
     accept_low_confidence: bool = Field(False, description="Use a range test's bounds even at low confidence")
 
     @model_validator(mode="after")
     def _consistent_training(self) -> Self:
+        if (self.clr is None) == (self.schedule is None):
+            raise ValueError("Give exactly one of `clr` and `schedule`")
         if (self.epochs is None) == (self.cycles is None):
             raise ValueError("Give exactly one of `epochs` and `cycles`")
-        if self.range_test_id is None and self.clr.base_lr is None:
-            raise ValueError("Give `clr.base_lr` and `clr.max_lr`, or a `range_test_id` to take them from")
-        if self.range_test_id is not None and self.clr.base_lr is not None:
-            raise ValueError("Give either `clr.base_lr`/`clr.max_lr` or `range_test_id`, not both")
+        if self.schedule is not None and self.cycles is not None:
+            raise ValueError(f"`cycles` is for `clr`; a `{self.schedule.policy}` schedule runs for `epochs`")
+        rates = "`clr.base_lr` and `clr.max_lr`" if self.clr else f"`schedule.{self._rate_name}`"
+        given = self.clr.base_lr if self.clr else self.schedule.given_lr
+        if self.range_test_id is None and given is None:
+            raise ValueError(f"Give {rates}, or a `range_test_id` to take them from")
+        if self.range_test_id is not None and given is not None:
+            raise ValueError(f"Give either {rates} or `range_test_id`, not both")
         return self
+
+    @property
+    def _rate_name(self) -> str:
+        return "max_lr" if self.schedule.policy == "one_cycle" else "initial_lr"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from clr.config import TrainingSpec
+from clr.config import CosineRestartsRequest, OneCycleRequest, TrainingSpec
 from clr.schedules import StepSizeAdvice, step_size_advice
 
 
@@ -16,7 +16,7 @@ class TrainingPlan:
     """How long a training runs and with which step size, and what the user should know about it."""
 
     iterations_per_epoch: int
-    step_size: int
+    step_size: int | None  # None for policies other than `clr`
     epochs: int
     warnings: tuple[str, ...]
 
@@ -62,6 +62,8 @@ def cycle_end_warning(step_size: int, total_iterations: int, per_epoch: int) -> 
 def plan_training(spec: TrainingSpec, train_samples: int) -> TrainingPlan:
     """The plan of `spec` on data with `train_samples` training samples (before the validation split)."""
     per_epoch = iterations_per_epoch(train_samples, spec.batch_size, spec.validation_split)
+    if spec.clr is None:  # 1cycle and SGDR span the training as given: no cycles of a step size to advise on
+        return TrainingPlan(per_epoch, None, spec.epochs, ())
     step_size = spec.clr.step_size_for(per_epoch)
     warnings = step_size_warning(step_size, per_epoch)
     if spec.cycles is None:
@@ -77,3 +79,16 @@ def plan_training(spec: TrainingSpec, train_samples: int) -> TrainingPlan:
                 "of whole epochs ends exactly at the cycle's end"
             )
     return TrainingPlan(per_epoch, step_size, epochs, tuple(warnings))
+
+
+def policy_arguments(policy: OneCycleRequest | CosineRestartsRequest, peak_lr: float, total_steps: int,
+                     per_epoch: int | None) -> dict:
+    """The arguments of a policy's schedule, which its numpy factory and its in-graph class share."""
+    if isinstance(policy, OneCycleRequest):
+        return {"max_lr": peak_lr, "total_steps": total_steps, **policy.model_dump(exclude={"policy", "max_lr"})}
+    if policy.first_decay_steps is None and per_epoch is None:
+        raise ValueError("`schedule.first_decay_epochs` needs the data's epoch length: give `dataset` and "
+                         "`batch_size`, or `first_decay_steps`")
+    steps = policy.first_decay_steps or max(1, round(policy.first_decay_epochs * per_epoch))
+    return {"initial_lr": peak_lr, "first_decay_steps": steps,
+            **policy.model_dump(exclude={"policy", "initial_lr", "first_decay_steps", "first_decay_epochs"})}

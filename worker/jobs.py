@@ -11,8 +11,8 @@ import numpy as np
 from clr import datasets, models, volume
 from clr.callbacks import LRFinder
 from clr.config import SGD, Adam, DatasetSpec, JobSpec, ModelSpec, RangeTestSpec, RMSprop, TrainingSpec
-from clr.keras_schedule import CyclicalSchedule
-from clr.plan import plan_training
+from clr.keras_schedule import CosineRestartsSchedule, CyclicalSchedule, OneCycleSchedule
+from clr.plan import TrainingPlan, plan_training, policy_arguments
 from clr.recording import IterationRecorder
 from clr.schedules import step_size_advice
 from worker.errors import JobError
@@ -167,6 +167,18 @@ def run_range_test(spec: RangeTestSpec, reporter: JobReporter, settings: Setting
     return result
 
 
+def lr_schedule(spec: TrainingSpec, plan: TrainingPlan, bounds: tuple[float, float] | None
+                ) -> keras.optimizers.schedules.LearningRateSchedule:
+    """The training's in-graph LR schedule, its rates taken from `bounds` (a range test's) where the spec has none:
+    1cycle and SGDR peak at the suggested `max_lr`."""
+    if spec.clr is not None:
+        return CyclicalSchedule(**spec.clr.resolve(plan.iterations_per_epoch, bounds).model_dump())
+    classes = {"one_cycle": OneCycleSchedule, "cosine_restarts": CosineRestartsSchedule}
+    peak = spec.schedule.given_lr or bounds[1]
+    arguments = policy_arguments(spec.schedule, peak, plan.total_iterations, plan.iterations_per_epoch)
+    return classes[spec.schedule.policy](**arguments)
+
+
 def train_recorded(model: keras.Model, data: Split, batch_size: int, epochs: int, reporter: JobReporter,
                    extra_callbacks: tuple = ()) -> TrainingStream:
     """The worker's training loop: `fit` with every iteration streamed to the job through `reporter`."""
@@ -181,11 +193,12 @@ def train_recorded(model: keras.Model, data: Split, batch_size: int, epochs: int
 
 def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporter: JobReporter,
                  settings: Settings) -> dict:
-    """Train with the in-graph cyclical schedule for the planned epochs, recording every iteration."""
+    """Train with the in-graph schedule (cyclical, 1cycle or SGDR) for the planned epochs, recording every
+    iteration."""
     data = load_dataset(spec.dataset, settings)
     plan = plan_training(spec, len(data.x_train))
-    clr = spec.clr.resolve(plan.iterations_per_epoch, bounds)
-    model, prepared = _prepare(spec, data, CyclicalSchedule(**clr.model_dump()), settings.steps_per_execution)
+    schedule = lr_schedule(spec, plan, bounds)
+    model, prepared = _prepare(spec, data, schedule, settings.steps_per_execution)
     reporter.set_progress(total_iterations=plan.total_iterations, epochs=plan.epochs)
     stream = train_recorded(model, prepared, spec.batch_size, plan.epochs, reporter)
     if stream.divergence is not None:
@@ -193,12 +206,15 @@ def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporte
         raise JobError(f"The loss became NaN or infinite at iteration {iteration} (lr={lr:.4g}); lower max_lr")
     history = reporter.history
     result = {
-        "clr": clr.model_dump(),
         "iterations": int(model.optimizer.iterations.numpy()),
         "epochs": plan.epochs,
         "final_metrics": history[-1] if history else {},
         "history": {name: [epoch.get(name) for epoch in history] for name in (history[0] if history else {})},
     }
+    if spec.clr is not None:
+        result["clr"] = schedule.get_config()
+    else:
+        result["schedule"] = {"policy": spec.schedule.policy, **schedule.get_config()}
     if data.x_test is not None:
         test = model.evaluate(data.x_test, data.y_test, batch_size=spec.batch_size, verbose=0, return_dict=True)
         result["test_accuracy"] = finite_or_none(test["accuracy"])

@@ -39,6 +39,17 @@ TRAINING_EXAMPLES = {
             "clr": {"base_lr": 0.0001, "max_lr": 0.01, "step_size_epochs": 2, "mode": "triangular", "shape": "linear"},
         },
     },
+    "one_cycle": {
+        "summary": "Smith's 1cycle policy instead of CLR (or `cosine_restarts`, SGDR)",
+        "value": {
+            "model": {"architecture": "mlp"},
+            "dataset": {"name": "digits"},
+            "optimizer": {"name": "sgd", "momentum": 0.9},
+            "batch_size": 32,
+            "epochs": 4,
+            "schedule": {"policy": "one_cycle", "max_lr": 0.1, "pct_start": 0.3},
+        },
+    },
     "range_test": {
         "summary": "CLR with the bounds a finished range test suggested, for two whole cycles",
         "value": {

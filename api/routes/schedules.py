@@ -1,28 +1,38 @@
-"""Previewing a cyclical schedule with the numpy oracle; no worker involved."""
+"""Previewing a schedule (cyclical, 1cycle or SGDR) with the numpy oracles; no worker involved."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Self
 
 import numpy as np
 from fastapi import APIRouter, Body, HTTPException
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from api.deps import SettingsDep, StoreDep
 from api.routes.datasets import train_samples
-from clr.config import CLRConfig, DatasetSpec, Strict
-from clr.plan import cycle_end_warning, iterations_per_epoch, step_size_warning
+from clr.config import CLRConfig, DatasetSpec, Policy, Strict
+from clr.plan import cycle_end_warning, iterations_per_epoch, policy_arguments, step_size_warning
+from clr.policies import cosine_restarts_lr, one_cycle_lr
 from clr.schedules import cyclical_lr
 
 router = APIRouter(tags=["schedules"])
 
 
 class PreviewRequest(Strict):
-    clr: CLRConfig
-    iterations: int = Field(ge=1, le=1_000_000)
+    clr: CLRConfig | None = None
+    schedule: Policy | None = Field(None, description="`one_cycle` or `cosine_restarts`, with its LR given")
+    iterations: int = Field(ge=2, le=1_000_000)
     dataset: DatasetSpec | None = Field(None, description="With `batch_size`: advice on the step size and length")
     batch_size: int | None = Field(None, ge=1, le=65536)
     validation_split: float = Field(0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> Self:
+        if (self.clr is None) == (self.schedule is None):
+            raise ValueError("Give exactly one of `clr` and `schedule`")
+        if self.schedule is not None and self.schedule.given_lr is None:
+            raise ValueError("A previewed `schedule` needs its LR (`max_lr` or `initial_lr`)")
+        return self
 
 
 class Preview(BaseModel):
@@ -46,17 +56,25 @@ def preview_schedule(
     store: StoreDep,
     settings: SettingsDep,
 ) -> Preview:
-    """The LR of iterations 0..N-1 for a CLR config; with a dataset and batch size, Smith's advice on it too."""
+    """The LR of iterations 0..N-1 for a `clr` config or another `schedule`; with a dataset and batch size, Smith's
+    advice on a `clr` config too."""
     iterations = np.arange(request.iterations)
-    preview = Preview(iteration=iterations.tolist(), lr=cyclical_lr(**request.clr.model_dump())(iterations).tolist())
-    if request.dataset is not None and request.batch_size is not None:
-        try:
+    per_epoch, warnings = None, []
+    try:
+        if request.dataset is not None and request.batch_size is not None:
             per_epoch = iterations_per_epoch(train_samples(request.dataset, store, settings), request.batch_size,
                                              request.validation_split)
-        except ValueError as error:
-            raise HTTPException(422, str(error)) from error
-        step_size = request.clr.step_size
-        preview.iterations_per_epoch = per_epoch
-        preview.warnings = (step_size_warning(step_size, per_epoch)
-                            + cycle_end_warning(step_size, request.iterations, per_epoch))
-    return preview
+        if request.clr is not None:
+            schedule = cyclical_lr(**request.clr.model_dump())
+            if per_epoch is not None:
+                step_size = request.clr.step_size
+                warnings = step_size_warning(step_size, per_epoch) + cycle_end_warning(step_size, request.iterations,
+                                                                                        per_epoch)
+        else:
+            policy = request.schedule
+            factory = {"one_cycle": one_cycle_lr, "cosine_restarts": cosine_restarts_lr}[policy.policy]
+            schedule = factory(**policy_arguments(policy, policy.given_lr, request.iterations, per_epoch))
+    except ValueError as error:
+        raise HTTPException(422, str(error)) from error
+    return Preview(iteration=iterations.tolist(), lr=schedule(iterations).tolist(), iterations_per_epoch=per_epoch,
+                   warnings=warnings)

@@ -116,3 +116,18 @@ def test_step_size_outside_smiths_range_is_a_warning_at_submit_time(client):
     assert any("Smith recommends 2 to 10" in warning for warning in submitted["warnings"])
     job = wait_for_state(client, submitted["id"], {"succeeded", "failed"})
     assert job["state"] == "succeeded" and job["warnings"] == submitted["warnings"]
+
+
+def test_a_one_cycle_training_follows_pytorchs_one_cycle_at_every_iteration(client):
+    from clr.policies import one_cycle_lr
+
+    body = TRAINING_EXAMPLES["one_cycle"]["value"] | {"epochs": 2, "seed": 0}
+    submitted = client.post("/trainings", json=body)
+    assert submitted.status_code == 202 and submitted.json()["warnings"] == []
+    job = wait_for_state(client, submitted.json()["id"], {"succeeded", "failed"})
+    assert job["state"] == "succeeded", job["error"]
+    total = 2 * 45
+    assert job["result"]["schedule"]["policy"] == "one_cycle" and job["result"]["schedule"]["total_steps"] == total
+    curves = client.get(f"/jobs/{job['id']}/curves").json()
+    assert curves["iteration"] == list(range(total))
+    np.testing.assert_allclose(curves["lr"], one_cycle_lr(0.1, total, pct_start=0.3)(np.arange(total)), rtol=1e-6)

@@ -19,6 +19,10 @@ LAMBDA_MODEL = json.dumps({
 })
 
 
+ONE_CYCLE = {"policy": "one_cycle", "max_lr": 0.1}
+WITH_SCHEDULE = {key: value for key, value in GOOD_TRAINING.items() if key != "clr"} | {"schedule": ONE_CYCLE}
+
+
 def with_clr(**changes):
     return GOOD_TRAINING | {"clr": GOOD_TRAINING["clr"] | changes}
 
@@ -54,6 +58,13 @@ def post_raw(client, path, body):
         ("/trainings", GOOD_TRAINING | {"clr": {"step_size": 10}}, "body", "or a `range_test_id`"),
         ("/trainings", GOOD_TRAINING | {"range_test_id": "0" * 32}, "body", "not both"),
         ("/trainings", GOOD_TRAINING | {"dataset": {"id": "../../etc/passwd"}}, "id", "pattern"),
+        ("/trainings", GOOD_TRAINING | {"schedule": ONE_CYCLE}, "body", "exactly one of `clr` and `schedule`"),
+        ("/trainings", WITH_SCHEDULE | {"epochs": None, "cycles": 2}, "body", "`cycles` is for `clr`"),
+        ("/trainings", WITH_SCHEDULE | {"schedule": {"policy": "one_cycle"}}, "body", "`schedule.max_lr`, or a `range"),
+        ("/trainings", WITH_SCHEDULE | {"schedule": {"policy": "sgdr"}}, "schedule", "'one_cycle', 'cosine_restarts'"),
+        ("/trainings", WITH_SCHEDULE | {"schedule": ONE_CYCLE | {"pct_start": 1.5}}, "pct_start", "less than 1"),
+        ("/trainings", WITH_SCHEDULE | {"schedule": {"policy": "cosine_restarts", "initial_lr": 0.1}},
+         "cosine_restarts", "exactly one of `first_decay_steps`"),
         ("/range-tests", GOOD_RANGE_TEST | {"start_lr": 1.0, "end_lr": 0.1}, "body", "`start_lr` must be < `end_lr`"),
         ("/range-tests", GOOD_RANGE_TEST | {"sweep": "cubic"}, "sweep", "'exponential' or 'linear'"),
         ("/range-tests", GOOD_RANGE_TEST | {"iterations": 100}, "body", "at most one of `epochs` and `iterations`"),
@@ -248,3 +259,19 @@ def test_an_archive_that_unpacks_past_the_limit_is_refused_before_loading(client
     assert len(buffer.getvalue()) < 300_000
     response = client.post("/datasets", files={"file": ("zeros.npz", buffer.getvalue())})
     assert response.status_code == 413 and "unpacks to" in response.text
+
+
+def test_schedule_preview_of_the_other_policies_is_their_numpy_oracle(client):
+    from clr.policies import cosine_restarts_lr, one_cycle_lr
+
+    body = {"schedule": {"policy": "one_cycle", "max_lr": 0.1, "three_phase": True}, "iterations": 300}
+    preview = client.post("/schedules/preview", json=body).json()
+    np.testing.assert_allclose(preview["lr"], one_cycle_lr(0.1, 300, three_phase=True)(np.arange(300)), rtol=1e-12)
+    sgdr = {"policy": "cosine_restarts", "initial_lr": 0.05, "first_decay_epochs": 2, "t_mul": 1.0}
+    refused = client.post("/schedules/preview", json={"schedule": sgdr, "iterations": 300})
+    assert refused.status_code == 422 and "needs the data's epoch length" in refused.text
+    with_data = {"schedule": sgdr, "iterations": 300, "dataset": {"name": "digits"}, "batch_size": 32}
+    preview = client.post("/schedules/preview", json=with_data).json()
+    np.testing.assert_allclose(preview["lr"], cosine_restarts_lr(0.05, 90, t_mul=1.0)(np.arange(300)), rtol=1e-12)
+    unpriced = {"schedule": {"policy": "one_cycle"}, "iterations": 300}
+    assert client.post("/schedules/preview", json=unpriced).status_code == 422
