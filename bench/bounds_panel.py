@@ -8,7 +8,6 @@ algorithms, as reference points on the same curves (they suggest one LR, not bou
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import tempfile
@@ -22,7 +21,7 @@ import numpy as np  # noqa: E402
 from bench.common import redis_store, table  # noqa: E402
 from clr import datasets  # noqa: E402
 from clr.analysis import smooth  # noqa: E402
-from clr.bounds import NoSuggestion, suggest_bounds, valley_index  # noqa: E402
+from clr.bounds import suggest_bounds, valley_index  # noqa: E402
 from clr.schedules import range_sweep  # noqa: E402
 
 TRUE_BOUNDS = (1e-4, 1e-2)

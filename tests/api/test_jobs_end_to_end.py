@@ -118,6 +118,82 @@ def test_step_size_outside_smiths_range_is_a_warning_at_submit_time(client):
     assert job["state"] == "succeeded" and job["warnings"] == submitted["warnings"]
 
 
+def upload(client, **arrays) -> str:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return client.post("/datasets", files={"file": ("data.npz", buffer.getvalue())}).json()["id"]
+
+
+def test_a_diverging_training_fails_naming_iteration_and_lr(client):
+    rng = np.random.default_rng(0)
+    dataset_id = upload(client, x_train=rng.random((256, 8, 8)) * 1e18, y_train=rng.integers(0, 10, 256))
+    body = mlp_training(100, base_lr=1.0, max_lr=1e6) | {"dataset": {"id": dataset_id}}
+    job = wait_for_state(client, client.post("/trainings", json=body).json()["id"], {"succeeded", "failed"})
+    assert job["state"] == "failed"
+    assert "NaN or infinite at iteration" in job["error"] and "lr=" in job["error"]
+    curves = client.get(f"/jobs/{job['id']}/curves").json()
+    assert curves["loss"][-1] is None  # the non-finite loss is kept, sent as null
+    assert len(curves["iteration"]) < 800  # stopped when the reporter saw it, long before the 100th epoch
+
+
+def test_a_model_that_does_not_fit_the_data_fails_readably(client):
+    import keras
+
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    body = mlp_training(1) | {"model": {"keras_json": model.to_json()}}
+    job = wait_for_state(client, client.post("/trainings", json=body).json()["id"], {"succeeded", "failed"})
+    assert job["state"] == "failed"
+    assert job["error"] == "The model expects samples of shape (28, 28, 1); the dataset's are (8, 8, 1)"
+
+
+def test_an_uploaded_dataset_and_a_keras_json_model_train(client):
+    import keras
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((256, 6, 6), dtype=np.float32), rng.integers(0, 3, 256)
+    dataset_id = upload(client, x_train=x, y_train=y, x_test=x[:32], y_test=y[:32])
+    dataset = next(d for d in client.get("/datasets").json()["uploaded"] if d["id"] == dataset_id)
+    assert dataset["input_shape"] == [6, 6, 1] and dataset["num_classes"] == 3
+    model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Flatten(), keras.layers.Dense(3, "softmax")])
+    body = mlp_training(2) | {"model": {"keras_json": model.to_json()}, "dataset": {"id": dataset_id}}
+    job = wait_for_state(client, client.post("/trainings", json=body).json()["id"], {"succeeded", "failed"})
+    assert job["state"] == "succeeded", job["error"]
+    assert job["result"]["iterations"] == 2 * 8 and "test_accuracy" in job["result"]
+
+
+def test_cancel_stops_a_running_training_and_keeps_its_curve(client, store):
+    job_id = client.post("/trainings", json=mlp_training(400, batch_size=8)).json()["id"]
+    wait_until(lambda: (store.get(job_id) or {}).get("iteration", 0) > 100, "training under way")
+    assert client.post(f"/jobs/{job_id}/cancel").status_code == 202
+    job = wait_for_state(client, job_id, {"cancelled", "succeeded", "failed"}, timeout=30)
+    assert job["state"] == "cancelled"
+    curves = client.get(f"/jobs/{job_id}/curves").json()
+    assert 100 < len(curves["iteration"]) < job["progress"]["total_iterations"]
+    assert curves["iteration"] == list(range(len(curves["iteration"])))
+    assert client.delete(f"/jobs/{job_id}").status_code == 204
+    assert store.curve(job_id).iterations.size == 0
+
+
+def test_a_worker_killed_mid_job_is_requeued_and_finishes_without_duplicates(client, store):
+    body = mlp_training(25, batch_size=16)
+    job_id = client.post("/trainings", json=body).json()["id"]
+    wait_until(lambda: (store.get(job_id) or {}).get("iteration", 0) > 150, "training under way")
+    pid = int(store.get(job_id)["runner"].rpartition(":")[2])
+    os.kill(pid, signal.SIGKILL)
+    job = wait_for_state(client, job_id, {"succeeded", "failed"}, timeout=240)
+    assert job["state"] == "succeeded", job["error"]
+    assert job["attempts"] == 2
+    total = 25 * int(np.ceil(DIGITS_TRAIN / 16))
+    curves = client.get(f"/jobs/{job_id}/curves").json()
+    assert curves["iteration"] == list(range(total))
+    np.testing.assert_allclose(curves["lr"], cyclical_lr(0.01, 0.1, 40)(np.arange(total)), rtol=1e-6)
+
+
+def test_health_reports_redis_and_the_worker(client):
+    health = client.get("/health").json()
+    assert health["redis"] == "ok" and len(health["workers"]) == 1
+
+
 def test_a_one_cycle_training_follows_pytorchs_one_cycle_at_every_iteration(client):
     from clr.policies import one_cycle_lr
 
