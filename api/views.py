@@ -26,6 +26,7 @@ class JobView(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     attempts: int
+    resumes: list[dict[str, int]]
     warnings: list[str]
     error: str | None
     result: dict[str, Any] | None
@@ -56,9 +57,11 @@ def job_view(job: dict[str, Any]) -> JobView:
         started_at=_time(job["started_at"]),
         finished_at=_time(job["finished_at"]),
         attempts=job["attempts"],
+        resumes=job["resumes"] or [],
         warnings=job["warnings"] or [],
         error=job["error"],
         result=job["result"],
         spec=job["spec"],
-        links={"self": path, "curves": f"{path}/curves", "plot": f"{path}/plot.png", "cancel": f"{path}/cancel"},
+        links={"self": path, "curves": f"{path}/curves", "plot": f"{path}/plot.png", "cancel": f"{path}/cancel"}
+        | ({"model": f"{path}/model"} if job["kind"] == "training" else {}),
     )

@@ -11,7 +11,7 @@ RUN_JOB = "clr.run_job"
 
 def make_celery(settings: Settings) -> Celery:
     """A Celery app on `settings.redis_url`: late acks, requeue on worker loss, one job per child process."""
-    app = Celery("clr", broker=settings.redis_url, include=["worker.tasks"])
+    app = Celery("clr", broker=settings.redis_url, include=["worker.tasks", "worker.takeover"])
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,

@@ -9,13 +9,17 @@ import keras
 import numpy as np
 
 from clr import datasets, models, volume
+from worker import checkpoints
+from worker.artifacts import BestModel, save_model
+from worker.data_order import batches_from
+from worker.job_files import JobFiles
 from clr.callbacks import LRFinder
 from clr.config import SGD, Adam, DatasetSpec, JobSpec, ModelSpec, RangeTestSpec, RMSprop, TrainingSpec
 from clr.keras_schedule import CosineRestartsSchedule, CyclicalSchedule, OneCycleSchedule
 from clr.plan import TrainingPlan, plan_training, policy_arguments
 from clr.recording import IterationRecorder
 from clr.schedules import step_size_advice
-from worker.errors import JobError
+from worker.errors import Drained, JobError
 from worker.reporting import JobReporter, finite_or_none
 from worker.settings import Settings
 
@@ -144,6 +148,7 @@ def _prepare(spec: JobSpec, data: datasets.Dataset, learning_rate, steps_per_exe
 def run_range_test(spec: RangeTestSpec, reporter: JobReporter, settings: Settings) -> dict:
     """Sweep the LR, stream the curve, and suggest bounds; the sweep ends early on divergence."""
     model, data = _prepare(spec, load_dataset(spec.dataset, settings), spec.start_lr, steps_per_execution=1)
+    reporter.resume(0)  # a range test is short: every attempt runs it from the start
     per_epoch = data.iterations_per_epoch(spec.batch_size)
     total, epochs = spec.total_iterations(per_epoch), spec.fit_epochs(per_epoch)
     reporter.set_progress(total_iterations=total, epochs=epochs)
@@ -180,32 +185,71 @@ def lr_schedule(spec: TrainingSpec, plan: TrainingPlan, bounds: tuple[float, flo
 
 
 def train_recorded(model: keras.Model, data: Split, batch_size: int, epochs: int, reporter: JobReporter,
-                   extra_callbacks: tuple = ()) -> TrainingStream:
-    """The worker's training loop: `fit` with every iteration streamed to the job through `reporter`."""
+                   extra_callbacks: tuple = (), data_seed: int = 0, start_iteration: int = 0) -> TrainingStream:
+    """The worker's training loop: `fit` from `start_iteration` (a checkpoint's) to the end of `epochs`, every
+    iteration streamed to the job through `reporter`, the batches in the order `data_seed` fixes. A start inside an
+    epoch first finishes that epoch in a `fit` of its own. Extra callbacks come first (a checkpoint restores before
+    the recording starts)."""
+    per_epoch = data.iterations_per_epoch(batch_size)
     stream = TrainingStream(reporter=reporter)
+    epoch, done_in_epoch = divmod(start_iteration, per_epoch)
+    segments = [(epoch, epoch + 1, per_epoch - done_in_epoch)] if done_in_epoch else []
+    segments.append((math.ceil(start_iteration / per_epoch), epochs, per_epoch))
+    iteration = start_iteration
     try:
-        model.fit(data.x, data.y, batch_size=batch_size, epochs=epochs, validation_data=data.validation,
-                  callbacks=[stream, *extra_callbacks], verbose=0)
+        for first_epoch, end_epoch, steps in segments:
+            if first_epoch >= end_epoch or stream.divergence is not None or reporter.should_stop():
+                break
+            batches = batches_from(data.x, data.y, batch_size, data_seed, iteration, epochs)
+            model.fit(batches, initial_epoch=first_epoch, epochs=end_epoch, steps_per_epoch=steps, shuffle=False,
+                      validation_data=data.validation, callbacks=[*extra_callbacks, stream], verbose=0)
+            if model.stop_training:
+                break
+            iteration = end_epoch * per_epoch
     finally:
         stream.close()
     return stream
 
 
+def _resume_point(reporter: JobReporter, files: JobFiles, seed: int | None) -> checkpoints.Checkpoint:
+    """The checkpoint this attempt starts from, the curve cut back to it: the last one saved, or a fresh start."""
+    saved = checkpoints.load(files.checkpoint)
+    if saved is not None and reporter.resume(saved.iteration, saved.epoch, saved.history) == saved.iteration:
+        return saved
+    reporter.resume(0)
+    data_seed = seed if seed is not None else int(np.random.default_rng().integers(2**32))
+    return checkpoints.Checkpoint(0, 0, data_seed, [])
+
+
 def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporter: JobReporter,
                  settings: Settings) -> dict:
     """Train with the in-graph schedule (cyclical, 1cycle or SGDR) for the planned epochs, recording every
-    iteration."""
+    iteration; resume from the job's checkpoint where an earlier attempt left one, checkpoint as it goes, and save
+    the trained model (and the best by validation loss). Raises `Drained` when the worker shut down meanwhile."""
     data = load_dataset(spec.dataset, settings)
     plan = plan_training(spec, len(data.x_train))
     schedule = lr_schedule(spec, plan, bounds)
     model, prepared = _prepare(spec, data, schedule, settings.steps_per_execution)
-    reporter.set_progress(total_iterations=plan.total_iterations, epochs=plan.epochs)
-    stream = train_recorded(model, prepared, spec.batch_size, plan.epochs, reporter)
+    files = settings.job_files(reporter.job_id)
+    start = _resume_point(reporter, files, spec.seed)
+    reporter.set_progress(total_iterations=plan.total_iterations, epochs=plan.epochs, epoch=start.epoch)
+    if start.iteration:
+        checkpoints.restore(model, start)
+    checkpointer = checkpoints.Checkpointer(
+        files.checkpoint, settings.checkpoint_every_s, start.data_seed, spec.batch_size, len(prepared.x),
+        lambda: reporter.history, resume_from=start if start.iteration else None, lost=reporter.lost.is_set,
+        drain=reporter.drain_requested.is_set)
+    savers = (BestModel(files.model("best"), start.history),) if prepared.validation is not None else ()
+    stream = train_recorded(model, prepared, spec.batch_size, plan.epochs, reporter, (checkpointer, *savers),
+                            start.data_seed, start.iteration)
     if stream.divergence is not None:
         iteration, lr = stream.divergence
         raise JobError(f"The loss became NaN or infinite at iteration {iteration} (lr={lr:.4g}); lower max_lr")
+    if checkpointer.drained:
+        raise Drained(f"Job {reporter.job_id} checkpointed at iteration {model.optimizer.iterations.numpy()}")
     history = reporter.history
     result = {
+        "resumed_from": start.iteration,
         "iterations": int(model.optimizer.iterations.numpy()),
         "epochs": plan.epochs,
         "final_metrics": history[-1] if history else {},
@@ -215,6 +259,10 @@ def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporte
         result["clr"] = schedule.get_config()
     else:
         result["schedule"] = {"policy": spec.schedule.policy, **schedule.get_config()}
+    if not reporter.should_stop():
+        result["model_bytes"] = save_model(model, files.model("final"))
+        if files.model("best").exists():
+            result["best_model_bytes"] = files.model("best").stat().st_size
     if data.x_test is not None:
         test = model.evaluate(data.x_test, data.y_test, batch_size=spec.batch_size, verbose=0, return_dict=True)
         result["test_accuracy"] = finite_or_none(test["accuracy"])

@@ -29,18 +29,24 @@ class JobReporter:
     """Collects points from the training thread; a daemon thread writes them every `flush_interval_s`.
 
     Points stay queued until a write of them succeeded, and each is written at its own iteration's offset, so a
-    failed or repeated write neither loses nor shifts any. Every write is fenced by the claim's `attempt`: once the
-    job is taken over or deleted, `lost` is set and training is asked to stop. A failure that is not a passing Redis
-    error (a recorder overrun, say) is kept in `fatal` and also stops training.
+    failed or repeated write neither loses nor shifts any. Written points are kept for `RETAIN_S` more seconds of
+    working Redis: a Redis restarted from its append-only file may have lost the last second of writes, and the
+    store's stored length says so. Every write is fenced by the claim's `attempt`: once the job is taken over or
+    deleted, `lost` is set and training is asked to stop. A failure that is not a passing Redis error (a recorder
+    overrun, say) is kept in `fatal` and also stops training. `drain_requested` is set when `worker` shuts down.
     """
 
-    def __init__(self, store: JobStore, job_id: str, attempt: int, settings: Settings) -> None:
-        self.store, self.job_id, self.attempt, self.settings = store, job_id, attempt, settings
+    RETAIN_S = 30.0
+
+    def __init__(self, store: JobStore, job_id: str, attempt: int, settings: Settings, worker: str = "") -> None:
+        self.store, self.job_id, self.attempt, self.settings, self.worker = store, job_id, attempt, settings, worker
         self.cancel_requested = threading.Event()
+        self.drain_requested = threading.Event()
         self.lost = threading.Event()
         self.fatal: Exception | None = None
         self._lock = threading.Lock()
         self._pending: list[tuple[int, np.ndarray, np.ndarray]] = []
+        self._written: list[tuple[float, int, np.ndarray, np.ndarray]] = []
         self._progress: dict[str, int] = {}
         self._history: list[dict[str, float | None]] = []
         self._history_written = 0
@@ -66,6 +72,21 @@ class JobReporter:
     def should_stop(self) -> bool:
         """Whether training must stop: a cancel, a lost claim or a fatal reporting error."""
         return self.cancel_requested.is_set() or self.lost.is_set() or self.fatal is not None
+
+    def resume(self, iteration: int, epoch: int = 0, history: list[dict[str, float | None]] = ()) -> int:
+        """Start the attempt at `iteration` (a checkpoint's; 0 for a fresh start): cut the stored curve back to it
+        and take over the epoch history. Returns the iteration started at: 0 when the curve lost points before
+        `iteration`, which the caller must then start over from."""
+        kept = through_redis_failures(
+            lambda: self.store.resume(self.job_id, self.attempt, iteration, epoch, list(history)),
+            self.settings.stale_after_s)
+        if kept < iteration:
+            log.warning("Job %s: the curve holds %s of the checkpoint's %s points; starting over", self.job_id,
+                        kept, iteration)
+            return self.resume(0)
+        with self._lock:
+            self._history, self._history_written = list(history), len(history)
+        return iteration
 
     @property
     def watched(self) -> list:
@@ -114,16 +135,33 @@ class JobReporter:
         if pending:
             first = pending[0][0]
             lrs, losses = (np.concatenate([batch[index] for batch in pending]) for index in (1, 2))
-            self.store.report(self.job_id, self.attempt, first, lrs, losses, **fields)
+            stored = self.store.report(self.job_id, self.attempt, first, lrs, losses, **fields)
+            if stored < first:
+                return self._write_again_from(stored)
         else:
             self.store.report(self.job_id, self.attempt, **fields)
+        now = time.monotonic()
         with self._lock:
             del self._pending[: len(pending)]
+            self._written = [batch for batch in self._written if batch[0] > now - self.RETAIN_S]
+            self._written += [(now, *batch) for batch in pending]
             for name, value in progress.items():
                 if self._progress.get(name) == value:
                     del self._progress[name]
             if history is not None:
                 self._history_written = len(history)
+
+    def _write_again_from(self, stored: int) -> None:
+        """Queue again the written points from iteration `stored` on, which Redis lost."""
+        with self._lock:
+            kept = [(first, lrs, losses) for _, first, lrs, losses in self._written if first + len(lrs) > stored]
+            if not kept or kept[0][0] > stored:
+                raise RuntimeError(f"Redis lost the curve from iteration {stored} on, beyond what this runner kept")
+            first, lrs, losses = kept[0]
+            kept[0] = (stored, lrs[stored - first:], losses[stored - first:])
+            self._pending[:0] = kept
+            self._written.clear()
+        log.warning("Job %s: Redis lost the curve from iteration %s on; writing it again", self.job_id, stored)
 
     def _run(self) -> None:
         while not self._stop.wait(self.settings.flush_interval_s):
@@ -148,6 +186,8 @@ class JobReporter:
             recorder.model.stop_training = True
 
     def _watch_cancel(self) -> None:
+        if self.worker and self.store.draining(self.worker):
+            self.drain_requested.set()
         if self._cancel_seen_at is None and self.store.cancel_requested(self.job_id):
             self._cancel_seen_at = time.monotonic()
             self.cancel_requested.set()

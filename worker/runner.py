@@ -10,7 +10,7 @@ from pathlib import Path
 from celery.exceptions import SoftTimeLimitExceeded
 
 from clr.config import RangeTestSpec, TrainingSpec
-from worker.errors import JobError
+from worker.errors import Drained, JobError
 from worker.reporting import JobReporter
 from worker.settings import Settings
 from worker.store import JobStore, through_redis_failures
@@ -28,9 +28,14 @@ def _process_namespace() -> str:
         return socket.gethostname()
 
 
+def process_id(pid: int) -> str:
+    """Process `pid` of this pid namespace, as `host:namespace:pid`."""
+    return f"{socket.gethostname()}:{_process_namespace()}:{pid}"
+
+
 def this_runner() -> str:
-    """This process, as `host:namespace:pid`."""
-    return f"{socket.gethostname()}:{_process_namespace()}:{os.getpid()}"
+    """This process."""
+    return process_id(os.getpid())
 
 
 def runner_is_lost(runner: str | None) -> bool:
@@ -69,11 +74,14 @@ def describe(error: BaseException) -> str:
 
 
 def finish(store: JobStore, job_id: str, attempt: int, settings: Settings, state: str, **outcome) -> None:
-    """End the attempt, riding out a Redis failure of up to `stale_after_s`; if Redis stays away the error
-    propagates and the job is left running with a stale heartbeat, for a later delivery or a cancel to end it."""
+    """End the attempt, riding out a Redis failure of up to `stale_after_s`, and drop its checkpoint; if Redis
+    stays away the error propagates and the job is left running with a stale heartbeat, for the next worker to
+    take over."""
     if not through_redis_failures(lambda: store.finish(job_id, attempt, state, **outcome), settings.stale_after_s):
         log.warning("Job %s is no longer on attempt %s (taken over, deleted, or ended by an earlier try)",
                     job_id, attempt)
+        return
+    settings.job_files(job_id).checkpoint.unlink(missing_ok=True)
 
 
 def claim_and_run(job_id: str, settings: Settings) -> str:
@@ -88,7 +96,7 @@ def claim_and_run(job_id: str, settings: Settings) -> str:
     if claim.outcome != "claimed":
         log.info("Job %s not run: %s", job_id, claim.outcome)
         return claim.outcome
-    reporter = JobReporter(store, job_id, claim.attempts, settings)
+    reporter = JobReporter(store, job_id, claim.attempts, settings, worker=process_id(os.getppid()))
     try:
         use_gpus_with_memory_growth()
         from worker import jobs  # Keras, imported only once the job is ours
@@ -99,6 +107,10 @@ def claim_and_run(job_id: str, settings: Settings) -> str:
             else:
                 bounds = tuple(job["bounds"]) if job["bounds"] else None
                 result = jobs.run_training(TrainingSpec.model_validate(job["spec"]), bounds, reporter, settings)
+    except Drained:
+        log.info("Job %s checkpointed and goes back to the queue: this worker shuts down", job_id)
+        through_redis_failures(lambda: store.requeue(job_id, claim.attempts), settings.stale_after_s)
+        return "drained"
     except Exception as error:  # every failure ends the job readably; the worker goes on serving
         if reporter.lost.is_set():
             return "lost"

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker.job_files import JobFiles
+
 
 class Settings(BaseSettings):
     """Where Redis and the data live, and the limits of a job."""
@@ -23,6 +25,7 @@ class Settings(BaseSettings):
     flush_interval_s: float = 0.5
     stale_after_s: float = 30.0
     cancel_grace_s: float = 60.0
+    checkpoint_every_s: float = 300.0
 
     @property
     def builtin_dir(self) -> Path:
@@ -33,3 +36,7 @@ class Settings(BaseSettings):
     def datasets_dir(self) -> Path:
         """Uploaded `.npz` files, on the volume the API and the workers share."""
         return self.data_dir / "datasets"
+
+    def job_files(self, job_id: str) -> JobFiles:
+        """A job's models and checkpoint, on the shared volume."""
+        return JobFiles.of(self.data_dir, job_id)

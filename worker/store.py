@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 POINT = np.dtype([("lr", "<f4"), ("loss", "<f4")])
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
-JSON_FIELDS = ("spec", "bounds", "warnings", "result", "epoch_history")
+JSON_FIELDS = ("spec", "bounds", "warnings", "result", "epoch_history", "resumes")
 INT_FIELDS = ("attempts", "iteration", "total_iterations", "epoch", "epochs")
 
 # Time comes from Redis (`TIME`), so every worker judges staleness on one clock.
@@ -31,7 +31,8 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1e6
 """
 
-# KEYS: job, curve. ARGV: runner, max_attempts, stale_after, force. Returns [outcome, attempts].
+# KEYS: job, curve, job id. ARGV: runner, max_attempts, stale_after, force. Returns [outcome, attempts]. The curve
+# is kept: the runner cuts it back to where it resumes (`_RESUME`).
 _CLAIM = _NOW + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing', 0} end
@@ -46,30 +47,66 @@ local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 if attempts > tonumber(ARGV[2]) then
   redis.call('HSET', KEYS[1], 'state', 'failed', 'finished_at', now, 'error',
     'Gave up after ' .. ARGV[2] .. ' attempts: the worker running this job was lost each time')
+  redis.call('SREM', 'clr:running', KEYS[3])
   return {'exhausted', attempts}
 end
-redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', now, 'heartbeat_at', now,
-  'runner', ARGV[1], 'iteration', 0, 'epoch', 0, 'epoch_history', '[]')
+redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', now, 'heartbeat_at', now, 'runner', ARGV[1])
+redis.call('SADD', 'clr:running', KEYS[3])
 return {'claimed', attempts}
 """
 
-# The fence of every runner write: the job still exists, runs, and is on the writer's attempt.
+# The fence of every runner write: the job still exists, runs, and is on the writer's attempt (else -1).
 _OWNED = """
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[1] then
-  return 0
+  return -1
 end
 """
 
+# KEYS: job, curve. ARGV: attempt, iteration, then field, value pairs. Cuts the curve back to `iteration` points
+# (fewer when fewer are stored), sets the fields, and logs the attempt's start. Returns the points kept, or -1 when
+# fenced off.
+_RESUME = _OWNED + """
+local kept = math.min(tonumber(ARGV[2]), math.floor(redis.call('STRLEN', KEYS[2]) / 8))
+if kept == 0 then redis.call('DEL', KEYS[2])
+else redis.call('SET', KEYS[2], redis.call('GETRANGE', KEYS[2], 0, kept * 8 - 1)) end
+local resumes = cjson.decode(redis.call('HGET', KEYS[1], 'resumes') or '[]')
+table.insert(resumes, {attempt = tonumber(ARGV[1]), resumed_from = kept})
+redis.call('HSET', KEYS[1], 'resumes', cjson.encode(resumes), 'iteration', kept, unpack(ARGV, 3))
+return kept
+"""
+
 # KEYS: job, curve. ARGV: attempt, byte offset of the points, points, then field, value pairs. Writes the points at
-# their own offset (a repeated write changes nothing), the fields and a heartbeat. Returns 1, or 0 when fenced off.
+# their own offset (a repeated write changes nothing), the fields and a heartbeat. Returns the bytes the curve then
+# holds; the points are not written when they would leave a gap (a restarted Redis lost the last writes before them).
 _REPORT = _NOW + _OWNED + """
-if #ARGV[3] > 0 then redis.call('SETRANGE', KEYS[2], tonumber(ARGV[2]), ARGV[3]) end
 redis.call('HSET', KEYS[1], 'heartbeat_at', now, unpack(ARGV, 4))
+local stored = redis.call('STRLEN', KEYS[2])
+if tonumber(ARGV[2]) > stored then return stored end
+if #ARGV[3] > 0 then redis.call('SETRANGE', KEYS[2], tonumber(ARGV[2]), ARGV[3]) end
+return redis.call('STRLEN', KEYS[2])
+"""
+
+# KEYS: job, job id. ARGV: attempt. Puts the runner's own running job back in the queue, its attempt not counted
+# (a worker shutting down after a checkpoint).
+_REQUEUE = _OWNED + """
+redis.call('HSET', KEYS[1], 'state', 'queued')
+redis.call('HINCRBY', KEYS[1], 'attempts', -1)
+redis.call('SREM', 'clr:running', KEYS[2])
 return 1
 """
 
-# KEYS: job. ARGV: stale_after. Returns the state after the request: a queued job, or a running one whose runner
+# KEYS: job, job id. ARGV: stale_after. Puts a running job whose runner stopped heartbeating back in the queue (its
+# attempt counted). Returns 1 if it did.
+_REQUEUE_STALE = _NOW + """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'running' then redis.call('SREM', 'clr:running', KEYS[2]) return 0 end
+if now - tonumber(redis.call('HGET', KEYS[1], 'heartbeat_at') or '0') <= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'runner', '')
+redis.call('SREM', 'clr:running', KEYS[2])
+return 1
+"""
+
+# KEYS: job, job id. ARGV: stale_after. Returns the state after the request: a queued job, or a running one whose runner
 # stopped heartbeating, is cancelled at once; a live running one is asked to stop.
 _CANCEL = _NOW + """
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -77,15 +114,17 @@ if not state then return false end
 local stale = now - tonumber(redis.call('HGET', KEYS[1], 'heartbeat_at') or '0') > tonumber(ARGV[1])
 if state == 'queued' or (state == 'running' and stale) then
   redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', now, 'cancel_requested', 1)
+  redis.call('SREM', 'clr:running', KEYS[2])
   return 'cancelled'
 end
 if state == 'running' then redis.call('HSET', KEYS[1], 'cancel_requested', 1) end
 return state
 """
 
-# KEYS: job. ARGV: attempt, state, error, result. Ends only the writer's own running attempt.
+# KEYS: job, job id. ARGV: attempt, state, error, result. Ends only the writer's own running attempt.
 _FINISH = _NOW + _OWNED + """
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'finished_at', now, 'error', ARGV[3], 'result', ARGV[4])
+redis.call('SREM', 'clr:running', KEYS[2])
 return 1
 """
 
@@ -124,6 +163,12 @@ class Curve:
     losses: np.ndarray
 
 
+def _pairs(**fields: Any) -> list[Any]:
+    """Hash fields as `HSET` arguments, dicts and lists as JSON."""
+    return [item for name, value in fields.items()
+            for item in (name, json.dumps(value) if isinstance(value, dict | list) else value)]
+
+
 def _decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
     job: dict[str, Any] = {key.decode(): value.decode() for key, value in raw.items()}
     for field in JSON_FIELDS:
@@ -143,7 +188,10 @@ class JobStore:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
         self._claim = client.register_script(_CLAIM)
+        self._resume = client.register_script(_RESUME)
         self._report = client.register_script(_REPORT)
+        self._requeue = client.register_script(_REQUEUE)
+        self._requeue_stale = client.register_script(_REQUEUE_STALE)
         self._cancel = client.register_script(_CANCEL)
         self._finish = client.register_script(_FINISH)
 
@@ -203,50 +251,83 @@ class JobStore:
         return len(matching), [job for job in page if job is not None]
 
     def claim(self, job_id: str, runner: str, max_attempts: int, stale_after: float, runner_lost: bool) -> Claim:
-        """Atomically move a queued job (or one whose runner is lost) to running; truncate its partial curve.
-        The claim's `attempts` is the fencing token of every later write of this runner."""
+        """Atomically move a queued job (or one whose runner is lost) to running. The claim's `attempts` is the
+        fencing token of every later write of this runner, the first of which is `resume`."""
         outcome, attempts = self._claim(
-            keys=[self._job_key(job_id), self._curve_key(job_id)],
+            keys=[self._job_key(job_id), self._curve_key(job_id), job_id],
             args=[runner, max_attempts, stale_after, int(runner_lost)],
         )
         return Claim(outcome.decode(), int(attempts))
 
+    def resume(self, job_id: str, attempt: int, iteration: int, epoch: int,
+               epoch_history: list[dict[str, Any]]) -> int:
+        """As the runner of `attempt`, starting: cut the curve back to `iteration` points and set the progress of
+        that point; log the attempt's `resumed_from`. Returns the points kept: fewer than `iteration` when the
+        curve lost some. Raises `LostClaim` if the attempt is not current."""
+        kept = self._resume(keys=[self._job_key(job_id), self._curve_key(job_id)],
+                            args=[attempt, iteration, *_pairs(epoch=epoch, epoch_history=epoch_history)])
+        if kept < 0:
+            raise LostClaim(f"Job {job_id} is no longer on attempt {attempt}: taken over or deleted")
+        return kept
+
     def report(self, job_id: str, attempt: int, first_iteration: int = 0, lrs: np.ndarray | None = None,
-               losses: np.ndarray | None = None, **fields: Any) -> None:
+               losses: np.ndarray | None = None, **fields: Any) -> int:
         """As the runner of `attempt`: write points from `first_iteration` on at their own offset, set plain fields
-        (dicts and lists as JSON) and the heartbeat, atomically. Raises `LostClaim` if the attempt is not current."""
+        (dicts and lists as JSON) and the heartbeat, atomically; return the points the curve then holds, fewer
+        than `first_iteration` (and these points not written) when it lost some. Raises `LostClaim` if the attempt
+        is not current."""
         points = np.empty(0 if lrs is None else len(lrs), POINT)
         if lrs is not None:
             points["lr"], points["loss"] = lrs, losses
-        pairs = [item for name, value in fields.items()
-                 for item in (name, json.dumps(value) if isinstance(value, dict | list) else value)]
-        written = self._report(keys=[self._job_key(job_id), self._curve_key(job_id)],
-                               args=[attempt, first_iteration * POINT.itemsize, points.tobytes(), *pairs])
-        if not written:
+        stored = self._report(keys=[self._job_key(job_id), self._curve_key(job_id)],
+                              args=[attempt, first_iteration * POINT.itemsize, points.tobytes(), *_pairs(**fields)])
+        if stored < 0:
             raise LostClaim(f"Job {job_id} is no longer on attempt {attempt}: taken over or deleted")
+        return stored // POINT.itemsize
+
+    def requeue(self, job_id: str, attempt: int) -> bool:
+        """Put the runner's own running job back in the queue without counting the attempt; False if it is no
+        longer the runner's."""
+        return self._requeue(keys=[self._job_key(job_id), job_id], args=[attempt]) == 1
+
+    def requeue_stale(self, stale_after: float) -> list[str]:
+        """Put every running job whose runner stopped heartbeating for `stale_after` seconds back in the queue;
+        return their ids."""
+        running = [job_id.decode() for job_id in self.redis.smembers("clr:running")]
+        return [job_id for job_id in running
+                if self._requeue_stale(keys=[self._job_key(job_id), job_id], args=[stale_after])]
 
     def finish(
         self, job_id: str, attempt: int, state: str, result: dict | None = None, error: str | None = None
     ) -> bool:
         """End the runner's own running attempt in `state`; False if the attempt is no longer current."""
-        done = self._finish(keys=[self._job_key(job_id)], args=[attempt, state, error or "", json.dumps(result)])
-        return bool(done)
+        done = self._finish(keys=[self._job_key(job_id), job_id], args=[attempt, state, error or "", json.dumps(result)])
+        return done == 1
 
     def request_cancel(self, job_id: str, stale_after: float) -> str | None:
         """Cancel a queued job, or a running one whose runner stopped heartbeating, now; ask a live running one to
         stop. Return the state after, None for an unknown id."""
-        state = self._cancel(keys=[self._job_key(job_id)], args=[stale_after])
+        state = self._cancel(keys=[self._job_key(job_id), job_id], args=[stale_after])
         return state.decode() if state else None
 
     def cancel_requested(self, job_id: str) -> bool:
         """Whether a cancel was asked for."""
         return self.redis.hget(self._job_key(job_id), "cancel_requested") == b"1"
 
+    def drain(self, worker: str, within_s: float) -> None:
+        """Ask the jobs of `worker` (shutting down) to checkpoint and go back to the queue."""
+        self.redis.set(f"clr:drain:{worker}", 1, ex=max(1, round(within_s)))
+
+    def draining(self, worker: str) -> bool:
+        """Whether `worker` is shutting down."""
+        return bool(self.redis.exists(f"clr:drain:{worker}"))
+
     def delete(self, job_id: str) -> None:
         """Remove the job record and its curve."""
         with self.redis.pipeline() as pipe:
             pipe.delete(self._job_key(job_id), self._curve_key(job_id))
             pipe.zrem("clr:jobs", job_id)
+            pipe.srem("clr:running", job_id)
             pipe.execute()
 
     def curve(self, job_id: str, since: int = 0) -> Curve:

@@ -17,4 +17,6 @@ def run_job(self, job_id: str) -> str:
         if self.request.retries * settings.stale_after_s > settings.job_time_limit_s:
             return "busy: gave up"
         raise self.retry(countdown=settings.stale_after_s)
+    if outcome == "drained":  # checkpointed as this worker shuts down: a new message for the next worker
+        raise self.retry(countdown=0)
     return outcome

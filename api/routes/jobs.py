@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response, status
+from fastapi.responses import FileResponse
 from kombu.exceptions import OperationalError
 
 from api.deps import CeleryDep, JobDep, SettingsDep, StoreDep
@@ -150,10 +151,32 @@ def cancel_job(job: JobDep, store: StoreDep, settings: SettingsDep) -> JobView:
     return job_view(store.get(job["id"]))
 
 
+@router.get(
+    "/jobs/{job_id}/model",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "The `.keras` file"},
+               404: {"description": "No such model"}, 409: {"description": "The job has not ended"}},
+)
+def download_model(job: JobDep, settings: SettingsDep, which: Literal["final", "best"] = "final") -> FileResponse:
+    """A training's model as a `.keras` file: `final` (trained) or `best` (lowest validation loss). Load it with
+    `keras.saving.load_model` after `import clr.keras_schedule`."""
+    if job["kind"] != "training":
+        raise HTTPException(404, f"Job {job['id']!r} is a range test: it trains no model to keep")
+    if job["state"] not in TERMINAL_STATES:
+        raise HTTPException(409, f"Job {job['id']!r} is {job['state']}: its model is saved when it succeeds")
+    path = settings.job_files(job["id"]).model(which)
+    if not path.exists():
+        why = ("it had no validation data" if which == "best" and job["state"] == "succeeded"
+               else f"it {job['state']} before saving one" if job["state"] != "succeeded" else "its file is gone")
+        raise HTTPException(404, f"Job {job['id']!r} has no {which} model: {why}")
+    return FileResponse(path, media_type="application/octet-stream", filename=f"{job['id']}.keras")
+
+
 @router.delete("/jobs/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_job(job: JobDep, store: StoreDep) -> Response:
-    """Remove a finished job and its curves."""
+def delete_job(job: JobDep, store: StoreDep, settings: SettingsDep) -> Response:
+    """Remove a finished job, its curves, models and checkpoint."""
     if job["state"] not in TERMINAL_STATES:
         raise HTTPException(409, f"Job {job['id']!r} is {job['state']}: cancel it before deleting it")
     store.delete(job["id"])
+    settings.job_files(job["id"]).remove()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,126 @@
+"""A training's checkpoints: every variable that decides what it computes next (weights, the dropout layers' RNG
+state, the optimizer's slots and iteration count) with its epoch, data seed, epoch history and the running metrics
+of the epoch it is in, in one `.npz` file replaced atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a training stood: `iteration` steps done, in epoch `epoch` (0-based), whose first `epoch_samples`
+    samples gave the running `epoch_metrics`."""
+
+    iteration: int
+    epoch: int
+    data_seed: int
+    history: list[dict[str, Any]]
+    epoch_metrics: dict[str, float] = field(default_factory=dict)
+    epoch_samples: int = 0
+    values: list[np.ndarray] = field(default_factory=list, repr=False)
+
+
+def _model_state(model: keras.Model) -> list:
+    return [*model.variables, *model.optimizer.variables]
+
+
+def save(path: Path, checkpoint: Checkpoint) -> None:
+    """Write `checkpoint` to `path` through a temporary file and an atomic rename: never a torn file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {name: value for name, value in checkpoint.__dict__.items() if name != "values"}
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("wb") as file:
+        np.savez(file, state=np.array(json.dumps(state)), *checkpoint.values)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+
+
+def load(path: Path) -> Checkpoint | None:
+    """The checkpoint at `path`, or None when there is none."""
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as archive:
+        state = json.loads(str(archive["state"]))
+        values = [archive[f"arr_{index}"] for index in range(len(archive.files) - 1)]
+    return Checkpoint(**state, values=values)
+
+
+def restore(model: keras.Model, checkpoint: Checkpoint) -> None:
+    """Give `model` (built and compiled as when `checkpoint` was saved) the checkpoint's variables."""
+    model.optimizer.build(model.trainable_variables)
+    variables = _model_state(model)
+    if len(variables) != len(checkpoint.values):
+        raise ValueError(f"The checkpoint holds {len(checkpoint.values)} variables; the model has {len(variables)}")
+    for variable, value in zip(variables, checkpoint.values, strict=True):
+        variable.assign(value)
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Saves a checkpoint at each epoch's end and, between two steps, once `every_s` passed since the last one or
+    when `drain()` says the worker is shutting down (then training stops). Saves nothing once `lost()` holds.
+
+    Given `resume_from` (already restored), the epoch it stopped in ends with the training metrics of the whole
+    epoch: Keras's are sample-weighted means, so they merge exactly with the checkpoint's. It must come before the
+    callbacks that read the epoch's logs."""
+
+    def __init__(self, path: Path, every_s: float, data_seed: int, batch_size: int, samples: int,
+                 history: Callable[[], list[dict[str, Any]]], resume_from: Checkpoint | None = None,
+                 lost: Callable[[], bool] = lambda: False, drain: Callable[[], bool] = lambda: False) -> None:
+        super().__init__()
+        self.path, self.every_s, self.data_seed = path, every_s, data_seed
+        self.batch_size, self.samples, self.history = batch_size, samples, history
+        self.resume_from, self.lost, self.drain = resume_from, lost, drain
+        self.drained = False
+        self._epoch, self._epoch_start = 0, 0
+        self._saved_at = time.monotonic()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._epoch_start = epoch, self._iteration()
+        if self.resume_from is not None and self.resume_from.epoch != epoch:
+            self.resume_from = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.drain():
+            self.drained = self.model.stop_training = True
+            self._save_mid_epoch()
+        elif time.monotonic() - self._saved_at >= self.every_s:
+            self._save_mid_epoch()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.resume_from is not None and logs is not None:
+            earlier, samples = self.resume_from.epoch_metrics, self.resume_from.epoch_samples
+            for name, value in earlier.items():
+                logs[name] = (value * samples + logs[name] * (self.samples - samples)) / self.samples
+        if not self.drained:
+            self._save(Checkpoint(self._iteration(), epoch + 1, self.data_seed, self.history()))
+
+    def _iteration(self) -> int:
+        return int(self.model.optimizer.iterations.numpy())
+
+    def _save_mid_epoch(self) -> None:
+        metrics = {name: float(value) for name, value in self.model.get_metrics_result().items()}
+        samples = (self._iteration() - self._epoch_start) * self.batch_size
+        if self.resume_from is not None:  # this epoch began before the resume
+            earlier, before = self.resume_from.epoch_metrics, self.resume_from.epoch_samples
+            metrics = {name: (earlier[name] * before + metrics[name] * samples) / max(before + samples, 1)
+                       for name in earlier}
+            samples += before
+        self._save(Checkpoint(self._iteration(), self._epoch, self.data_seed, self.history(), metrics, samples))
+
+    def _save(self, checkpoint: Checkpoint) -> None:
+        if self.lost():
+            return
+        values = [np.asarray(variable.numpy()) for variable in _model_state(self.model)]
+        save(self.path, Checkpoint(**{**checkpoint.__dict__, "values": values}))
+        self._saved_at = time.monotonic()
