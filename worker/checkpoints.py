@@ -67,8 +67,11 @@ def restore(model: keras.Model, checkpoint: Checkpoint) -> None:
 
 
 class Checkpointer(keras.callbacks.Callback):
-    """Saves a checkpoint at each epoch's end and, between two steps, once `every_s` passed since the last one or
-    when `drain()` says the worker is shutting down (then training stops). Saves nothing once `lost()` holds.
+    """Saves a checkpoint at each boundary between two epochs (as the next begins: the epoch's history is complete
+    by then) and, between two steps, once `every_s` passed since the last one or when `drain()` says the worker is
+    shutting down (then training stops). Saves nothing once `lost()` holds. Each is written beside `path` and
+    handed to `commit(iteration, written)`, which moves it to `path` (a job's reporter does so once the curve holds
+    the checkpoint's iterations).
 
     Given `resume_from` (already restored), the epoch it stopped in ends with the training metrics of the whole
     epoch: Keras's are sample-weighted means, so they merge exactly with the checkpoint's. It must come before the
@@ -76,17 +79,22 @@ class Checkpointer(keras.callbacks.Callback):
 
     def __init__(self, path: Path, every_s: float, data_seed: int, batch_size: int, samples: int,
                  history: Callable[[], list[dict[str, Any]]], resume_from: Checkpoint | None = None,
-                 lost: Callable[[], bool] = lambda: False, drain: Callable[[], bool] = lambda: False) -> None:
+                 lost: Callable[[], bool] = lambda: False, drain: Callable[[], bool] = lambda: False,
+                 commit: Callable[[int, Path], None] | None = None) -> None:
         super().__init__()
         self.path, self.every_s, self.data_seed = path, every_s, data_seed
         self.batch_size, self.samples, self.history = batch_size, samples, history
         self.resume_from, self.lost, self.drain = resume_from, lost, drain
-        self.drained = False
+        self.commit = commit or (lambda iteration, written: os.replace(written, path))
+        self.drained = self._boundary = False
         self._epoch, self._epoch_start = 0, 0
-        self._saved_at = time.monotonic()
+        self._saved_at, self._saved_iteration = time.monotonic(), -1
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch, self._epoch_start = epoch, self._iteration()
+        if self._boundary:
+            self._save(Checkpoint(self._epoch_start, epoch, self.data_seed, self.history()))
+            self._boundary = False
         if self.resume_from is not None and self.resume_from.epoch != epoch:
             self.resume_from = None
 
@@ -102,8 +110,7 @@ class Checkpointer(keras.callbacks.Callback):
             earlier, samples = self.resume_from.epoch_metrics, self.resume_from.epoch_samples
             for name, value in earlier.items():
                 logs[name] = (value * samples + logs[name] * (self.samples - samples)) / self.samples
-        if not self.drained:
-            self._save(Checkpoint(self._iteration(), epoch + 1, self.data_seed, self.history()))
+        self._boundary = not self.drained
 
     def _iteration(self) -> int:
         return int(self.model.optimizer.iterations.numpy())
@@ -119,8 +126,10 @@ class Checkpointer(keras.callbacks.Callback):
         self._save(Checkpoint(self._iteration(), self._epoch, self.data_seed, self.history(), metrics, samples))
 
     def _save(self, checkpoint: Checkpoint) -> None:
-        if self.lost():
+        if self.lost() or checkpoint.iteration == self._saved_iteration:
             return
         values = [np.asarray(variable.numpy()) for variable in _model_state(self.model)]
-        save(self.path, Checkpoint(**{**checkpoint.__dict__, "values": values}))
-        self._saved_at = time.monotonic()
+        written = self.path.with_name(f"{self.path.stem}-{checkpoint.iteration}.npz")
+        save(written, Checkpoint(**{**checkpoint.__dict__, "values": values}))
+        self.commit(checkpoint.iteration, written)
+        self._saved_at, self._saved_iteration = time.monotonic(), checkpoint.iteration

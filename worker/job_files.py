@@ -25,7 +25,13 @@ class JobFiles:
 
     @property
     def checkpoint(self) -> Path:
+        """The last checkpoint whose iterations the stored curve holds."""
         return self.folder / "checkpoint.npz"
+
+    def remove_checkpoints(self) -> None:
+        """Delete the checkpoint and any saved after it (a finished job resumes no more)."""
+        for path in self.folder.glob("checkpoint*.npz"):
+            path.unlink(missing_ok=True)
 
     def remove(self) -> None:
         """Delete every file of the job."""

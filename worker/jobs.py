@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import keras
@@ -11,7 +12,7 @@ import numpy as np
 from clr import datasets, models, volume
 from worker import checkpoints
 from worker.artifacts import BestModel, save_model
-from worker.data_order import batches_from
+from worker.data_order import SeededEpochs
 from worker.job_files import JobFiles
 from clr.callbacks import LRFinder
 from clr.config import SGD, Adam, DatasetSpec, JobSpec, ModelSpec, RangeTestSpec, RMSprop, TrainingSpec
@@ -190,22 +191,19 @@ def train_recorded(model: keras.Model, data: Split, batch_size: int, epochs: int
     iteration streamed to the job through `reporter`, the batches in the order `data_seed` fixes. A start inside an
     epoch first finishes that epoch in a `fit` of its own. Extra callbacks come first (a checkpoint restores before
     the recording starts)."""
-    per_epoch = data.iterations_per_epoch(batch_size)
+    order = SeededEpochs(data.x, data.y, batch_size, data_seed)
     stream = TrainingStream(reporter=reporter)
-    epoch, done_in_epoch = divmod(start_iteration, per_epoch)
-    segments = [(epoch, epoch + 1, per_epoch - done_in_epoch)] if done_in_epoch else []
-    segments.append((math.ceil(start_iteration / per_epoch), epochs, per_epoch))
-    iteration = start_iteration
+    epoch, done = divmod(start_iteration, order.per_epoch)
+    segments = [(order.rest_of_epoch(epoch, done), epoch, epoch + 1)] if done else []
+    segments.append((order.epochs(), epoch + 1 if done else epoch, epochs))
     try:
-        for first_epoch, end_epoch, steps in segments:
-            if first_epoch >= end_epoch or stream.divergence is not None or reporter.should_stop():
-                break
-            batches = batches_from(data.x, data.y, batch_size, data_seed, iteration, epochs)
-            model.fit(batches, initial_epoch=first_epoch, epochs=end_epoch, steps_per_epoch=steps, shuffle=False,
-                      validation_data=data.validation, callbacks=[*extra_callbacks, stream], verbose=0)
+        for batches, first_epoch, end_epoch in segments:
+            if first_epoch < end_epoch and stream.divergence is None and not reporter.should_stop():
+                model.fit(batches, initial_epoch=first_epoch, epochs=end_epoch, shuffle=False,
+                          validation_data=data.validation,
+                          callbacks=[order, *extra_callbacks, stream], verbose=0)
             if model.stop_training:
                 break
-            iteration = end_epoch * per_epoch
     finally:
         stream.close()
     return stream
@@ -238,7 +236,8 @@ def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporte
     checkpointer = checkpoints.Checkpointer(
         files.checkpoint, settings.checkpoint_every_s, start.data_seed, spec.batch_size, len(prepared.x),
         lambda: reporter.history, resume_from=start if start.iteration else None, lost=reporter.lost.is_set,
-        drain=reporter.drain_requested.is_set)
+        drain=reporter.drain_requested.is_set,
+        commit=lambda iteration, saved: reporter.once_stored(iteration, lambda: os.replace(saved, files.checkpoint)))
     savers = (BestModel(files.model("best"), start.history),) if prepared.validation is not None else ()
     stream = train_recorded(model, prepared, spec.batch_size, plan.epochs, reporter, (checkpointer, *savers),
                             start.data_seed, start.iteration)

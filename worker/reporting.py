@@ -8,6 +8,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,7 @@ class JobReporter:
         self._lock = threading.Lock()
         self._pending: list[tuple[int, np.ndarray, np.ndarray]] = []
         self._written: list[tuple[float, int, np.ndarray, np.ndarray]] = []
+        self._once_stored: list[tuple[int, Callable[[], None]]] = []
         self._progress: dict[str, int] = {}
         self._history: list[dict[str, float | None]] = []
         self._history_written = 0
@@ -87,6 +89,12 @@ class JobReporter:
         with self._lock:
             self._history, self._history_written = list(history), len(history)
         return iteration
+
+    def once_stored(self, iteration: int, action: Callable[[], None]) -> None:
+        """Run `action` (in the reporter's thread) once the stored curve holds `iteration` points: a checkpoint
+        counts only when the curve reaches it."""
+        with self._lock:
+            self._once_stored.append((iteration, action))
 
     @property
     def watched(self) -> list:
@@ -139,9 +147,11 @@ class JobReporter:
             if stored < first:
                 return self._write_again_from(stored)
         else:
-            self.store.report(self.job_id, self.attempt, **fields)
+            stored = self.store.report(self.job_id, self.attempt, **fields)
         now = time.monotonic()
         with self._lock:
+            due = [action for iteration, action in self._once_stored if iteration <= stored]
+            self._once_stored = [(iteration, action) for iteration, action in self._once_stored if iteration > stored]
             del self._pending[: len(pending)]
             self._written = [batch for batch in self._written if batch[0] > now - self.RETAIN_S]
             self._written += [(now, *batch) for batch in pending]
@@ -150,6 +160,8 @@ class JobReporter:
                     del self._progress[name]
             if history is not None:
                 self._history_written = len(history)
+        for action in due:
+            action()
 
     def _write_again_from(self, stored: int) -> None:
         """Queue again the written points from iteration `stored` on, which Redis lost."""

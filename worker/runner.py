@@ -81,7 +81,7 @@ def finish(store: JobStore, job_id: str, attempt: int, settings: Settings, state
         log.warning("Job %s is no longer on attempt %s (taken over, deleted, or ended by an earlier try)",
                     job_id, attempt)
         return
-    settings.job_files(job_id).checkpoint.unlink(missing_ok=True)
+    settings.job_files(job_id).remove_checkpoints()
 
 
 def claim_and_run(job_id: str, settings: Settings) -> str:
@@ -98,10 +98,10 @@ def claim_and_run(job_id: str, settings: Settings) -> str:
         return claim.outcome
     reporter = JobReporter(store, job_id, claim.attempts, settings, worker=process_id(os.getppid()))
     try:
-        use_gpus_with_memory_growth()
-        from worker import jobs  # Keras, imported only once the job is ours
+        with reporter:  # heartbeats from the claim on: importing TensorFlow takes seconds
+            use_gpus_with_memory_growth()
+            from worker import jobs  # Keras, imported only once the job is ours
 
-        with reporter:
             if job["kind"] == "range_test":
                 result = jobs.run_range_test(RangeTestSpec.model_validate(job["spec"]), reporter, settings)
             else:

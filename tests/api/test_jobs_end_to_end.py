@@ -174,21 +174,6 @@ def test_cancel_stops_a_running_training_and_keeps_its_curve(client, store):
     assert store.curve(job_id).iterations.size == 0
 
 
-def test_a_worker_killed_mid_job_is_requeued_and_finishes_without_duplicates(client, store):
-    body = mlp_training(25, batch_size=16)
-    job_id = client.post("/trainings", json=body).json()["id"]
-    wait_until(lambda: (store.get(job_id) or {}).get("iteration", 0) > 150, "training under way")
-    pid = int(store.get(job_id)["runner"].rpartition(":")[2])
-    os.kill(pid, signal.SIGKILL)
-    job = wait_for_state(client, job_id, {"succeeded", "failed"}, timeout=240)
-    assert job["state"] == "succeeded", job["error"]
-    assert job["attempts"] == 2
-    total = 25 * int(np.ceil(DIGITS_TRAIN / 16))
-    curves = client.get(f"/jobs/{job_id}/curves").json()
-    assert curves["iteration"] == list(range(total))
-    np.testing.assert_allclose(curves["lr"], cyclical_lr(0.01, 0.1, 40)(np.arange(total)), rtol=1e-6)
-
-
 def test_health_reports_redis_and_the_worker(client):
     health = client.get("/health").json()
     assert health["redis"] == "ok" and len(health["workers"]) == 1

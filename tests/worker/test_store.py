@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from worker.store import POINT, LostClaim
+from worker.store import POINT, JobStore, LostClaim
 
 
 def claimed(store, runner="test:1", runner_lost=False):
@@ -30,7 +30,7 @@ def test_points_land_at_their_own_iteration_and_a_repeated_write_changes_nothing
     assert store.get(job_id)["iteration"] == 150 and len(store.redis.get(f"clr:curve:{job_id}")) == 150 * POINT.itemsize
 
 
-def test_a_superseded_runner_cannot_write_finish_or_recreate_a_deleted_job(store, client):
+def test_a_superseded_runner_cannot_write_finish_or_recreate_a_deleted_job(store):
     job_id, first = claimed(store, "host:ns:1")
     store.report(job_id, first, 0, *points(0, 10), iteration=10)
     second = store.claim(job_id, "host:ns:2", 5, 60.0, True).attempts  # taken over: the first runner was lost
@@ -38,6 +38,7 @@ def test_a_superseded_runner_cannot_write_finish_or_recreate_a_deleted_job(store
     with pytest.raises(LostClaim):
         store.report(job_id, first, 0, *points(0, 50), iteration=50, epoch_history=[{"loss": 1.0}])
     assert not store.finish(job_id, first, "succeeded", result={})
+    assert store.resume(job_id, second, 0, 0, []) == 0
     job = store.get(job_id)
     assert job["state"] == "running" and job["iteration"] == 0 and len(store.curve(job_id).losses) == 0
     store.report(job_id, second, 0, *points(0, 5), iteration=5)
@@ -46,7 +47,7 @@ def test_a_superseded_runner_cannot_write_finish_or_recreate_a_deleted_job(store
     store.delete(job_id)
     with pytest.raises(LostClaim):
         store.report(job_id, second, 5, *points(5, 6), iteration=6)
-    assert not store.redis.exists(f"clr:job:{job_id}") and client.get(f"/jobs/{job_id}").status_code == 404
+    assert not store.redis.exists(f"clr:job:{job_id}") and store.get(job_id) is None
 
 
 def test_heartbeats_and_staleness_use_redis_time_not_the_workers_clock(store, monkeypatch):
@@ -60,7 +61,8 @@ def test_heartbeats_and_staleness_use_redis_time_not_the_workers_clock(store, mo
     assert store.claim(job_id, "other:1", 5, 0.1, False).outcome == "claimed"  # stale on Redis's clock
 
 
-def test_cancelling_a_running_job_whose_runner_went_silent_ends_it_at_once(store, client):
+def test_cancelling_a_running_job_whose_runner_went_silent_ends_it_at_once(service, client):
+    store = JobStore.from_url(service.redis_url)
     live, _ = claimed(store)
     assert client.post(f"/jobs/{live}/cancel").json()["state"] == "running"  # a live runner is asked to stop
     silent, _ = claimed(store)
