@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import redis
 import typer
 from rich.console import Console
 
 from api import workflow
-from api.stack import EmbeddedStack, free_port
+from api.keys import ApiKey, KeyStore
+from api.stack import REDIS_URL_FILE, EmbeddedStack, free_port
 from clr import volume
 from clr.datasets import BUILTIN_DATASETS
 from worker.settings import Settings
@@ -22,6 +24,56 @@ console = Console()
 Host = Annotated[str, typer.Option(help="Address the API listens on")]
 Port = Annotated[int, typer.Option(help="Port the API listens on")]
 DataDir = Annotated[Path, typer.Option(help="Uploaded datasets and the embedded Redis's files")]
+
+
+keys_app = typer.Typer(help="API keys: every request but /health and the docs needs one.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _keys(data_dir: Path) -> KeyStore:
+    """The keys in REDIS_URL's Redis, else in the embedded stack's running on `data_dir`."""
+    url = os.environ.get("REDIS_URL")
+    if url is None and (data_dir / REDIS_URL_FILE).exists():
+        url = (data_dir / REDIS_URL_FILE).read_text().strip()
+    if url is None:
+        console.print("[red]Set REDIS_URL, or start `clr-service up` on this --data-dir first[/red]")
+        raise typer.Exit(1)
+    return KeyStore(redis.Redis.from_url(url))
+
+
+@keys_app.command("create")
+def create_key(
+    name: Annotated[str, typer.Argument(help="The key's name: its tenant")],
+    admin: Annotated[bool, typer.Option(help="Sees and acts on every tenant's work")] = False,
+    max_active_jobs: Annotated[int | None, typer.Option(min=1, help="Queued + running jobs at once")] = None,
+    max_storage_mb: Annotated[float | None, typer.Option(min=0, help="Datasets and models stored")] = None,
+    rate: Annotated[float | None, typer.Option(min=0.01, help="Requests per second")] = None,
+    data_dir: DataDir = Path(".clr-data"),
+) -> None:
+    """Make a key and print its token, once: only its hash is kept."""
+    try:
+        token = _keys(data_dir).create(ApiKey(name, admin, max_active_jobs, max_storage_mb, rate))
+    except ValueError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from error
+    print(token)
+
+
+@keys_app.command("list")
+def list_keys(data_dir: DataDir = Path(".clr-data")) -> None:
+    """The keys and their limits (never their tokens)."""
+    for key in sorted(_keys(data_dir).list(), key=lambda key: key.name):
+        console.print(f"{key.name}: admin={key.admin} max_active_jobs={key.max_active_jobs} "
+                      f"max_storage_mb={key.max_storage_mb} rate={key.rate}")
+
+
+@keys_app.command("revoke")
+def revoke_key(name: str, data_dir: DataDir = Path(".clr-data")) -> None:
+    """Remove a key: its next request gets 401."""
+    if not _keys(data_dir).revoke(name):
+        console.print(f"[red]No key named {name!r}[/red]")
+        raise typer.Exit(1)
+    console.print(f"Revoked {name}")
 
 
 datasets_app = typer.Typer(help="Built-in datasets on the data volume: jobs never download them.", no_args_is_help=True)
@@ -53,6 +105,9 @@ def up(host: Host = "127.0.0.1", port: Port = 8000, data_dir: DataDir = Path(".c
     """Start Redis (embedded, unless REDIS_URL is set), one worker and the API; Ctrl-C or SIGTERM stops all."""
     _stop_on_sigterm()
     with EmbeddedStack(host, port, os.environ.get("REDIS_URL"), data_dir) as stack:
+        if stack.key_file is not None:
+            console.print(f"First start: the admin API key is in {stack.key_file} (mode 0600); send it as "
+                          "`Authorization: Bearer <key>`, or make others with `clr-service keys create NAME`")
         console.print(f"clr-service is up at {stack.url} (docs at {stack.url}/docs); Ctrl-C stops it")
         try:
             signal.pause()
@@ -80,4 +135,4 @@ def demo(output_dir: Annotated[Path, typer.Option(help="Where the figures go")] 
     _stop_on_sigterm()
     with EmbeddedStack(port=free_port(), data_dir=data_dir, worker_loglevel="WARNING") as stack:
         console.print(f"Embedded service at {stack.url}")
-        workflow.run(stack.url, output_dir, console)
+        workflow.run(stack.url, stack.api_key, output_dir, console)

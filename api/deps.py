@@ -1,14 +1,20 @@
-"""Dependencies of the route handlers, as `Annotated` aliases."""
+"""Dependencies of the route handlers, as `Annotated` aliases: the caller's key, its tenancy, the store."""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from celery import Celery
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.keys import ApiKey
 from worker.settings import Settings
 from worker.store import JobStore
+
+bearer = HTTPBearer(auto_error=False, description="An API key (`clr-service keys create NAME`)")
+UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
 def get_settings(request: Request) -> Settings:
@@ -23,15 +29,34 @@ def get_celery(request: Request) -> Celery:
     return request.app.state.celery
 
 
+def caller(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> ApiKey:
+    """The key the request carries: 401 without a valid one, 429 past its rate."""
+    if credentials is None:
+        raise HTTPException(401, "Authorization: send `Bearer <API key>`", headers=UNAUTHORIZED)
+    key = request.app.state.keys.verify(credentials.credentials)
+    if key is None:
+        raise HTTPException(401, "Authorization: the API key is unknown or revoked", headers=UNAUTHORIZED)
+    if key.rate is not None and (wait := request.app.state.rate_limiter.wait_s(key.name, key.rate)) > 0:
+        raise HTTPException(429, f"Key {key.name!r} is limited to {key.rate:g} requests per second",
+                            headers={"Retry-After": str(math.ceil(wait))})
+    return key
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
+CallerDep = Annotated[ApiKey, Depends(caller)]
 
 
-def existing_job(job_id: str, store: StoreDep) -> dict[str, Any]:
-    """The job with id `job_id`, or 404."""
+def owns(key: ApiKey, record: dict[str, Any] | None) -> bool:
+    """Whether `key` may see `record` (a job or dataset): its own, or any for an admin key."""
+    return record is not None and (key.admin or record.get("owner") == key.name)
+
+
+def existing_job(job_id: str, store: StoreDep, key: CallerDep) -> dict[str, Any]:
+    """The caller's job with id `job_id`, or 404 (another tenant's job is answered as one that does not exist)."""
     job = store.get(job_id)
-    if job is None:
+    if not owns(key, job):
         raise HTTPException(404, f"No job with id {job_id!r}")
     return job
 

@@ -9,15 +9,23 @@ from typing import Any
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.deps import caller
+from api.keys import KeyStore
+from api.limits import BodySizeLimit, JsonNestingLimit, RateLimiter
 from api.routes import curves, datasets, docs, health, jobs, schedules
 from worker.celery_app import make_celery
 from worker.settings import Settings
 from worker.store import JobStore
+
+
+MULTIPART_SLACK_BYTES = 2**16  # an upload's form framing around its file
+KEYED_RESPONSES = {401: {"description": "No API key, or an unknown or revoked one"},
+                   429: {"description": "The key's request rate was exceeded (`Retry-After` says when to retry)"}}
 
 
 def _json_safe(value: Any) -> Any:
@@ -53,8 +61,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.settings = settings
-        app.state.store = JobStore(redis.Redis.from_url(settings.redis_url, socket_timeout=10,
-                                                        retry=Retry(ExponentialBackoff(cap=0.5), 2)))
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, retry=Retry(ExponentialBackoff(cap=0.5), 2))
+        app.state.store = JobStore(client)
+        app.state.keys = KeyStore(client)
+        app.state.rate_limiter = RateLimiter(client)
         app.state.celery = make_celery(settings)
         yield
         app.state.store.redis.close()
@@ -69,8 +79,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(redis.RedisError, store_unreachable)
-    for module in (jobs, curves, schedules, datasets, health, docs):
+    for module in (jobs, curves, schedules, datasets):
+        app.include_router(module.router, dependencies=[Depends(caller)], responses=KEYED_RESPONSES)
+    for module in (health, docs):  # open: whether the service is up, and how to call it
         app.include_router(module.router)
+    app.add_middleware(JsonNestingLimit)
+    app.add_middleware(BodySizeLimit, limit_for=lambda scope: (
+        settings.max_upload_bytes + MULTIPART_SLACK_BYTES if scope["path"] == "/datasets" else settings.max_body_bytes))
     app.mount("/static", StaticFiles(directory=docs.STATIC_DIR), name="static")
     return app
 

@@ -15,8 +15,12 @@ from pathlib import Path
 import httpx
 import redis
 
+from api.keys import KEY_FILE, KeyStore, first_admin_key
 from worker.celery_app import make_celery
 from worker.settings import Settings
+
+
+REDIS_URL_FILE = "redis.url"  # where the `keys` commands find a running embedded stack's Redis
 
 
 def free_port() -> int:
@@ -111,10 +115,21 @@ class EmbeddedStack:
         self.extra_env = extra_env or {}
         self.processes: list[subprocess.Popen] = []
         self.env: dict[str, str] = {}
+        self.key_file: Path | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def api_key(self) -> str:
+        """The admin key made on the data dir's first start."""
+        return (self.data_dir / KEY_FILE).read_text().strip()
+
+    def client(self, token: str | None = None, **options) -> httpx.Client:
+        """An HTTP client of the API, sending `token` (the admin key by default)."""
+        headers = {"Authorization": f"Bearer {token or self.api_key}"}
+        return httpx.Client(base_url=self.url, headers=headers, **{"timeout": 30} | options)
 
     def __enter__(self) -> EmbeddedStack:
         try:
@@ -122,6 +137,8 @@ class EmbeddedStack:
                 port = free_port()
                 self.processes.append(start_redis(port, self.data_dir / "redis"))
                 self.redis_url = f"redis://127.0.0.1:{port}/0"
+            self.key_file = first_admin_key(KeyStore(redis.Redis.from_url(self.redis_url)), self.data_dir)
+            (self.data_dir / REDIS_URL_FILE).write_text(self.redis_url)
             self.env = os.environ | {"REDIS_URL": self.redis_url, "CLR_DATA_DIR": str(self.data_dir)} | self.extra_env
             self.processes.append(start_worker(self.env, self.worker_loglevel))
             celery = make_celery(Settings(redis_url=self.redis_url))

@@ -54,11 +54,11 @@ def cycle_report(client: httpx.Client, training: dict[str, Any]) -> str:
             + (" = base_lr" if at_end == clr["base_lr"] else f", not at base_lr={clr['base_lr']:.4g}"))
 
 
-def run(base_url: str, output_dir: Path, console: Console | None = None) -> dict[str, Any]:
-    """Run the workflow against the service at `base_url`; return the finished training job."""
+def run(base_url: str, api_key: str, output_dir: Path, console: Console | None = None) -> dict[str, Any]:
+    """Run the workflow against the service at `base_url` with `api_key`; return the finished training job."""
     console = console or Console()
     output_dir.mkdir(parents=True, exist_ok=True)
-    with httpx.Client(base_url=base_url, timeout=30) as client:
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=30) as client:
         console.print("Range test on digits with the article's CNN ...")
         range_test = wait_for(client, client.post("/range-tests", json=RANGE_TEST).raise_for_status().json(), console)
         bounds = range_test["result"]["suggested_bounds"]

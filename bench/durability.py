@@ -14,7 +14,6 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import httpx  # noqa: E402
 import keras  # noqa: E402
 
 from api.stack import EmbeddedStack, free_port  # noqa: E402
@@ -72,7 +71,7 @@ def resume_latency(repetitions: int) -> str:
     latencies = []
     with tempfile.TemporaryDirectory() as folder, EmbeddedStack(
             port=free_port(), data_dir=Path(folder), extra_env={"CLR_CHECKPOINT_EVERY_S": "1"},
-            worker_loglevel="WARNING") as stack, httpx.Client(base_url=stack.url, timeout=30) as client:
+            worker_loglevel="WARNING") as stack, stack.client() as client:
         store = JobStore.from_url(stack.redis_url)
         for _ in range(repetitions):
             job_id = client.post("/trainings", json=body).json()["id"]
@@ -82,9 +81,9 @@ def resume_latency(repetitions: int) -> str:
             os.kill(int(store.get(job_id)["runner"].rpartition(":")[2]), signal.SIGKILL)
             killed = time.perf_counter()
             while True:
-                job = client.get(f"/jobs/{job_id}").json()
-                if job["attempts"] == 2 and job["resumes"] and job["resumes"][-1]["attempt"] == 2 \\
-                        and job["progress"]["iteration"] > job["resumes"][-1]["resumed_from"]:
+                job = store.get(job_id)
+                resumed = job["resumes"][-1] if job["resumes"] else {"attempt": 1}
+                if resumed["attempt"] == 2 and job["iteration"] > resumed["resumed_from"]:
                     break
                 time.sleep(0.02)
             latencies.append(time.perf_counter() - killed)

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from api.keys import ApiKey, KeyStore
 from api.stack import free_port, start_api, stop
 from bench.common import claimed_job, interleaved_runs, redis_store, table
 from worker.reporting import JobReporter
@@ -61,7 +62,9 @@ def http_reads(store: JobStore, redis_url: str, job_id: str, points: int, reques
     port = free_port()
     api = start_api("127.0.0.1", port, os.environ | {"REDIS_URL": redis_url})
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        token = KeyStore(store.redis).create(ApiKey(f"bench-{port}", admin=True))
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"},
+                          timeout=30) as client:
             path = f"/jobs/{job_id}/curves"
             assert len(client.get(path, params={"max_points": 2000}).json()["iteration"]) <= 2000
             downsampled = latencies(client, path, {"max_points": 2000}, requests)

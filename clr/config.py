@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -155,6 +156,20 @@ def _code_carrying_layers(config: Any) -> set[str]:
     return found
 
 
+JSON_STRING = re.compile(rb'"(?:\\.|[^"\\])*"')
+MAX_JSON_DEPTH = 64
+
+
+def json_depth(text: bytes) -> int:
+    """How deep arrays and objects nest in JSON `text` (strings skipped), without parsing it."""
+    depth = deepest = 0
+    for bracket in re.findall(rb"[\[\]{}]", JSON_STRING.sub(b"", text)):
+        depth += 1 if bracket in b"[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+
 class ModelSpec(Strict):
     """A built-in architecture by name, or a Keras model JSON (`model.to_json()`) without code-carrying layers."""
 
@@ -166,6 +181,9 @@ class ModelSpec(Strict):
     def _safe(cls, value: str | None) -> str | None:
         if value is None:
             return value
+        if (depth := json_depth(value.encode())) > MAX_JSON_DEPTH:
+            raise ValueError(f"`keras_json` nests {depth} levels deep; a Keras model's JSON needs far fewer "
+                             f"(at most {MAX_JSON_DEPTH})")
         try:
             config = json.loads(value)
         except json.JSONDecodeError as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -61,19 +62,24 @@ def keras_arrays(name: str) -> dict[str, np.ndarray]:
     return {"x_train": x_train, "y_train": y_train.reshape(-1), "x_test": x_test, "y_test": y_test.reshape(-1)}
 
 
-def unpacked_size(data: bytes) -> int:
+def _readable(source: bytes | Path) -> io.BytesIO | Path:
+    return io.BytesIO(source) if isinstance(source, bytes) else source
+
+
+def unpacked_size(source: bytes | Path) -> int:
     """The bytes an `.npz` archive's members take once unpacked, from its zip directory (nothing is unpacked)."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        with zipfile.ZipFile(_readable(source)) as archive:
             return sum(member.file_size for member in archive.infolist())
     except (zipfile.BadZipFile, ValueError, OSError) as error:
         raise ValueError(f"Not a readable .npz archive without pickles: {error}") from error
 
 
-def from_npz(data: bytes) -> Dataset:
-    """A dataset from `.npz` bytes with `x_train`, `y_train` and optional `x_test`, `y_test` (no pickles)."""
+def from_npz(source: bytes | Path) -> Dataset:
+    """A dataset from an `.npz` (bytes or a file) with `x_train`, `y_train` and optional `x_test`, `y_test` (no
+    pickles)."""
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        with np.load(_readable(source), allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in NPZ_KEYS if key in archive.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"Not a readable .npz archive without pickles: {error}") from error

@@ -48,7 +48,7 @@ def service(redis_server, tmp_path_factory) -> EmbeddedStack:
 
 @pytest.fixture(scope="session")
 def client(service) -> httpx.Client:
-    with httpx.Client(base_url=service.url, timeout=30) as http:
+    with service.client() as http:
         yield http
 
 

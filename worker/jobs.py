@@ -99,7 +99,7 @@ def load_dataset(spec: DatasetSpec, settings: Settings) -> datasets.Dataset:
     path = settings.datasets_dir / f"{spec.id}.npz"
     if not path.exists():
         raise JobError(f"Uploaded dataset {spec.id} is not on this worker's data volume ({path})")
-    return datasets.from_npz(path.read_bytes())
+    return datasets.from_npz(path)
 
 
 def split(data: datasets.Dataset, validation_split: float) -> Split:

@@ -125,4 +125,5 @@ def claim_and_run(job_id: str, settings: Settings) -> str:
     else:
         state = "cancelled" if reporter.cancel_requested.is_set() else "succeeded"
         finish(store, job_id, claim.attempts, settings, state, result=result)
+        store.add_usage(job.get("owner", ""), result.get("model_bytes", 0) + result.get("best_model_bytes", 0))
     return claim.outcome

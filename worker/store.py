@@ -209,11 +209,12 @@ class JobStore:
         return f"clr:curve:{job_id}"
 
     def create(self, kind: str, spec: dict[str, Any], bounds: tuple[float, float] | None = None,
-               warnings: tuple[str, ...] = ()) -> str:
-        """Record a new queued job; return its id."""
+               warnings: tuple[str, ...] = (), owner: str = "") -> str:
+        """Record a new queued job of tenant `owner`; return its id."""
         job_id, now = uuid.uuid4().hex, time.time()
         fields = {
             "id": job_id,
+            "owner": owner,
             "kind": kind,
             "state": "queued",
             "spec": json.dumps(spec),
@@ -225,6 +226,8 @@ class JobStore:
         with self.redis.pipeline() as pipe:
             pipe.hset(self._job_key(job_id), mapping=fields)
             pipe.zadd("clr:jobs", {job_id: now})
+            pipe.zadd(f"clr:jobs:{owner}", {job_id: now})
+            pipe.sadd(f"clr:active:{owner}", job_id)
             pipe.execute()
         return job_id
 
@@ -233,9 +236,16 @@ class JobStore:
         raw = self.redis.hgetall(self._job_key(job_id))
         return _decode(raw) if b"kind" in raw else None  # a record without its creation fields is no job
 
-    def list(self, kind: str | None, state: str | None, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
-        """Jobs newest first, filtered by kind and state: (number matching, one page)."""
-        ids = [job_id.decode() for job_id in self.redis.zrevrange("clr:jobs", 0, -1)]
+    def list(self, kind: str | None, state: str | None, offset: int, limit: int,
+             owner: str | None = None) -> tuple[int, list[dict[str, Any]]]:
+        """Jobs newest first, of tenant `owner` (None: everyone's), filtered by kind and state: (number matching,
+        one page). Unfiltered, a page reads only its own jobs from the tenant's index."""
+        index = "clr:jobs" if owner is None else f"clr:jobs:{owner}"
+        if kind is None and state is None:
+            ids = [job_id.decode() for job_id in self.redis.zrevrange(index, offset, offset + limit - 1)]
+            page = [self.get(job_id) for job_id in ids]
+            return self.redis.zcard(index), [job for job in page if job is not None]
+        ids = [job_id.decode() for job_id in self.redis.zrevrange(index, 0, -1)]
         with self.redis.pipeline() as pipe:
             for job_id in ids:
                 pipe.hmget(self._job_key(job_id), "kind", "state")
@@ -322,11 +332,32 @@ class JobStore:
         """Whether `worker` is shutting down."""
         return bool(self.redis.exists(f"clr:drain:{worker}"))
 
+    def active_jobs(self, owner: str) -> int:
+        """Tenant `owner`'s queued and running jobs (ended ones leave its active set here)."""
+        members = [job_id.decode() for job_id in self.redis.smembers(f"clr:active:{owner}")]
+        states = [self.redis.hget(self._job_key(job_id), "state") for job_id in members]
+        ended = [job_id for job_id, state in zip(members, states, strict=True)
+                 if state is None or state.decode() in TERMINAL_STATES]
+        if ended:
+            self.redis.srem(f"clr:active:{owner}", *ended)
+        return len(members) - len(ended)
+
+    def add_usage(self, owner: str, stored_bytes: int) -> None:
+        """Count bytes tenant `owner` stores (datasets, models); negative when removed."""
+        self.redis.incrby(f"clr:usage:{owner}", stored_bytes)
+
+    def usage(self, owner: str) -> int:
+        """Bytes tenant `owner` stores."""
+        return int(self.redis.get(f"clr:usage:{owner}") or 0)
+
     def delete(self, job_id: str) -> None:
         """Remove the job record and its curve."""
+        owner = (self.redis.hget(self._job_key(job_id), "owner") or b"").decode()
         with self.redis.pipeline() as pipe:
             pipe.delete(self._job_key(job_id), self._curve_key(job_id))
             pipe.zrem("clr:jobs", job_id)
+            pipe.zrem(f"clr:jobs:{owner}", job_id)
+            pipe.srem(f"clr:active:{owner}", job_id)
             pipe.srem("clr:running", job_id)
             pipe.execute()
 
@@ -349,6 +380,7 @@ class JobStore:
         raw = self.redis.hget("clr:datasets", dataset_id)
         return json.loads(raw) if raw else None
 
-    def datasets(self) -> list[dict[str, Any]]:
-        """All uploaded datasets' metadata."""
-        return [json.loads(raw) for raw in self.redis.hvals("clr:datasets")]
+    def datasets(self, owner: str | None = None) -> list[dict[str, Any]]:
+        """Uploaded datasets' metadata: tenant `owner`'s (None: everyone's)."""
+        every = [json.loads(raw) for raw in self.redis.hvals("clr:datasets")]
+        return [meta for meta in every if owner is None or meta.get("owner") == owner]

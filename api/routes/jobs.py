@@ -8,7 +8,8 @@ from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 from fastapi.responses import FileResponse
 from kombu.exceptions import OperationalError
 
-from api.deps import CeleryDep, JobDep, SettingsDep, StoreDep
+from api.deps import CallerDep, CeleryDep, JobDep, SettingsDep, StoreDep, owns
+from api.keys import ApiKey
 from api.routes.datasets import train_samples
 from api.views import JobPage, JobView, job_view
 from clr.config import RangeTestSpec, TrainingSpec
@@ -17,6 +18,7 @@ from worker.celery_app import RUN_JOB
 from worker.store import TERMINAL_STATES, JobStore
 
 router = APIRouter(tags=["jobs"])
+RETRY_ACTIVE_S = 30
 
 RANGE_TEST_EXAMPLE = {
     "model": {"architecture": "seed_cnn"},
@@ -66,9 +68,10 @@ TRAINING_EXAMPLES = {
 }
 
 
-def _bounds_of(range_test_id: str, accept_low_confidence: bool, store: JobStore) -> tuple[float, float]:
+def _bounds_of(range_test_id: str, accept_low_confidence: bool, store: JobStore, key: ApiKey
+               ) -> tuple[float, float]:
     job = store.get(range_test_id)
-    if job is None:
+    if not owns(key, job):
         raise HTTPException(404, f"range_test_id: no job with id {range_test_id!r}")
     if job["kind"] != "range_test":
         raise HTTPException(422, f"range_test_id: job {range_test_id!r} is a {job['kind']}, not a range test")
@@ -85,9 +88,21 @@ def _bounds_of(range_test_id: str, accept_low_confidence: bool, store: JobStore)
     return bounds["min_lr"], bounds["max_lr"]
 
 
-def _enqueue(kind: str, spec: dict[str, Any], store: JobStore, celery: CeleryDep,
+def check_limits(key: ApiKey, store: JobStore) -> None:
+    """429 when the key has as many queued and running jobs as it may; 413 when its storage quota is used up."""
+    if key.max_active_jobs is not None and store.active_jobs(key.name) >= key.max_active_jobs:
+        raise HTTPException(429, f"Key {key.name!r} already has {key.max_active_jobs} queued or running jobs, its "
+                                 "limit (max_active_jobs); submit again once one ends",
+                            headers={"Retry-After": str(RETRY_ACTIVE_S)})
+    if key.max_storage_mb is not None and store.usage(key.name) >= key.max_storage_mb * 2**20:
+        raise HTTPException(413, f"Key {key.name!r} stores {store.usage(key.name)} bytes, its quota of "
+                                 f"{key.max_storage_mb:g} MB (max_storage_mb); delete jobs to free space")
+
+
+def _enqueue(kind: str, spec: dict[str, Any], store: JobStore, celery: CeleryDep, key: ApiKey,
              bounds: tuple[float, float] | None = None, warnings: tuple[str, ...] = ()) -> JobView:
-    job_id = store.create(kind, spec, bounds, warnings)
+    check_limits(key, store)
+    job_id = store.create(kind, spec, bounds, warnings, owner=key.name)
     try:
         celery.send_task(RUN_JOB, args=[job_id], task_id=job_id)
     except OperationalError as error:
@@ -102,36 +117,38 @@ def submit_range_test(
     store: StoreDep,
     celery: CeleryDep,
     settings: SettingsDep,
+    key: CallerDep,
 ) -> JobView:
     """Queue a learning-rate range test."""
-    train_samples(spec.dataset, store, settings)
-    return _enqueue("range_test", spec.model_dump(mode="json"), store, celery)
+    train_samples(spec.dataset, store, settings, key)
+    return _enqueue("range_test", spec.model_dump(mode="json"), store, celery, key)
 
 
 @router.post("/trainings", status_code=status.HTTP_202_ACCEPTED, response_model=JobView)
 def submit_training(
     spec: Annotated[TrainingSpec, Body(openapi_examples=TRAINING_EXAMPLES)], store: StoreDep, celery: CeleryDep,
-    settings: SettingsDep,
+    settings: SettingsDep, key: CallerDep,
 ) -> JobView:
     """Queue a training with a cyclical learning rate; `warnings` give Smith's advice on its step size and length."""
     try:
-        plan = plan_training(spec, train_samples(spec.dataset, store, settings))
+        plan = plan_training(spec, train_samples(spec.dataset, store, settings, key))
     except ValueError as error:
         raise HTTPException(422, str(error)) from error
-    bounds = _bounds_of(spec.range_test_id, spec.accept_low_confidence, store) if spec.range_test_id else None
-    return _enqueue("training", spec.model_dump(mode="json"), store, celery, bounds, plan.warnings)
+    bounds = _bounds_of(spec.range_test_id, spec.accept_low_confidence, store, key) if spec.range_test_id else None
+    return _enqueue("training", spec.model_dump(mode="json"), store, celery, key, bounds, plan.warnings)
 
 
 @router.get("/jobs", response_model=JobPage)
 def list_jobs(
     store: StoreDep,
+    key: CallerDep,
     kind: Literal["range_test", "training"] | None = None,
     state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> JobPage:
-    """Jobs, newest first, filtered by kind and state."""
-    total, jobs = store.list(kind, state, offset, limit)
+    """The caller's jobs (an admin key's: everyone's), newest first, filtered by kind and state."""
+    total, jobs = store.list(kind, state, offset, limit, owner=None if key.admin else key.name)
     return JobPage(total=total, offset=offset, limit=limit, jobs=[job_view(job) for job in jobs])
 
 
@@ -179,4 +196,6 @@ def delete_job(job: JobDep, store: StoreDep, settings: SettingsDep) -> Response:
         raise HTTPException(409, f"Job {job['id']!r} is {job['state']}: cancel it before deleting it")
     store.delete(job["id"])
     settings.job_files(job["id"]).remove()
+    result = job["result"] or {}
+    store.add_usage(job["owner"], -result.get("model_bytes", 0) - result.get("best_model_bytes", 0))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -121,7 +121,7 @@ def test_a_worker_child_killed_after_a_checkpoint_resumes_at_that_iteration_exac
 
 def test_a_lost_worker_host_is_taken_over_by_a_new_worker(redis_server, tmp_path):
     with EmbeddedStack(port=free_port(), redis_url=f"{redis_server}/2", data_dir=tmp_path,
-                       extra_env=SERVICE_ENV) as stack, httpx.Client(base_url=stack.url, timeout=30) as client:
+                       extra_env=SERVICE_ENV) as stack, stack.client() as client:
         store = JobStore.from_url(stack.redis_url)
         total = 8 * int(np.ceil(DIGITS_TRAIN / 16))
         job_id = client.post("/trainings", json=training(8)).json()["id"]
@@ -148,14 +148,14 @@ def upload_digits(client: httpx.Client) -> str:
 def test_a_restarted_stack_keeps_jobs_and_datasets_and_resumes_the_running_job(tmp_path):
     total = 10 * int(np.ceil(600 / 16))
     with EmbeddedStack(port=free_port(), data_dir=tmp_path, extra_env=SERVICE_ENV) as stack, \
-            httpx.Client(base_url=stack.url, timeout=30) as client:
+            stack.client() as client:
         dataset_id = upload_digits(client)
         job_id = client.post("/trainings", json=training(10, dataset={"id": dataset_id})).json()["id"]
         store = JobStore.from_url(stack.redis_url)
         wait_until(lambda: under_way(store, JobFiles.of(tmp_path, job_id), job_id, total // 4), "training under way")
     # the stack stopped as on Ctrl-C: the worker checkpointed the job and queued it again
     with EmbeddedStack(port=free_port(), data_dir=tmp_path, extra_env=SERVICE_ENV) as stack, \
-            httpx.Client(base_url=stack.url, timeout=30) as client:
+            stack.client() as client:
         assert dataset_id in [dataset["id"] for dataset in client.get("/datasets").json()["uploaded"]]
         job = wait_for_state(client, job_id, {"succeeded", "failed"}, timeout=240)
         assert_one_point_per_iteration_on_schedule(client, job, total)
@@ -165,7 +165,7 @@ def test_a_restarted_stack_keeps_jobs_and_datasets_and_resumes_the_running_job(t
 def test_redis_killed_and_restarted_mid_job_loses_no_point_and_the_api_says_503(tmp_path):
     total = 12 * int(np.ceil(DIGITS_TRAIN / 16))
     with EmbeddedStack(port=free_port(), data_dir=tmp_path, extra_env=SERVICE_ENV) as stack, \
-            httpx.Client(base_url=stack.url, timeout=30) as client:
+            stack.client() as client:
         store = JobStore.from_url(stack.redis_url)
         job_id = client.post("/trainings", json=training(12)).json()["id"]
         wait_until(lambda: store.get(job_id)["iteration"] > total // 4, "training under way")

@@ -63,6 +63,25 @@ def test_a_failed_write_keeps_its_points_and_no_later_point_shifts(redis_url, st
     assert store.get(job_id)["iteration"] == 300
 
 
+def test_points_a_restarted_redis_lost_are_written_again_and_checkpoints_wait_for_them(store, tmp_path):
+    job_id, attempt = claimed(store)
+    reporter = JobReporter(store, job_id, attempt, Settings())
+    lrs = np.arange(300) * 1e-3
+    reporter.push(np.arange(0, 200), lrs[:200], lrs[:200] * 2)
+    reporter.flush()
+    committed = []
+    reporter.once_stored(250, lambda: committed.append(250))
+    curve_key = f"clr:curve:{job_id}"  # as after a restart from an append-only file that missed the last second
+    store.redis.set(curve_key, store.redis.getrange(curve_key, 0, 150 * 8 - 1))
+    reporter.push(np.arange(200, 300), lrs[200:300], lrs[200:300] * 2)
+    reporter.flush()  # finds the curve short of iteration 200: writes nothing past the gap, queues 150..199 again
+    assert len(store.curve(job_id).losses) == 150 and not committed
+    reporter.flush()
+    curve = store.curve(job_id)
+    assert list(curve.iterations) == list(range(300)) and committed == [250]
+    np.testing.assert_allclose(curve.losses, lrs * 2, rtol=1e-6)
+
+
 def test_a_taken_over_job_stops_its_old_runners_training(store):
     job_id, attempt = claimed(store)
     recorder = Recorder()
