@@ -31,3 +31,4 @@ bench: $(STAMP) $(MLFLOW_VENV)/.installed
 	$(BIN)/python -m bench.store --mlflow-python $(MLFLOW_VENV)/bin/python
 	$(BIN)/python -m bench.table1
 	$(BIN)/python -m bench.bounds_panel
+	$(BIN)/python -m bench.durability

@@ -38,9 +38,10 @@ class KeyStore:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
 
-    def create(self, key: ApiKey) -> str:
-        """Record `key`; return its token (never stored). Raises ValueError if the name is taken."""
-        token = secrets.token_urlsafe(32)
+    def create(self, key: ApiKey, token: str | None = None) -> str:
+        """Record `key` with `token` (by default a new random one); return the token, which is never stored.
+        Raises ValueError if the name is taken."""
+        token = token or secrets.token_urlsafe(32)
         record = json.dumps(asdict(key) | {"created_at": time.time(), "digest": _digest(token)})
         if not self.redis.hsetnx("clr:keys", key.name, record):
             raise ValueError(f"A key named {key.name!r} exists; revoke it first or choose another name")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,7 +16,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.deps import caller
-from api.keys import KeyStore
+from api.keys import ApiKey, KeyStore
 from api.limits import BodySizeLimit, JsonNestingLimit, RateLimiter
 from api.routes import curves, datasets, docs, health, jobs, schedules
 from worker.celery_app import make_celery
@@ -64,6 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, retry=Retry(ExponentialBackoff(cap=0.5), 2))
         app.state.store = JobStore(client)
         app.state.keys = KeyStore(client)
+        if settings.admin_key and not app.state.keys.list():
+            with contextlib.suppress(ValueError):  # another replica registered it first
+                app.state.keys.create(ApiKey("admin", admin=True), settings.admin_key)
         app.state.rate_limiter = RateLimiter(client)
         app.state.celery = make_celery(settings)
         yield

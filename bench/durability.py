@@ -94,8 +94,8 @@ def resume_latency(repetitions: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--repetitions", type=int, default=5)
     arguments = parser.parse_args()
     print("## Checkpoint overhead (seed CNN, digits, batch 32, steps_per_execution 8)\n")
     print(checkpoint_overhead(arguments.epochs, arguments.repetitions))

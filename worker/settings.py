@@ -17,6 +17,7 @@ class Settings(BaseSettings):
 
     redis_url: str = Field("redis://localhost:6379/0", validation_alias=AliasChoices("REDIS_URL", "CLR_REDIS_URL"))
     data_dir: Path = Path(".clr-data")
+    admin_key: str | None = None  # compose's first admin key, registered when there is no key yet
     max_body_bytes: int = 2 * 2**20  # a JSON request body
     max_upload_bytes: int = 200 * 2**20
     max_dataset_bytes: int = 2 * 2**30  # an upload's arrays once unpacked

@@ -8,7 +8,7 @@ import numpy as np
 from fastapi import APIRouter, Body, HTTPException
 from pydantic import BaseModel, Field, model_validator
 
-from api.deps import SettingsDep, StoreDep
+from api.deps import CallerDep, SettingsDep, StoreDep
 from api.routes.datasets import train_samples
 from clr.config import CLRConfig, DatasetSpec, Policy, Strict
 from clr.plan import cycle_end_warning, iterations_per_epoch, policy_arguments, step_size_warning
@@ -55,6 +55,7 @@ def preview_schedule(
     ],
     store: StoreDep,
     settings: SettingsDep,
+    key: CallerDep,
 ) -> Preview:
     """The LR of iterations 0..N-1 for a `clr` config or another `schedule`; with a dataset and batch size, Smith's
     advice on a `clr` config too."""
@@ -62,7 +63,7 @@ def preview_schedule(
     per_epoch, warnings = None, []
     try:
         if request.dataset is not None and request.batch_size is not None:
-            per_epoch = iterations_per_epoch(train_samples(request.dataset, store, settings), request.batch_size,
+            per_epoch = iterations_per_epoch(train_samples(request.dataset, store, settings, key), request.batch_size,
                                              request.validation_split)
         if request.clr is not None:
             schedule = cyclical_lr(**request.clr.model_dump())
