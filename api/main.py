@@ -15,7 +15,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from api import errors
 from api.deps import caller
+from api.errors import error_responses
 from api.keys import ApiKey, KeyStore
 from api.limits import BodySizeLimit, JsonNestingLimit, RateLimiter
 from api.routes import curves, datasets, docs, health, jobs, schedules
@@ -25,8 +27,7 @@ from worker.store import JobStore
 
 
 MULTIPART_SLACK_BYTES = 2**16  # an upload's form framing around its file
-KEYED_RESPONSES = {401: {"description": "No API key, or an unknown or revoked one"},
-                   429: {"description": "The key's request rate was exceeded (`Retry-After` says when to retry)"}}
+KEYED_RESPONSES = error_responses(400, 401, 413, 422, 429, 503)
 
 
 def _json_safe(value: Any) -> Any:
@@ -49,7 +50,7 @@ async def validation_error(request: Request, error: RequestValidationError) -> J
     return JSONResponse(status_code=422, content={"detail": details})
 
 
-async def store_unreachable(request: Request, error: redis.RedisError) -> JSONResponse:
+async def store_unreachable(request: Request, error: redis.ConnectionError | redis.TimeoutError) -> JSONResponse:
     """503 while Redis is away (restarting, say): nothing was changed, retry shortly."""
     return JSONResponse(status_code=503, content={"detail": f"The job store (Redis) is unreachable: {error}; "
                                                             "retry in a few seconds"})
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 app.state.keys.create(ApiKey("admin", admin=True), settings.admin_key)
         app.state.rate_limiter = RateLimiter(client)
         app.state.celery = make_celery(settings)
+        app.state.workers = health.WorkerRoster(app.state.celery)
         yield
         app.state.store.redis.close()
 
@@ -81,8 +83,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # served by `api.routes.docs` from the package, not from a CDN
         redoc_url=None,
     )
+    errors.install(app)
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(redis.RedisError, store_unreachable)
+    for unreachable in (redis.ConnectionError, redis.TimeoutError):
+        app.add_exception_handler(unreachable, store_unreachable)
     for module in (jobs, curves, schedules, datasets):
         app.include_router(module.router, dependencies=[Depends(caller)], responses=KEYED_RESPONSES)
     for module in (health, docs):  # open: whether the service is up, and how to call it

@@ -23,9 +23,10 @@ CODE_CARRYING_CLASSES = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda", "T
 
 
 class Strict(BaseModel):
-    """Unknown fields are an error, not silently ignored."""
+    """Unknown fields are an error, not silently ignored; no value is coerced from another type (`false` is no
+    number, `"3"` no integer)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class CLRConfig(Strict):

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from fastapi import APIRouter, Query, Response
 
+from api.errors import error_responses
 from api.deps import JobDep, StoreDep
 from clr.analysis import downsample_indices, smooth
 from clr.bounds import BoundSuggestion
@@ -43,7 +44,9 @@ def _columns(job: dict[str, Any], store: StoreDep, since: int, max_points: int |
     return columns
 
 
-@router.get("/jobs/{job_id}/curves", response_model=None)
+@router.get("/jobs/{job_id}/curves", response_model=None, responses={
+    200: {"content": {"application/json": {}, "text/csv": {}}, "description": "Columns, as JSON or CSV"}}
+    | error_responses(404))
 def get_curves(
     job: JobDep,
     store: StoreDep,
@@ -64,7 +67,8 @@ def get_curves(
     return Response(json.dumps(body, allow_nan=False), media_type="application/json")
 
 
-@router.get("/jobs/{job_id}/plot.png", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+@router.get("/jobs/{job_id}/plot.png", response_class=Response,
+            responses={200: {"content": {"image/png": {}}, "description": "The figure"}} | error_responses(404))
 def get_plot(job: JobDep, store: StoreDep) -> Response:
     """The range-test figure (with suggested bounds) or the training figure."""
     curve = store.curve(job["id"])

@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CallerDep, SettingsDep, StoreDep, owns
+from api.errors import error_responses
 from api.keys import ApiKey
 from clr import volume
 from clr.config import DatasetSpec
@@ -42,7 +43,7 @@ def _check(path: Path, settings: Settings) -> Dataset:
     return from_npz(path)
 
 
-@router.post("/datasets", status_code=status.HTTP_201_CREATED)
+@router.post("/datasets", status_code=status.HTTP_201_CREATED, responses=error_responses(413))
 async def upload_dataset(file: UploadFile, settings: SettingsDep, store: StoreDep, key: CallerDep) -> dict[str, Any]:
     """Upload a `.npz` with `x_train`, `y_train` and optional `x_test`, `y_test` (no pickles, size-limited packed
     and unpacked). It is written to the data volume in chunks and checked off the event loop."""

@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 from kombu.exceptions import OperationalError
 
 from api.deps import CallerDep, CeleryDep, JobDep, SettingsDep, StoreDep, owns
+from api.errors import error_responses
 from api.keys import ApiKey
 from api.routes.datasets import train_samples
 from api.views import JobPage, JobView, job_view
@@ -111,7 +112,8 @@ def _enqueue(kind: str, spec: dict[str, Any], store: JobStore, celery: CeleryDep
     return job_view(store.get(job_id))
 
 
-@router.post("/range-tests", status_code=status.HTTP_202_ACCEPTED, response_model=JobView)
+@router.post("/range-tests", status_code=status.HTTP_202_ACCEPTED, response_model=JobView,
+             responses=error_responses(413))
 def submit_range_test(
     spec: Annotated[RangeTestSpec, Body(openapi_examples={"article": {"value": RANGE_TEST_EXAMPLE}})],
     store: StoreDep,
@@ -124,7 +126,8 @@ def submit_range_test(
     return _enqueue("range_test", spec.model_dump(mode="json"), store, celery, key)
 
 
-@router.post("/trainings", status_code=status.HTTP_202_ACCEPTED, response_model=JobView)
+@router.post("/trainings", status_code=status.HTTP_202_ACCEPTED, response_model=JobView,
+             responses=error_responses(404, 409, 413))
 def submit_training(
     spec: Annotated[TrainingSpec, Body(openapi_examples=TRAINING_EXAMPLES)], store: StoreDep, celery: CeleryDep,
     settings: SettingsDep, key: CallerDep,
@@ -144,7 +147,7 @@ def list_jobs(
     key: CallerDep,
     kind: Literal["range_test", "training"] | None = None,
     state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**40)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> JobPage:
     """The caller's jobs (an admin key's: everyone's), newest first, filtered by kind and state."""
@@ -152,13 +155,14 @@ def list_jobs(
     return JobPage(total=total, offset=offset, limit=limit, jobs=[job_view(job) for job in jobs])
 
 
-@router.get("/jobs/{job_id}", response_model=JobView)
+@router.get("/jobs/{job_id}", response_model=JobView, responses=error_responses(404))
 def get_job(job: JobDep) -> JobView:
     """A job's state, progress and result."""
     return job_view(job)
 
 
-@router.post("/jobs/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobView)
+@router.post("/jobs/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobView,
+             responses=error_responses(404, 409))
 def cancel_job(job: JobDep, store: StoreDep, settings: SettingsDep) -> JobView:
     """Cancel a queued job, or one whose worker stopped heartbeating, now; ask a running one to stop within a few
     iterations (curves are kept)."""
@@ -171,8 +175,8 @@ def cancel_job(job: JobDep, store: StoreDep, settings: SettingsDep) -> JobView:
 @router.get(
     "/jobs/{job_id}/model",
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}, "description": "The `.keras` file"},
-               404: {"description": "No such model"}, 409: {"description": "The job has not ended"}},
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "The `.keras` file"}}
+    | error_responses(404, 409),
 )
 def download_model(job: JobDep, settings: SettingsDep, which: Literal["final", "best"] = "final") -> FileResponse:
     """A training's model as a `.keras` file: `final` (trained) or `best` (lowest validation loss). Load it with
@@ -189,7 +193,7 @@ def download_model(job: JobDep, settings: SettingsDep, which: Literal["final", "
     return FileResponse(path, media_type="application/octet-stream", filename=f"{job['id']}.keras")
 
 
-@router.delete("/jobs/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/jobs/{job_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 409))
 def delete_job(job: JobDep, store: StoreDep, settings: SettingsDep) -> Response:
     """Remove a finished job, its curves, models and checkpoint."""
     if job["state"] not in TERMINAL_STATES:
