@@ -32,3 +32,4 @@ bench: $(STAMP) $(MLFLOW_VENV)/.installed
 	$(BIN)/python -m bench.table1
 	$(BIN)/python -m bench.bounds_panel
 	$(BIN)/python -m bench.durability
+	$(BIN)/python -m bench.api_limits

@@ -87,11 +87,3 @@ def first_admin_key(keys: KeyStore, data_dir: Path) -> Path | None:
     with os.fdopen(descriptor, "w") as file:
         file.write(token + "\n")
     return path
-
-
-def client_key(data_dir: Path) -> str | None:
-    """The key a client on this machine uses: `CLR_API_KEY`, else the embedded stack's file."""
-    if token := os.environ.get("CLR_API_KEY"):
-        return token
-    path = data_dir / KEY_FILE
-    return path.read_text().strip() if path.exists() else None
