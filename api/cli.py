@@ -12,7 +12,7 @@ import redis
 import typer
 from rich.console import Console
 
-from api import workflow
+from api import client_cli, workflow
 from api.keys import ApiKey, KeyStore
 from api.stack import REDIS_URL_FILE, EmbeddedStack, free_port
 from clr import volume
@@ -26,6 +26,7 @@ Port = Annotated[int, typer.Option(help="Port the API listens on")]
 DataDir = Annotated[Path, typer.Option(help="Uploaded datasets and the embedded Redis's files")]
 
 
+client_cli.register(app)
 keys_app = typer.Typer(help="API keys: every request but /health and the docs needs one.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 

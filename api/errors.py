@@ -15,6 +15,7 @@ from starlette.routing import Match
 WHY = {
     400: "The body is not readable as JSON or as a form",
     401: "No API key, or an unknown or revoked one",
+    403: "The key is not an admin key",
     404: "No such job (or another tenant's)",
     409: "The job is not in a state that allows this",
     413: "A body, an upload or the key's storage quota is too large",

@@ -8,19 +8,21 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
-from api import errors
+from api import errors, metrics
 from api.deps import caller
 from api.errors import error_responses
 from api.keys import ApiKey, KeyStore
 from api.limits import BodySizeLimit, JsonNestingLimit, RateLimiter
-from api.routes import curves, datasets, docs, health, jobs, schedules
+from api.metrics import RequestMetrics, StoreCollector
+from api.routes import curves, datasets, docs, events, health, jobs, schedules
 from worker.celery_app import make_celery
 from worker.settings import Settings
 from worker.store import JobStore
@@ -72,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.rate_limiter = RateLimiter(client)
         app.state.celery = make_celery(settings)
         app.state.workers = health.WorkerRoster(app.state.celery)
+        registry.register(StoreCollector(app.state.store))
         yield
         app.state.store.redis.close()
 
@@ -87,10 +90,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error)
     for unreachable in (redis.ConnectionError, redis.TimeoutError):
         app.add_exception_handler(unreachable, store_unreachable)
-    for module in (jobs, curves, schedules, datasets):
+    for module in (jobs, curves, events, schedules, datasets):
         app.include_router(module.router, dependencies=[Depends(caller)], responses=KEYED_RESPONSES)
     for module in (health, docs):  # open: whether the service is up, and how to call it
         app.include_router(module.router)
+    app.state.metrics_registry = registry = CollectorRegistry()
+    app.include_router(metrics.router)
+    app.add_middleware(RequestMetrics, registry=registry)
     app.add_middleware(JsonNestingLimit)
     app.add_middleware(BodySizeLimit, limit_for=lambda scope: (
         settings.max_upload_bytes + MULTIPART_SLACK_BYTES if scope["path"] == "/datasets" else settings.max_body_bytes))

@@ -260,6 +260,17 @@ class JobStore:
         page = [self.get(job_id) for job_id in matching[offset : offset + limit]]
         return len(matching), [job for job in page if job is not None]
 
+    def job_heads(self) -> list[dict[str, Any]]:
+        """Every job's kind, state, iteration and times (what monitoring counts), in one round trip."""
+        ids = [job_id.decode() for job_id in self.redis.zrange("clr:jobs", 0, -1)]
+        names = ("kind", "state", "iteration", "started_at", "finished_at")
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hmget(self._job_key(job_id), *names)
+            rows = pipe.execute()
+        return [_decode({name.encode(): value for name, value in zip(names, row, strict=True) if value is not None})
+                for row in rows if row[0] is not None]
+
     def claim(self, job_id: str, runner: str, max_attempts: int, stale_after: float, runner_lost: bool) -> Claim:
         """Atomically move a queued job (or one whose runner is lost) to running. The claim's `attempts` is the
         fencing token of every later write of this runner, the first of which is `resume`."""

@@ -21,7 +21,7 @@ PLOT_POINTS = 4000
 MAX_ITERATION = 2**40  # far beyond any curve (a Redis string holds 2**26 points), far below offset overflow
 
 
-def _json_column(values: np.ndarray) -> list[float | None]:
+def json_column(values: np.ndarray) -> list[float | None]:
     """JSON has no NaN or inf: non-finite values are sent as null."""
     items = values.tolist()
     for index in np.flatnonzero(~np.isfinite(values)):
@@ -29,7 +29,9 @@ def _json_column(values: np.ndarray) -> list[float | None]:
     return items
 
 
-def _columns(job: dict[str, Any], store: StoreDep, since: int, max_points: int | None) -> dict[str, np.ndarray]:
+def curve_columns(job: dict[str, Any], store: StoreDep, since: int, max_points: int | None = None
+                  ) -> dict[str, np.ndarray]:
+    """The job's curve from iteration `since` (+ the smoothed loss of a range test), downsampled to `max_points`."""
     if job["kind"] == "range_test":  # the smoothed loss needs the curve from its start
         curve = store.curve(job["id"])
         smoothed = smooth(curve.losses, job["spec"]["beta"])
@@ -55,14 +57,14 @@ def get_curves(
     format: Literal["json", "csv"] = "json",
 ) -> Response:
     """The LR and true loss of every iteration (+ smoothed loss for range tests, + per-epoch metrics)."""
-    columns = _columns(job, store, since, max_points)
+    columns = curve_columns(job, store, since, max_points)
     if format == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows(zip(*(values.tolist() for values in columns.values()), strict=True))
         return Response(out.getvalue(), media_type="text/csv")
-    body: dict[str, Any] = {name: _json_column(values) for name, values in columns.items()}
+    body: dict[str, Any] = {name: json_column(values) for name, values in columns.items()}
     body["epochs"] = job["epoch_history"] or []
     return Response(json.dumps(body, allow_nan=False), media_type="application/json")
 

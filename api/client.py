@@ -1,0 +1,118 @@
+"""A typed Python client of the clr-service API (httpx): one method per endpoint, errors carrying the server's
+message, and the live event stream with reconnection."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from httpx_sse import connect_sse
+
+TERMINAL_STATES = ("succeeded", "failed", "cancelled")
+
+
+class ServiceError(RuntimeError):
+    """An error answer: its status code and the server's message."""
+
+    def __init__(self, status_code: int, detail: Any) -> None:
+        self.status_code, self.detail = status_code, detail
+        super().__init__(f"{status_code}: {detail if isinstance(detail, str) else json.dumps(detail)}")
+
+
+class Client:
+    """The API at `url` with the key `api_key`."""
+
+    def __init__(self, url: str, api_key: str, timeout: float = 30.0) -> None:
+        self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.http.close()
+
+    def _call(self, method: str, path: str, **options) -> httpx.Response:
+        response = self.http.request(method, path, **options)
+        if response.is_error:
+            try:
+                detail = response.json()["detail"]
+            except (ValueError, KeyError):
+                detail = response.text
+            raise ServiceError(response.status_code, detail)
+        return response
+
+    def submit_range_test(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/range-tests", json=spec).json()
+
+    def submit_training(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/trainings", json=spec).json()
+
+    def jobs(self, kind: str | None = None, state: str | None = None, offset: int = 0, limit: int = 50
+             ) -> dict[str, Any]:
+        params = {name: value for name, value in (("kind", kind), ("state", state)) if value is not None}
+        return self._call("GET", "/jobs", params=params | {"offset": offset, "limit": limit}).json()
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/jobs/{job_id}").json()
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/jobs/{job_id}/cancel").json()
+
+    def delete(self, job_id: str) -> None:
+        self._call("DELETE", f"/jobs/{job_id}")
+
+    def curves(self, job_id: str, since: int = 0, max_points: int | None = None) -> dict[str, Any]:
+        params = {"since": since} | ({"max_points": max_points} if max_points else {})
+        return self._call("GET", f"/jobs/{job_id}/curves", params=params).json()
+
+    def curves_csv(self, job_id: str) -> str:
+        return self._call("GET", f"/jobs/{job_id}/curves", params={"format": "csv"}).text
+
+    def plot(self, job_id: str) -> bytes:
+        return self._call("GET", f"/jobs/{job_id}/plot.png").content
+
+    def model(self, job_id: str, which: str = "final") -> bytes:
+        return self._call("GET", f"/jobs/{job_id}/model", params={"which": which}).content
+
+    def preview(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/schedules/preview", json=request).json()
+
+    def upload_dataset(self, path: Path) -> dict[str, Any]:
+        with path.open("rb") as file:
+            return self._call("POST", "/datasets", files={"file": (path.name, file)}).json()
+
+    def datasets(self) -> dict[str, Any]:
+        return self._call("GET", "/datasets").json()
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/health").json()
+
+    def events(self, job_id: str, last_event_id: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The job's events, `(name, data)`, until it ends; reconnects after a dropped connection from the last
+        `points` event received, so no iteration is missed or repeated."""
+        while True:
+            headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+            try:
+                with connect_sse(self.http, "GET", f"/jobs/{job_id}/events", headers=headers,
+                                 timeout=httpx.Timeout(self.http.timeout.connect, read=60)) as source:
+                    if source.response.is_error:
+                        source.response.read()
+                        raise ServiceError(source.response.status_code, source.response.json()["detail"])
+                    for event in source.iter_sse():
+                        if event.id:
+                            last_event_id = event.id
+                        data = json.loads(event.data)
+                        yield event.event, data
+                        if event.event == "state" and data["state"] in TERMINAL_STATES:
+                            return
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ReadTimeout):
+                continue
+
+    def wait(self, job_id: str) -> dict[str, Any]:
+        """The job once it has ended."""
+        for _ in self.events(job_id):
+            pass
+        return self.job(job_id)

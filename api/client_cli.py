@@ -1,0 +1,167 @@
+"""`clr-service` commands that drive a running service through `api.client`: submit, watch, list, fetch, cancel."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from api.client import Client, ServiceError
+from api.keys import KEY_FILE
+
+console = Console()
+Url = Annotated[str, typer.Option("--url", envvar="CLR_URL", help="The service")]
+Key = Annotated[str | None, typer.Option("--key", envvar="CLR_API_KEY", help="API key (default: <data-dir>/api-key)")]
+DataDir = Annotated[Path, typer.Option(help="Where `clr-service up` keeps its admin key")]
+JobId = Annotated[str, typer.Argument(help="The job's id")]
+Output = Annotated[Path, typer.Option("-o", "--output", help="File to write")]
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def _client(url: str, key: str | None, data_dir: Path) -> Client:
+    if key is None and (data_dir / KEY_FILE).exists():
+        key = (data_dir / KEY_FILE).read_text().strip()
+    if key is None:
+        console.print(f"[red]No API key: pass --key, set CLR_API_KEY, or run next to {data_dir / KEY_FILE}[/red]")
+        raise typer.Exit(2)
+    return Client(url, key)
+
+
+def _spec(file: Path) -> dict[str, Any]:
+    text = file.read_text()
+    return json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+
+
+def _failing(error: ServiceError) -> typer.Exit:
+    console.print(f"[red]{error}[/red]")
+    return typer.Exit(1)
+
+
+submit_app = typer.Typer(help="Queue a job from a JSON or YAML file holding its spec (as `POST` takes it).",
+                         no_args_is_help=True)
+
+
+def _submit(kind: str, file: Path, url: str, key: str | None, data_dir: Path, then_watch: bool) -> None:
+    with _client(url, key, data_dir) as client:
+        try:
+            job = (client.submit_range_test if kind == "range-test" else client.submit_training)(_spec(file))
+        except ServiceError as error:
+            raise _failing(error) from error
+        print(job["id"])
+        for warning in job["warnings"]:
+            console.print(f"warning: {warning}")
+        if then_watch:
+            _watch(client, job["id"])
+
+
+@submit_app.command("range-test")
+def submit_range_test(file: Path, url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = Path(".clr-data"),
+                      watch: Annotated[bool, typer.Option(help="Then watch it")] = False) -> None:
+    """Queue a range test; print its id."""
+    _submit("range-test", file, url, key, data_dir, watch)
+
+
+@submit_app.command("training")
+def submit_training(file: Path, url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = Path(".clr-data"),
+                    watch: Annotated[bool, typer.Option(help="Then watch it")] = False) -> None:
+    """Queue a training; print its id."""
+    _submit("training", file, url, key, data_dir, watch)
+
+
+def _watch(client: Client, job_id: str) -> None:
+    """A progress bar from the job's event stream; exit 1 unless it succeeds."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("epoch {task.fields[epoch]}"), TextColumn("loss {task.fields[loss]}"),
+               TextColumn("lr {task.fields[lr]}"), TextColumn("{task.fields[speed]} it/s"), TimeRemainingColumn())
+    started, final = time.monotonic(), {}
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(job_id[:8], total=None, epoch="-", loss="-", lr="-", speed="-")
+        first = None
+        for name, data in client.events(job_id):
+            if name == "progress":
+                progress.update(task, total=data["total_iterations"] or None, epoch=f"{data['epoch']}/{data['epochs']}")
+            elif name == "points" and data["iteration"]:
+                first = data["iteration"][0] if first is None else first
+                done = data["iteration"][-1] + 1
+                speed = (done - first) / max(time.monotonic() - started, 1e-9)
+                progress.update(task, completed=done, loss=f"{data['loss'][-1]:.4g}" if data["loss"][-1] is not None
+                                else "nan", lr=f"{data['lr'][-1]:.3g}", speed=f"{speed:.0f}")
+            elif name == "state":
+                progress.update(task, description=f"{job_id[:8]} {data['state']}")
+                final = data
+    console.print(f"{job_id}: {final.get('state')}" + (f" ({final['error']})" if final.get("error") else ""))
+    if final.get("state") != "succeeded":
+        raise typer.Exit(1)
+
+
+def watch(job: JobId, url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = Path(".clr-data")) -> None:
+    """Follow a job live (iteration/total, epoch, loss, lr, iterations/s, ETA); exit 1 if it fails or is
+    cancelled."""
+    with _client(url, key, data_dir) as client:
+        try:
+            _watch(client, job)
+        except ServiceError as error:
+            raise _failing(error) from error
+
+
+def jobs(url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = Path(".clr-data"),
+         limit: Annotated[int, typer.Option(min=1, max=500)] = 20) -> None:
+    """The newest jobs."""
+    with _client(url, key, data_dir) as client:
+        for job in client.jobs(limit=limit)["jobs"]:
+            progress = job["progress"]
+            console.print(f"{job['id']}  {job['kind']:<10} {job['state']:<9} "
+                          f"{progress['iteration']}/{progress['total_iterations']}  {job['created_at']}")
+
+
+def curves(job: JobId, url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = Path(".clr-data"),
+           csv: Annotated[bool, typer.Option("--csv", help="CSV instead of JSON")] = False) -> None:
+    """Print a job's per-iteration curve."""
+    with _client(url, key, data_dir) as client:
+        try:
+            print(client.curves_csv(job) if csv else json.dumps(client.curves(job)), end="" if csv else "\n")
+        except ServiceError as error:
+            raise _failing(error) from error
+
+
+def plot(job: JobId, output: Output, url: Url = DEFAULT_URL, key: Key = None,
+         data_dir: DataDir = Path(".clr-data")) -> None:
+    """Save a job's figure (PNG)."""
+    with _client(url, key, data_dir) as client:
+        try:
+            output.write_bytes(client.plot(job))
+        except ServiceError as error:
+            raise _failing(error) from error
+
+
+def model(job: JobId, output: Output, url: Url = DEFAULT_URL, key: Key = None,
+          data_dir: DataDir = Path(".clr-data"),
+          which: Annotated[str, typer.Option(help="final or best")] = "final") -> None:
+    """Save a training's model (`.keras`)."""
+    with _client(url, key, data_dir) as client:
+        try:
+            output.write_bytes(client.model(job, which))
+        except ServiceError as error:
+            raise _failing(error) from error
+
+
+def cancel(job: JobId, url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = Path(".clr-data")) -> None:
+    """Cancel a job."""
+    with _client(url, key, data_dir) as client:
+        try:
+            console.print(f"{job}: {client.cancel(job)['state']}")
+        except ServiceError as error:
+            raise _failing(error) from error
+
+
+def register(app: typer.Typer) -> None:
+    """Add the client commands to `app`."""
+    app.add_typer(submit_app, name="submit")
+    for command in (watch, jobs, curves, plot, model, cancel):
+        app.command()(command)
