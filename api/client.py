@@ -4,6 +4,7 @@ message, and the live event stream with reconnection."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import httpx
 from httpx_sse import connect_sse
 
 TERMINAL_STATES = ("succeeded", "failed", "cancelled")
+RECONNECTS = 30
 
 
 class ServiceError(RuntimeError):
@@ -92,7 +94,9 @@ class Client:
 
     def events(self, job_id: str, last_event_id: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
         """The job's events, `(name, data)`, until it ends; reconnects after a dropped connection from the last
-        `points` event received, so no iteration is missed or repeated."""
+        `points` event received, so no iteration is missed or repeated (giving up after `RECONNECTS` failed tries in
+        a row)."""
+        failures = 0
         while True:
             headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
             try:
@@ -102,14 +106,18 @@ class Client:
                         source.response.read()
                         raise ServiceError(source.response.status_code, source.response.json()["detail"])
                     for event in source.iter_sse():
+                        failures = 0
                         if event.id:
                             last_event_id = event.id
                         data = json.loads(event.data)
                         yield event.event, data
                         if event.event == "state" and data["state"] in TERMINAL_STATES:
                             return
-            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ReadTimeout):
-                continue
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ReadTimeout, httpx.ConnectError):
+                failures += 1
+                if failures > RECONNECTS:
+                    raise
+                time.sleep(1)
 
     def wait(self, job_id: str) -> dict[str, Any]:
         """The job once it has ended."""

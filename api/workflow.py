@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.console import Console
 
+from api.client import Client
 from api.routes.jobs import RANGE_TEST_EXAMPLE
 from clr.schedules import cyclical_lr
 
@@ -27,14 +26,9 @@ def training_from(range_test_id: str) -> dict[str, Any]:
     }
 
 
-def wait_for(client: httpx.Client, job: dict[str, Any], console: Console, timeout: float = 600) -> dict[str, Any]:
-    """Poll the job until it ends; raise if it did not succeed."""
-    deadline = time.monotonic() + timeout
-    while job["state"] in ("queued", "running"):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"Job {job['id']} still {job['state']} after {timeout}s")
-        time.sleep(0.5)
-        job = client.get(f"/jobs/{job['id']}").raise_for_status().json()
+def wait_for(client: Client, job: dict[str, Any], console: Console) -> dict[str, Any]:
+    """Follow the job's event stream until it ends; raise if it did not succeed."""
+    job = client.wait(job["id"])
     if job["state"] != "succeeded":
         raise RuntimeError(f"Job {job['id']} ended {job['state']}: {job['error']}")
     progress = job["progress"]
@@ -42,11 +36,11 @@ def wait_for(client: httpx.Client, job: dict[str, Any], console: Console, timeou
     return job
 
 
-def cycle_report(client: httpx.Client, training: dict[str, Any]) -> str:
+def cycle_report(client: Client, training: dict[str, Any]) -> str:
     """Where the training's schedule stands at its end: whole cycles of its own epochs end back at base_lr."""
     clr, progress = training["result"]["clr"], training["progress"]
     per_epoch, iterations = progress["total_iterations"] // progress["epochs"], training["result"]["iterations"]
-    last = client.get(f"/jobs/{training['id']}/curves", params={"since": iterations - 1}).raise_for_status().json()
+    last = client.curves(training["id"], since=iterations - 1)
     at_end = cyclical_lr(**clr)(iterations)
     return (f"step_size={clr['step_size']} iterations = {clr['step_size'] / per_epoch:g} epochs of {per_epoch}; "
             f"{iterations} iterations = {iterations / (2 * clr['step_size']):g} whole cycles; the last batch used "
@@ -58,16 +52,16 @@ def run(base_url: str, api_key: str, output_dir: Path, console: Console | None =
     """Run the workflow against the service at `base_url` with `api_key`; return the finished training job."""
     console = console or Console()
     output_dir.mkdir(parents=True, exist_ok=True)
-    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=30) as client:
+    with Client(base_url, api_key) as client:
         console.print("Range test on digits with the article's CNN ...")
-        range_test = wait_for(client, client.post("/range-tests", json=RANGE_TEST).raise_for_status().json(), console)
+        range_test = wait_for(client, client.submit_range_test(RANGE_TEST), console)
         bounds = range_test["result"]["suggested_bounds"]
         console.print(f"  suggested bounds: base_lr={bounds['min_lr']:.3g}, max_lr={bounds['max_lr']:.3g} "
                       f"(confidence {bounds['confidence']})")
         console.print(f"  {bounds['explanation']}")
 
         console.print("CLR training with those bounds, one cycle, step_size = 4 epochs ...")
-        submitted = client.post("/trainings", json=training_from(range_test["id"])).raise_for_status().json()
+        submitted = client.submit_training(training_from(range_test["id"]))
         for warning in submitted["warnings"]:
             console.print(f"  warning: {warning}")
         training = wait_for(client, submitted, console)
@@ -75,6 +69,6 @@ def run(base_url: str, api_key: str, output_dir: Path, console: Console | None =
         console.print(f"  {cycle_report(client, training)}", soft_wrap=True)
 
         for job, name in ((range_test, "range_test.png"), (training, "training.png")):
-            (output_dir / name).write_bytes(client.get(f"/jobs/{job['id']}/plot.png").raise_for_status().content)
+            (output_dir / name).write_bytes(client.plot(job["id"]))
         console.print(f"Figures written to {output_dir / 'range_test.png'} and {output_dir / 'training.png'}")
     return training
