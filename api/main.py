@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="clr-service",
         summary="Learning-rate range tests and Cyclical Learning Rate training (Smith, WACV 2017) on Keras workers",
+        description="The [dashboard](/) shows jobs live. Every operation here needs an API key (`Authorize`).",
         version="0.1.0",
         lifespan=lifespan,
         docs_url=None,  # served by `api.routes.docs` from the package, not from a CDN

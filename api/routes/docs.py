@@ -1,5 +1,5 @@
-"""The OpenAPI docs (Swagger UI at `/docs`, ReDoc at `/redoc`) from files shipped in the package: they work with no
-internet, as GPU clusters often have none (FastAPI's defaults load both from a CDN)."""
+"""The dashboard at `/` and the OpenAPI docs (Swagger UI at `/docs`, ReDoc at `/redoc`), from files shipped in the
+package: they work with no internet, as GPU clusters often have none (FastAPI's defaults load both from a CDN)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 router = APIRouter(include_in_schema=False)
@@ -15,6 +15,12 @@ router = APIRouter(include_in_schema=False)
 
 def _under_root(request: Request, path: str) -> str:
     return request.scope.get("root_path", "") + path
+
+
+@router.get("/")
+def dashboard() -> FileResponse:
+    """The dashboard: jobs, live plots, bounds picked from a range test (the key is typed on the page)."""
+    return FileResponse(STATIC_DIR / "dashboard" / "index.html")
 
 
 @router.get("/docs")

@@ -1,0 +1,280 @@
+// The clr-service dashboard: jobs, live plots from the event stream, bounds picked on a range test, forms.
+"use strict";
+
+const view = document.getElementById("view");
+const errorLine = document.getElementById("error");
+const TERMINAL = ["succeeded", "failed", "cancelled"];
+const RANGE_TEST = {model: {architecture: "mlp"}, dataset: {name: "digits"}, optimizer: {name: "sgd"},
+                    batch_size: 32, start_lr: 0.0001, end_lr: 10, epochs: 6, seed: 0};
+const TRAINING = {model: {architecture: "mlp"}, dataset: {name: "digits"}, optimizer: {name: "sgd"}, batch_size: 32,
+                  cycles: 1, seed: 0, clr: {base_lr: 0.001, max_lr: 0.1, step_size_epochs: 2}};
+let leaving = [];  // what the current page stops when another opens
+
+function key() { return sessionStorage.getItem("clr-key") || ""; }
+
+function showError(error) { errorLine.textContent = error ? String(error.message || error) : ""; }
+
+async function api(path, options = {}) {
+  const headers = {Authorization: `Bearer ${key()}`, ...(options.body ? {"content-type": "application/json"} : {})};
+  const response = await fetch(path, {...options, headers});
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({detail: response.statusText}));
+    const detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+    throw new Error(`${response.status}: ${detail}`);
+  }
+  return response;
+}
+
+// The job's Server-Sent Events through fetch (EventSource cannot send a key), resumed with Last-Event-ID.
+async function followEvents(jobId, onEvent, stopped) {
+  let lastId = null;
+  while (!stopped()) {
+    const headers = {Authorization: `Bearer ${key()}`, ...(lastId ? {"Last-Event-ID": lastId} : {})};
+    const response = await fetch(`/jobs/${jobId}/events`, {headers});
+    if (!response.ok) { throw new Error(`${response.status}: events of ${jobId}`); }
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const {value, done} = await reader.read();
+      if (done || stopped()) { break; }
+      buffer += decoder.decode(value, {stream: true}).replace(/\r\n/g, "\n");
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const event = {event: "message", data: ""};
+        for (const line of block.split("\n")) {
+          const [field, ...rest] = line.split(":");
+          const text = rest.join(":").replace(/^ /, "");
+          if (field === "event") { event.event = text; }
+          if (field === "data") { event.data += text; }
+          if (field === "id") { lastId = text; }
+        }
+        if (!event.data) { continue; }
+        const data = JSON.parse(event.data);
+        onEvent(event.event, data);
+        if (event.event === "state" && TERMINAL.includes(data.state)) { return; }
+      }
+    }
+  }
+}
+
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  Object.entries(attributes).forEach(([name, value]) => node.setAttribute(name, value));
+  children.forEach((child) => node.append(child));
+  return node;
+}
+
+async function jobList() {
+  const table = el("table", {id: "jobs"});
+  view.replaceChildren(el("h2", {}, "Jobs"), table);
+  const refresh = async () => {
+    const page = await (await api("/jobs?limit=50")).json();
+    table.replaceChildren(el("tr", {}, ...["job", "kind", "state", "progress", "created"].map((h) => el("th", {}, h))),
+      ...page.jobs.map((job) => el("tr", {},
+        el("td", {}, el("a", {href: `#/jobs/${job.id}`}, job.id.slice(0, 8))), el("td", {}, job.kind),
+        el("td", {class: "state"}, job.state),
+        el("td", {}, `${job.progress.iteration}/${job.progress.total_iterations}`),
+        el("td", {}, new Date(job.created_at).toLocaleString()))));
+  };
+  await refresh();
+  const timer = setInterval(() => refresh().catch(showError), 2000);  // live
+  leaving.push(() => clearInterval(timer));
+}
+
+function submitForm(title, example, path, preview) {
+  const text = el("textarea", {id: "spec", spellcheck: "false"});
+  text.value = JSON.stringify(example, null, 2);
+  const button = el("button", {id: "submit", type: "submit"}, "Submit");
+  const form = el("form", {}, text, el("br"), button);
+  const chart = el("div", {id: "preview"});
+  view.replaceChildren(el("h2", {}, title), form, chart);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const job = await (await api(path, {method: "POST", body: text.value})).json();
+      location.hash = `#/jobs/${job.id}`;
+    } catch (error) { showError(error); }
+  });
+  if (preview) {
+    let plot = null;
+    const draw = async () => {
+      try {
+        const spec = JSON.parse(text.value);
+        const request = {clr: spec.clr, schedule: spec.schedule, dataset: spec.dataset, batch_size: spec.batch_size,
+                         iterations: 2000};
+        if (request.clr) { request.clr = {...request.clr}; delete request.clr.step_size_epochs; }
+        if (request.clr && !request.clr.step_size) { request.clr.step_size = 500; }
+        const lrs = await (await api("/schedules/preview", {method: "POST", body: JSON.stringify(request)})).json();
+        plot?.destroy();
+        plot = new uPlot({width: 700, height: 220, title: "Schedule preview (LR per iteration)",
+                          series: [{label: "iteration"}, {label: "lr", stroke: "#2563eb"}]},
+                         [lrs.iteration, lrs.lr], chart);
+        showError(null);
+      } catch (error) { /* an unfinished edit: keep the last preview */ }
+    };
+    let pending = null;
+    text.addEventListener("input", () => { clearTimeout(pending); pending = setTimeout(draw, 300); });
+    draw();
+  }
+}
+
+function logSlider(id, low, high, value) {
+  const slider = el("input", {id, type: "range", min: Math.log10(low), max: Math.log10(high), step: "0.001"});
+  slider.value = Math.log10(value);
+  return slider;
+}
+
+async function jobPage(jobId) {
+  let stop = false;
+  leaving.push(() => { stop = true; });
+  const job = await (await api(`/jobs/${jobId}`)).json();
+  const status = el("p", {id: "status"});
+  const chartBox = el("div", {id: "chart"});
+  const extra = el("div", {id: "extra"});
+  const actions = el("p", {class: "actions"});
+  view.replaceChildren(el("h2", {}, `${job.kind.replace("_", " ")} ${jobId.slice(0, 8)}`), status, chartBox,
+                       extra, actions);
+  const columns = {iteration: [], lr: [], loss: [], smoothed_loss: []};
+  const rangeTest = job.kind === "range_test";
+  let bounds = null;
+  const opts = rangeTest
+    ? {width: 800, height: 360, title: "Loss against the learning rate", scales: {x: {time: false, distr: 3}},
+       series: [{label: "lr"}, {label: "loss", stroke: "#9ca3af"}, {label: "smoothed", stroke: "#dc2626", width: 2}],
+       hooks: {draw: [(u) => drawBounds(u)]}}
+    : {width: 800, height: 360, title: "Loss and learning rate per iteration", scales: {x: {time: false}},
+       series: [{label: "iteration"}, {label: "loss", stroke: "#dc2626"}, {label: "lr", stroke: "#2563eb", scale: "lr"}],
+       axes: [{}, {}, {scale: "lr", side: 1}]};
+  const plot = new uPlot(opts, [[], [], []], chartBox);
+  const started = Date.now();
+  let total = job.progress.total_iterations;
+  const data = () => (rangeTest ? [columns.lr, columns.loss, columns.smoothed_loss]
+                                : [columns.iteration, columns.loss, columns.lr]);
+  function drawBounds(u) {
+    if (!bounds) { return; }
+    const ctx = u.ctx;
+    ctx.save();
+    ctx.strokeStyle = "#16a34a";
+    ctx.lineWidth = 2;
+    for (const lr of [bounds.min, bounds.max]) {
+      const x = u.valToPos(lr, "x", true);
+      ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
+    }
+    ctx.restore();
+  }
+  const epochs = el("table", {id: "epochs"});
+  if (!rangeTest) { extra.append(el("h3", {}, "Epochs"), epochs); }
+  const showStatus = (state) => {
+    const done = columns.iteration.length;
+    const rate = done / Math.max((Date.now() - started) / 1000, 0.001);
+    const eta = total && !TERMINAL.includes(state) ? ` · ETA ${Math.round((total - done) / Math.max(rate, 1e-9))} s` : "";
+    status.textContent = `${state} · iteration ${done}/${total || "?"}${eta}`;
+    status.dataset.points = String(done);
+    status.dataset.state = state;
+  };
+  let state = job.state;
+  showStatus(state);
+  actions.replaceChildren(...buttons(job));
+  await followEvents(jobId, (name, event) => {
+    if (name === "points") {
+      Object.keys(event).forEach((column) => columns[column]?.push(...event[column]));
+      plot.setData(data());
+    } else if (name === "progress") {
+      total = event.total_iterations;
+    } else if (name === "epoch") {
+      const metrics = Object.entries(event);
+      if (!epochs.rows.length) { epochs.append(el("tr", {}, ...metrics.map(([m]) => el("th", {}, m)))); }
+      epochs.append(el("tr", {}, ...metrics.map(([, v]) => el("td", {}, v === null ? "-" : Number(v).toPrecision(4)))));
+    } else if (name === "state") {
+      state = event.state;
+      if (event.error) { showError(event.error); }
+      if (rangeTest && event.result?.suggested_bounds) { bounds = pickBounds(event.result.suggested_bounds, job, plot); }
+    }
+    showStatus(state);
+  }, () => stop);
+  actions.replaceChildren(...buttons({...job, state}));
+}
+
+function pickBounds(suggested, job, plot) {
+  const bounds = {min: suggested.min_lr, max: suggested.max_lr};
+  const low = job.spec.start_lr, high = job.spec.end_lr;
+  const minSlider = logSlider("min-lr", low, high, bounds.min), maxSlider = logSlider("max-lr", low, high, bounds.max);
+  const minText = el("span", {id: "min-lr-value"}), maxText = el("span", {id: "max-lr-value"});
+  const update = () => {
+    bounds.min = 10 ** Number(minSlider.value);
+    bounds.max = 10 ** Number(maxSlider.value);
+    minText.textContent = bounds.min.toPrecision(3);
+    maxText.textContent = bounds.max.toPrecision(3);
+    plot.redraw(false);
+  };
+  minSlider.addEventListener("input", update);
+  maxSlider.addEventListener("input", update);
+  const train = el("button", {id: "train"}, "Train with these bounds");
+  train.addEventListener("click", async () => {
+    const spec = {...TRAINING, model: job.spec.model, dataset: job.spec.dataset, optimizer: job.spec.optimizer,
+                  batch_size: job.spec.batch_size, validation_split: 0.1,
+                  clr: {base_lr: bounds.min, max_lr: bounds.max, step_size_epochs: 2}};
+    try {
+      const training = await (await api("/trainings", {method: "POST", body: JSON.stringify(spec)})).json();
+      location.hash = `#/jobs/${training.id}`;
+    } catch (error) { showError(error); }
+  });
+  document.getElementById("extra").replaceChildren(el("div", {class: "bounds"},
+    el("p", {}, `Suggested (confidence ${suggested.confidence}): ${suggested.explanation || ""}`),
+    el("label", {}, "base_lr ", minSlider, " ", minText), el("br"),
+    el("label", {}, "max_lr ", maxSlider, " ", maxText), el("br"), train));
+  update();
+  return bounds;
+}
+
+function buttons(job) {
+  const result = [];
+  if (!TERMINAL.includes(job.state)) {
+    const cancel = el("button", {id: "cancel"}, "Cancel");
+    cancel.addEventListener("click", () => api(`/jobs/${job.id}/cancel`, {method: "POST"}).catch(showError));
+    result.push(cancel);
+  } else {
+    const remove = el("button", {id: "delete"}, "Delete");
+    remove.addEventListener("click", () => api(`/jobs/${job.id}`, {method: "DELETE"})
+      .then(() => { location.hash = "#/"; }).catch(showError));
+    result.push(remove);
+  }
+  if (job.kind === "training" && job.state === "succeeded") {
+    const download = el("button", {id: "download"}, "Download model");
+    download.addEventListener("click", async () => {
+      try {
+        const blob = await (await api(`/jobs/${job.id}/model`)).blob();
+        const link = el("a", {href: URL.createObjectURL(blob), download: `${job.id}.keras`});
+        document.body.append(link);
+        link.click();
+        link.remove();
+      } catch (error) { showError(error); }
+    });
+    result.push(download);
+  }
+  return result;
+}
+
+async function route() {
+  leaving.forEach((stop) => stop());
+  leaving = [];
+  showError(null);
+  if (!key()) { view.replaceChildren(el("p", {}, "Type an API key above (`clr-service up` prints where it is).")); return; }
+  const hash = location.hash || "#/";
+  try {
+    if (hash.startsWith("#/jobs/")) { await jobPage(hash.slice(7)); }
+    else if (hash === "#/new/range-test") { submitForm("New range test", RANGE_TEST, "/range-tests", false); }
+    else if (hash === "#/new/training") { submitForm("New training", TRAINING, "/trainings", true); }
+    else { await jobList(); }
+  } catch (error) { showError(error); }
+}
+
+document.getElementById("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  sessionStorage.setItem("clr-key", document.getElementById("key").value.trim());  // kept for this tab only
+  route();
+});
+window.addEventListener("hashchange", route);
+route();
