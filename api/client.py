@@ -107,6 +107,8 @@ class Client:
                         raise ServiceError(source.response.status_code, source.response.json()["detail"])
                     for event in source.iter_sse():
                         failures = 0
+                        if not event.data:  # a keep-alive ping
+                            continue
                         if event.id:
                             last_event_id = event.id
                         data = json.loads(event.data)
