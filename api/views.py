@@ -30,6 +30,7 @@ class JobView(BaseModel):
     warnings: list[str]
     error: str | None
     result: dict[str, Any] | None
+    range_test: dict[str, Any] | None = None  # the range test a training ran first, once it ended
     spec: dict[str, Any]
     links: dict[str, str]
 
@@ -61,6 +62,7 @@ def job_view(job: dict[str, Any]) -> JobView:
         warnings=job["warnings"] or [],
         error=job["error"],
         result=job["result"],
+        range_test=job["range_test"],
         spec=job["spec"],
         links={"self": path, "curves": f"{path}/curves", "plot": f"{path}/plot.png", "cancel": f"{path}/cancel"}
         | ({"model": f"{path}/model"} if job["kind"] == "training" else {}),

@@ -227,8 +227,8 @@ class JobSpec(Strict):
     seed: int | None = Field(None, ge=0, lt=2**32)
 
 
-class RangeTestSpec(JobSpec):
-    """A learning-rate range test: the LR sweeps from `start_lr` to `end_lr` over `epochs` or `iterations`."""
+class RangeSweep(Strict):
+    """How a range test sweeps the LR: from `start_lr` to `end_lr` over `epochs` or `iterations`."""
 
     start_lr: LearningRate = 1e-5
     end_lr: LearningRate = 1.0
@@ -247,6 +247,10 @@ class RangeTestSpec(JobSpec):
             self.epochs = 3
         return self
 
+    def on(self, job: JobSpec) -> RangeTestSpec:
+        """The range test of this sweep on `job`'s model, data, optimizer and batch size."""
+        return RangeTestSpec.model_validate(job.model_dump(include=set(JobSpec.model_fields)) | self.model_dump())
+
     def total_iterations(self, iterations_per_epoch: int) -> int:
         """The sweep's length in iterations."""
         return self.iterations or self.epochs * iterations_per_epoch
@@ -256,15 +260,21 @@ class RangeTestSpec(JobSpec):
         return math.ceil(self.total_iterations(iterations_per_epoch) / iterations_per_epoch)
 
 
+class RangeTestSpec(JobSpec, RangeSweep):
+    """A learning-rate range test: the LR sweeps from `start_lr` to `end_lr` over `epochs` or `iterations`."""
+
+
 class TrainingSpec(JobSpec):
-    """A training with a cyclical learning rate, `epochs` or whole `cycles` long; bounds given or taken from a
-    finished range test."""
+    """A training with a cyclical learning rate, `epochs` or whole `cycles` long; bounds given, taken from a
+    finished range test, or found by a range test the job runs first."""
 
     epochs: int | None = Field(None, ge=1, le=10_000)
     cycles: int | None = Field(None, ge=1, le=10_000, description="Train this many whole cycles, ending at base_lr")
     clr: CLRRequest | None = None
     schedule: Policy | None = Field(None, description="Another policy than `clr`: `one_cycle` or `cosine_restarts`")
     range_test_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
+    range_test: RangeSweep | None = Field(None, description="Run this range test first, on the job's own model "
+                                                            "and data, and train with the bounds it suggests")
     accept_low_confidence: bool = Field(False, description="Use a range test's bounds even at low confidence")
 
     @model_validator(mode="after")
@@ -277,10 +287,11 @@ class TrainingSpec(JobSpec):
             raise ValueError(f"`cycles` is for `clr`; a `{self.schedule.policy}` schedule runs for `epochs`")
         rates = "`clr.base_lr` and `clr.max_lr`" if self.clr else f"`schedule.{self._rate_name}`"
         given = self.clr.base_lr if self.clr else self.schedule.given_lr
-        if self.range_test_id is None and given is None:
-            raise ValueError(f"Give {rates}, or a `range_test_id` to take them from")
-        if self.range_test_id is not None and given is not None:
-            raise ValueError(f"Give either {rates} or `range_test_id`, not both")
+        sources = [name for name, value in ((rates, given), ("`range_test_id`", self.range_test_id),
+                                            ("`range_test`", self.range_test)) if value is not None]
+        if len(sources) != 1:
+            raise ValueError(f"Give exactly one of {rates}, a `range_test_id` to take them from, or a `range_test` "
+                             f"to run first" + (f"; received {' and '.join(sources)}" if sources else ""))
         return self
 
     @property

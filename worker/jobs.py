@@ -219,11 +219,31 @@ def _resume_point(reporter: JobReporter, files: JobFiles, seed: int | None) -> c
     return checkpoints.Checkpoint(0, 0, data_seed, [])
 
 
+def find_bounds_first(spec: TrainingSpec, reporter: JobReporter, settings: Settings) -> tuple[float, float]:
+    """The training's own range test, on its model, data and optimizer (a model of its own: the training starts from
+    fresh weights), its curve kept apart and its result recorded on the job (an attempt after a lost one skips it)."""
+    reporter.start_phase("range_test")
+    result = run_range_test(spec.range_test.on(spec), reporter, settings)
+    reporter.start_phase("")
+    suggested = result["suggested_bounds"]
+    reporter.set_progress(range_test=result)
+    if suggested is None:
+        raise JobError(f"The range test the training ran first suggested no bounds: {result['warning']}")
+    if suggested["confidence"] == "low" and not spec.accept_low_confidence:
+        raise JobError(f"The bounds of the range test the training ran first have low confidence "
+                       f"({'; '.join(suggested['reasons'])}); set `accept_low_confidence` to use them anyway")
+    bounds = (suggested["min_lr"], suggested["max_lr"])
+    reporter.set_progress(bounds=list(bounds))
+    return bounds
+
+
 def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporter: JobReporter,
                  settings: Settings) -> dict:
     """Train with the in-graph schedule (cyclical, 1cycle or SGDR) for the planned epochs, recording every
     iteration; resume from the job's checkpoint where an earlier attempt left one, checkpoint as it goes, and save
     the trained model (and the best by validation loss). Raises `Drained` when the worker shut down meanwhile."""
+    if bounds is None and spec.range_test is not None:
+        bounds = find_bounds_first(spec, reporter, settings)
     data = load_dataset(spec.dataset, settings)
     plan = plan_training(spec, len(data.x_train))
     schedule = lr_schedule(spec, plan, bounds)
@@ -249,6 +269,7 @@ def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporte
     history = reporter.history
     result = {
         "resumed_from": start.iteration,
+        "bounds": list(bounds) if bounds else None,
         "iterations": int(model.optimizer.iterations.numpy()),
         "epochs": plan.epochs,
         "final_metrics": history[-1] if history else {},

@@ -41,6 +41,7 @@ class JobReporter:
 
     def __init__(self, store: JobStore, job_id: str, attempt: int, settings: Settings, worker: str = "") -> None:
         self.store, self.job_id, self.attempt, self.settings, self.worker = store, job_id, attempt, settings, worker
+        self.phase = ""  # the curve written: the training's, or `range_test` while a training runs its own first
         self.cancel_requested = threading.Event()
         self.drain_requested = threading.Event()
         self.lost = threading.Event()
@@ -49,7 +50,7 @@ class JobReporter:
         self._pending: list[tuple[int, np.ndarray, np.ndarray]] = []
         self._written: list[tuple[float, int, np.ndarray, np.ndarray]] = []
         self._once_stored: list[tuple[int, Callable[[], None]]] = []
-        self._progress: dict[str, int] = {}
+        self._progress: dict[str, Any] = {}
         self._history: list[dict[str, float | None]] = []
         self._history_written = 0
         self._stop = threading.Event()
@@ -75,12 +76,19 @@ class JobReporter:
         """Whether training must stop: a cancel, a lost claim or a fatal reporting error."""
         return self.cancel_requested.is_set() or self.lost.is_set() or self.fatal is not None
 
+    def start_phase(self, phase: str) -> None:
+        """Write what is queued, then write to the curve of `phase` ("" for the training's own)."""
+        through_redis_failures(self.flush, self.settings.stale_after_s)
+        with self._lock:
+            self.phase = phase
+            self._written.clear()
+
     def resume(self, iteration: int, epoch: int = 0, history: list[dict[str, float | None]] = ()) -> int:
         """Start the attempt at `iteration` (a checkpoint's; 0 for a fresh start): cut the stored curve back to it
         and take over the epoch history. Returns the iteration started at: 0 when the curve lost points before
         `iteration`, which the caller must then start over from."""
         kept = through_redis_failures(
-            lambda: self.store.resume(self.job_id, self.attempt, iteration, epoch, list(history)),
+            lambda: self.store.resume(self.job_id, self.attempt, iteration, epoch, list(history), self.phase),
             self.settings.stale_after_s)
         if kept < iteration:
             log.warning("Job %s: the curve holds %s of the checkpoint's %s points; starting over", self.job_id,
@@ -116,8 +124,9 @@ class JobReporter:
             self._pending.append((int(iterations[0]), lrs, losses))
             self._progress["iteration"] = int(iterations[-1]) + 1
 
-    def set_progress(self, **progress: int) -> None:
-        """Queue progress fields such as `total_iterations`, `epoch`, `epochs`."""
+    def set_progress(self, **progress: Any) -> None:
+        """Queue fields for the next write: progress such as `total_iterations`, `epoch`, `epochs`, or a phase's
+        outcome (dicts and lists as JSON)."""
         with self._lock:
             self._progress.update(progress)
 
@@ -137,17 +146,17 @@ class JobReporter:
         """Write what is queued (points, progress, epoch history, heartbeat) in one fenced write; drop it from the
         queue only once written. Raises what the write raised (`LostClaim` included)."""
         with self._lock:
-            pending, progress = list(self._pending), dict(self._progress)
+            pending, progress, phase = list(self._pending), dict(self._progress), self.phase
             history = list(self._history) if len(self._history) > self._history_written else None
         fields: dict[str, Any] = progress | ({"epoch_history": history} if history is not None else {})
         if pending:
             first = pending[0][0]
             lrs, losses = (np.concatenate([batch[index] for batch in pending]) for index in (1, 2))
-            stored = self.store.report(self.job_id, self.attempt, first, lrs, losses, **fields)
+            stored = self.store.report(self.job_id, self.attempt, first, lrs, losses, phase, **fields)
             if stored < first:
                 return self._write_again_from(stored)
         else:
-            stored = self.store.report(self.job_id, self.attempt, **fields)
+            stored = self.store.report(self.job_id, self.attempt, phase=phase, **fields)
         now = time.monotonic()
         with self._lock:
             due = [action for iteration, action in self._once_stored if iteration <= stored]

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 POINT = np.dtype([("lr", "<f4"), ("loss", "<f4")])
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
-JSON_FIELDS = ("spec", "bounds", "warnings", "result", "epoch_history", "resumes")
+JSON_FIELDS = ("spec", "bounds", "warnings", "result", "epoch_history", "resumes", "range_test")
 INT_FIELDS = ("attempts", "iteration", "total_iterations", "epoch", "epochs")
 
 # Time comes from Redis (`TIME`), so every worker judges staleness on one clock.
@@ -205,8 +205,9 @@ class JobStore:
         return f"clr:job:{job_id}"
 
     @staticmethod
-    def _curve_key(job_id: str) -> str:
-        return f"clr:curve:{job_id}"
+    def _curve_key(job_id: str, phase: str = "") -> str:
+        """The job's curve; a training that runs its range test first keeps that one under `phase="range_test"`."""
+        return f"clr:curve:{job_id}" + (f":{phase}" if phase else "")
 
     def create(self, kind: str, spec: dict[str, Any], bounds: tuple[float, float] | None = None,
                warnings: tuple[str, ...] = (), owner: str = "") -> str:
@@ -281,18 +282,18 @@ class JobStore:
         return Claim(outcome.decode(), int(attempts))
 
     def resume(self, job_id: str, attempt: int, iteration: int, epoch: int,
-               epoch_history: list[dict[str, Any]]) -> int:
+               epoch_history: list[dict[str, Any]], phase: str = "") -> int:
         """As the runner of `attempt`, starting: cut the curve back to `iteration` points and set the progress of
         that point; log the attempt's `resumed_from`. Returns the points kept: fewer than `iteration` when the
         curve lost some. Raises `LostClaim` if the attempt is not current."""
-        kept = self._resume(keys=[self._job_key(job_id), self._curve_key(job_id)],
+        kept = self._resume(keys=[self._job_key(job_id), self._curve_key(job_id, phase)],
                             args=[attempt, iteration, *_pairs(epoch=epoch, epoch_history=epoch_history)])
         if kept < 0:
             raise LostClaim(f"Job {job_id} is no longer on attempt {attempt}: taken over or deleted")
         return kept
 
     def report(self, job_id: str, attempt: int, first_iteration: int = 0, lrs: np.ndarray | None = None,
-               losses: np.ndarray | None = None, **fields: Any) -> int:
+               losses: np.ndarray | None = None, phase: str = "", **fields: Any) -> int:
         """As the runner of `attempt`: write points from `first_iteration` on at their own offset, set plain fields
         (dicts and lists as JSON) and the heartbeat, atomically; return the points the curve then holds, fewer
         than `first_iteration` (and these points not written) when it lost some. Raises `LostClaim` if the attempt
@@ -300,7 +301,7 @@ class JobStore:
         points = np.empty(0 if lrs is None else len(lrs), POINT)
         if lrs is not None:
             points["lr"], points["loss"] = lrs, losses
-        stored = self._report(keys=[self._job_key(job_id), self._curve_key(job_id)],
+        stored = self._report(keys=[self._job_key(job_id), self._curve_key(job_id, phase)],
                               args=[attempt, first_iteration * POINT.itemsize, points.tobytes(), *_pairs(**fields)])
         if stored < 0:
             raise LostClaim(f"Job {job_id} is no longer on attempt {attempt}: taken over or deleted")
@@ -365,16 +366,16 @@ class JobStore:
         """Remove the job record and its curve."""
         owner = (self.redis.hget(self._job_key(job_id), "owner") or b"").decode()
         with self.redis.pipeline() as pipe:
-            pipe.delete(self._job_key(job_id), self._curve_key(job_id))
+            pipe.delete(self._job_key(job_id), self._curve_key(job_id), self._curve_key(job_id, "range_test"))
             pipe.zrem("clr:jobs", job_id)
             pipe.zrem(f"clr:jobs:{owner}", job_id)
             pipe.srem(f"clr:active:{owner}", job_id)
             pipe.srem("clr:running", job_id)
             pipe.execute()
 
-    def curve(self, job_id: str, since: int = 0) -> Curve:
-        """The curve from iteration `since` on."""
-        raw = self.redis.getrange(self._curve_key(job_id), since * POINT.itemsize, -1) if since >= 0 else b""
+    def curve(self, job_id: str, since: int = 0, phase: str = "") -> Curve:
+        """The curve (of `phase`) from iteration `since` on."""
+        raw = self.redis.getrange(self._curve_key(job_id, phase), since * POINT.itemsize, -1) if since >= 0 else b""
         points = np.frombuffer(raw[: len(raw) - len(raw) % POINT.itemsize], POINT)
         return Curve(np.arange(since, since + len(points)), points["lr"], points["loss"])
 

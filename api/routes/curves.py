@@ -8,7 +8,7 @@ import json
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 
 from api.errors import error_responses
 from api.deps import JobDep, StoreDep
@@ -18,6 +18,8 @@ from clr.plots import range_test_png, training_png
 
 router = APIRouter(tags=["curves"])
 PLOT_POINTS = 4000
+Phase = Literal["training", "range_test"]
+PhaseQuery = Annotated[Phase, Query(description="`range_test`: the range test a training ran first")]
 MAX_ITERATION = 2**40  # far beyond any curve (a Redis string holds 2**26 points), far below offset overflow
 
 
@@ -29,12 +31,24 @@ def json_column(values: np.ndarray) -> list[float | None]:
     return items
 
 
-def curve_columns(job: dict[str, Any], store: StoreDep, since: int, max_points: int | None = None
-                  ) -> dict[str, np.ndarray]:
+def range_test_of(job: dict[str, Any], phase: Phase) -> tuple[str, dict[str, Any]] | None:
+    """(curve phase, sweep spec) when the curve asked for is a range test's: a range-test job's, or the one a
+    training ran first; None for a training's own curve."""
+    if job["kind"] == "range_test":
+        return "", job["spec"]
+    if phase == "range_test":
+        if job["spec"].get("range_test") is None:
+            raise HTTPException(404, f"Job {job['id']!r} ran no range test of its own (no `range_test` in its spec)")
+        return "range_test", job["spec"]["range_test"]
+    return None
+
+
+def curve_columns(job: dict[str, Any], store: StoreDep, since: int, max_points: int | None = None,
+                  phase: Phase = "training") -> dict[str, np.ndarray]:
     """The job's curve from iteration `since` (+ the smoothed loss of a range test), downsampled to `max_points`."""
-    if job["kind"] == "range_test":  # the smoothed loss needs the curve from its start
-        curve = store.curve(job["id"])
-        smoothed = smooth(curve.losses, job["spec"]["beta"])
+    if sweep := range_test_of(job, phase):  # the smoothed loss needs the curve from its start
+        curve = store.curve(job["id"], phase=sweep[0])
+        smoothed = smooth(curve.losses, sweep[1]["beta"])
         columns = {"iteration": curve.iterations, "lr": curve.lrs, "loss": curve.losses, "smoothed_loss": smoothed}
         columns = {name: values[since:] for name, values in columns.items()}
     else:
@@ -55,9 +69,10 @@ def get_curves(
     since: Annotated[int, Query(ge=0, le=MAX_ITERATION, description="Only iterations >= since")] = 0,
     max_points: Annotated[int | None, Query(ge=4, le=1_000_000, description="Downsample keeping spikes")] = None,
     format: Literal["json", "csv"] = "json",
+    phase: PhaseQuery = "training",
 ) -> Response:
     """The LR and true loss of every iteration (+ smoothed loss for range tests, + per-epoch metrics)."""
-    columns = curve_columns(job, store, since, max_points)
+    columns = curve_columns(job, store, since, max_points, phase)
     if format == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
@@ -71,16 +86,17 @@ def get_curves(
 
 @router.get("/jobs/{job_id}/plot.png", response_class=Response,
             responses={200: {"content": {"image/png": {}}, "description": "The figure"}} | error_responses(404))
-def get_plot(job: JobDep, store: StoreDep) -> Response:
+def get_plot(job: JobDep, store: StoreDep, phase: PhaseQuery = "training") -> Response:
     """The range-test figure (with suggested bounds) or the training figure."""
-    curve = store.curve(job["id"])
-    if job["kind"] == "range_test":
-        result = job["result"] or {}
+    if sweep := range_test_of(job, phase):
+        curve = store.curve(job["id"], phase=sweep[0])
+        result = (job["result"] if job["kind"] == "range_test" else job["range_test"]) or {}
         bounds = result.get("suggested_bounds")
-        smoothed = smooth(curve.losses, job["spec"]["beta"])
+        smoothed = smooth(curve.losses, sweep[1]["beta"])
         png = range_test_png(curve.lrs, curve.losses, smoothed, BoundSuggestion.from_dict(bounds) if bounds else None,
                              result.get("warning"))
     else:
+        curve = store.curve(job["id"])
         chosen = downsample_indices(curve.losses, PLOT_POINTS) if len(curve.losses) > PLOT_POINTS else slice(None)
         history = job["epoch_history"] or []
         metrics = {name: [epoch.get(name) for epoch in history] for name in (history[0] if history else {})}

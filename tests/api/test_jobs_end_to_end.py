@@ -192,3 +192,25 @@ def test_a_one_cycle_training_follows_pytorchs_one_cycle_at_every_iteration(clie
     curves = client.get(f"/jobs/{job['id']}/curves").json()
     assert curves["iteration"] == list(range(total))
     np.testing.assert_allclose(curves["lr"], one_cycle_lr(0.1, total, pct_start=0.3)(np.arange(total)), rtol=1e-6)
+
+
+def test_one_request_runs_its_range_test_then_trains_with_the_bounds(client):
+    body = {**mlp_training(4), "clr": {"step_size_epochs": 2}, "accept_low_confidence": True,
+            "range_test": {"start_lr": 1e-4, "end_lr": 10.0, "epochs": 3}}
+    job = wait_for_state(client, client.post("/trainings", json=body).json()["id"], {"succeeded", "failed"})
+    assert job["state"] == "succeeded", job["error"]
+    suggested = job["range_test"]["suggested_bounds"]
+    assert job["result"]["bounds"] == [suggested["min_lr"], suggested["max_lr"]] and suggested["explanation"]
+    sweep = client.get(f"/jobs/{job['id']}/curves", params={"phase": "range_test"}).json()
+    per_epoch = int(np.ceil(DIGITS_TRAIN / 32))
+    assert sweep["iteration"][0] == 0 and len(sweep["iteration"]) <= 3 * per_epoch and "smoothed_loss" in sweep
+    assert sweep["lr"][0] == pytest.approx(1e-4, rel=1e-5)
+    trained = client.get(f"/jobs/{job['id']}/curves").json()
+    assert trained["iteration"] == list(range(4 * per_epoch))
+    expected = cyclical_lr(suggested["min_lr"], suggested["max_lr"], 2 * per_epoch)(np.arange(4 * per_epoch))
+    np.testing.assert_allclose(trained["lr"], expected, rtol=1e-6)
+    for phase in ("range_test", "training"):
+        plot = client.get(f"/jobs/{job['id']}/plot.png", params={"phase": phase})
+        assert plot.status_code == 200 and plot.content[:8] == b"\x89PNG\r\n\x1a\n"
+    plain = wait_for_state(client, client.post("/trainings", json=mlp_training(1)).json()["id"], {"succeeded"})
+    assert client.get(f"/jobs/{plain['id']}/curves", params={"phase": "range_test"}).status_code == 404
