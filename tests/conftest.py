@@ -19,6 +19,7 @@ SERVICE_ENV = {
     "CLR_MAX_DATASET_BYTES": "3000000",
     "CLR_CANCEL_GRACE_S": "30",
     "CLR_CHECKPOINT_EVERY_S": "1",
+    "CLR_SSE_PING_S": "1",  # every event stream in the tests carries keep-alive pings
 }
 
 

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     stale_after_s: float = 30.0
     cancel_grace_s: float = 60.0
     checkpoint_every_s: float = 300.0
+    sse_ping_s: float = 15.0  # keep-alive comments on idle event streams (proxies cut silent connections)
 
     @property
     def builtin_dir(self) -> Path:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import JobDep, StoreDep
+from api.deps import JobDep, SettingsDep, StoreDep
 from api.errors import error_responses
 from api.routes.curves import curve_columns, json_column
 from worker.store import TERMINAL_STATES, JobStore
@@ -55,8 +55,8 @@ async def job_events(store: JobStore, job_id: str, since: int) -> AsyncIterator[
     200: {"content": {"text/event-stream": {}}, "description": "`state`, `progress`, `points` and `epoch` events"}}
     | error_responses(404))
 async def stream_job_events(
-    job: JobDep, store: StoreDep,
+    job: JobDep, store: StoreDep, settings: SettingsDep,
     last_event_id: Annotated[str | None, Header(pattern=r"^\d{1,13}$", description="Resume after this event")] = None,
 ) -> EventSourceResponse:
     """The job live, until it ends: every iteration once, in order, from `Last-Event-ID` on after a reconnect."""
-    return EventSourceResponse(job_events(store, job["id"], int(last_event_id or 0)), ping=15)
+    return EventSourceResponse(job_events(store, job["id"], int(last_event_id or 0)), ping=settings.sse_ping_s)

@@ -28,6 +28,8 @@ def read_events(client, job_id: str, last_event_id: str | None = None, stop_afte
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
     with connect_sse(client, "GET", f"/jobs/{job_id}/events", headers=headers) as source:
         for event in source.iter_sse():
+            if not event.data:  # a keep-alive ping
+                continue
             data = json.loads(event.data)
             events.append((event.event, data))
             if event.event == "points":
