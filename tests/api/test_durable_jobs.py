@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import clr.keras_schedule  # noqa: F401  (registers the schedules a saved model names)
-from api.stack import EmbeddedStack, free_port, start_redis, start_worker, stop
+from api.stack import EmbeddedStack, free_port, start_redis, start_worker
 from clr import datasets
 from clr.schedules import cyclical_lr
 from tests.conftest import SERVICE_ENV

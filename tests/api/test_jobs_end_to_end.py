@@ -2,8 +2,6 @@
 
 import csv
 import io
-import os
-import signal
 
 import numpy as np
 import pytest
