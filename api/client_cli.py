@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,13 +26,20 @@ Output = Annotated[Path, typer.Option("-o", "--output", help="File to write")]
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
-def _client(url: str, key: str | None, data_dir: Path) -> Client:
+@contextlib.contextmanager
+def _service(url: str, key: str | None, data_dir: Path) -> Iterator[Client]:
+    """A client of the service; an error answer ends the command with its message and exit code 1."""
     if key is None and (data_dir / KEY_FILE).exists():
         key = (data_dir / KEY_FILE).read_text().strip()
     if key is None:
         console.print(f"[red]No API key: pass --key, set CLR_API_KEY, or run next to {data_dir / KEY_FILE}[/red]")
         raise typer.Exit(2)
-    return Client(url, key)
+    with Client(url, key) as client:
+        try:
+            yield client
+        except ServiceError as error:
+            console.print(f"[red]{error}[/red]")
+            raise typer.Exit(1) from error
 
 
 def _spec(file: Path) -> dict[str, Any]:
@@ -38,21 +47,13 @@ def _spec(file: Path) -> dict[str, Any]:
     return json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
 
 
-def _failing(error: ServiceError) -> typer.Exit:
-    console.print(f"[red]{error}[/red]")
-    return typer.Exit(1)
-
-
 submit_app = typer.Typer(help="Queue a job from a JSON or YAML file holding its spec (as `POST` takes it).",
                          no_args_is_help=True)
 
 
 def _submit(kind: str, file: Path, url: str, key: str | None, data_dir: Path, then_watch: bool) -> None:
-    with _client(url, key, data_dir) as client:
-        try:
-            job = (client.submit_range_test if kind == "range-test" else client.submit_training)(_spec(file))
-        except ServiceError as error:
-            raise _failing(error) from error
+    with _service(url, key, data_dir) as client:
+        job = (client.submit_range_test if kind == "range-test" else client.submit_training)(_spec(file))
         print(job["id"])
         for warning in job["warnings"]:
             console.print(f"warning: {warning}")
@@ -103,17 +104,14 @@ def _watch(client: Client, job_id: str) -> None:
 def watch(job: JobId, url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = Path(".clr-data")) -> None:
     """Follow a job live (iteration/total, epoch, loss, lr, iterations/s, ETA); exit 1 if it fails or is
     cancelled."""
-    with _client(url, key, data_dir) as client:
-        try:
-            _watch(client, job)
-        except ServiceError as error:
-            raise _failing(error) from error
+    with _service(url, key, data_dir) as client:
+        _watch(client, job)
 
 
 def jobs(url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = Path(".clr-data"),
          limit: Annotated[int, typer.Option(min=1, max=500)] = 20) -> None:
     """The newest jobs."""
-    with _client(url, key, data_dir) as client:
+    with _service(url, key, data_dir) as client:
         for job in client.jobs(limit=limit)["jobs"]:
             progress = job["progress"]
             console.print(f"{job['id']}  {job['kind']:<10} {job['state']:<9} "
@@ -123,41 +121,29 @@ def jobs(url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = Path(".clr
 def curves(job: JobId, url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = Path(".clr-data"),
            csv: Annotated[bool, typer.Option("--csv", help="CSV instead of JSON")] = False) -> None:
     """Print a job's per-iteration curve."""
-    with _client(url, key, data_dir) as client:
-        try:
-            print(client.curves_csv(job) if csv else json.dumps(client.curves(job)), end="" if csv else "\n")
-        except ServiceError as error:
-            raise _failing(error) from error
+    with _service(url, key, data_dir) as client:
+        print(client.curves_csv(job) if csv else json.dumps(client.curves(job)), end="" if csv else "\n")
 
 
 def plot(job: JobId, output: Output, url: Url = DEFAULT_URL, key: Key = None,
          data_dir: DataDir = Path(".clr-data")) -> None:
     """Save a job's figure (PNG)."""
-    with _client(url, key, data_dir) as client:
-        try:
-            output.write_bytes(client.plot(job))
-        except ServiceError as error:
-            raise _failing(error) from error
+    with _service(url, key, data_dir) as client:
+        output.write_bytes(client.plot(job))
 
 
 def model(job: JobId, output: Output, url: Url = DEFAULT_URL, key: Key = None,
           data_dir: DataDir = Path(".clr-data"),
           which: Annotated[str, typer.Option(help="final or best")] = "final") -> None:
     """Save a training's model (`.keras`)."""
-    with _client(url, key, data_dir) as client:
-        try:
-            output.write_bytes(client.model(job, which))
-        except ServiceError as error:
-            raise _failing(error) from error
+    with _service(url, key, data_dir) as client:
+        output.write_bytes(client.model(job, which))
 
 
 def cancel(job: JobId, url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = Path(".clr-data")) -> None:
     """Cancel a job."""
-    with _client(url, key, data_dir) as client:
-        try:
-            console.print(f"{job}: {client.cancel(job)['state']}")
-        except ServiceError as error:
-            raise _failing(error) from error
+    with _service(url, key, data_dir) as client:
+        console.print(f"{job}: {client.cancel(job)['state']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -65,7 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.settings = settings
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, retry=Retry(ExponentialBackoff(cap=0.5), 2))
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=10,
+                                      retry=Retry(ExponentialBackoff(cap=0.5), 2))
         app.state.store = JobStore(client)
         app.state.keys = KeyStore(client)
         if settings.admin_key and not app.state.keys.list():

@@ -323,7 +323,8 @@ class JobStore:
         self, job_id: str, attempt: int, state: str, result: dict | None = None, error: str | None = None
     ) -> bool:
         """End the runner's own running attempt in `state`; False if the attempt is no longer current."""
-        done = self._finish(keys=[self._job_key(job_id), job_id], args=[attempt, state, error or "", json.dumps(result)])
+        done = self._finish(keys=[self._job_key(job_id), job_id],
+                            args=[attempt, state, error or "", json.dumps(result)])
         return done == 1
 
     def request_cancel(self, job_id: str, stale_after: float) -> str | None:
@@ -347,7 +348,10 @@ class JobStore:
     def active_jobs(self, owner: str) -> int:
         """Tenant `owner`'s queued and running jobs (ended ones leave its active set here)."""
         members = [job_id.decode() for job_id in self.redis.smembers(f"clr:active:{owner}")]
-        states = [self.redis.hget(self._job_key(job_id), "state") for job_id in members]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in members:
+                pipe.hget(self._job_key(job_id), "state")
+            states = pipe.execute()
         ended = [job_id for job_id, state in zip(members, states, strict=True)
                  if state is None or state.decode() in TERMINAL_STATES]
         if ended:

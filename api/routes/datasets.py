@@ -54,9 +54,8 @@ async def upload_dataset(file: UploadFile, settings: SettingsDep, store: StoreDe
         size = await run_in_threadpool(_receive, file, path, settings.max_upload_bytes)
         if size > settings.max_upload_bytes:
             raise HTTPException(413, f"file: the upload exceeds the limit of {settings.max_upload_bytes} bytes")
-        quota = None if key.max_storage_mb is None else key.max_storage_mb * 2**20
-        if quota is not None and store.usage(key.name) + size > quota:
-            raise HTTPException(413, f"file: key {key.name!r} would store {store.usage(key.name) + size} bytes, "
+        if key.max_storage_mb is not None and (after := store.usage(key.name) + size) > key.max_storage_mb * 2**20:
+            raise HTTPException(413, f"file: key {key.name!r} would store {after} bytes, "
                                      f"more than its quota of {key.max_storage_mb:g} MB (max_storage_mb)")
         try:
             dataset = await run_in_threadpool(_check, path, settings)

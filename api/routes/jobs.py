@@ -95,8 +95,8 @@ def check_limits(key: ApiKey, store: JobStore) -> None:
         raise HTTPException(429, f"Key {key.name!r} already has {key.max_active_jobs} queued or running jobs, its "
                                  "limit (max_active_jobs); submit again once one ends",
                             headers={"Retry-After": str(RETRY_ACTIVE_S)})
-    if key.max_storage_mb is not None and store.usage(key.name) >= key.max_storage_mb * 2**20:
-        raise HTTPException(413, f"Key {key.name!r} stores {store.usage(key.name)} bytes, its quota of "
+    if key.max_storage_mb is not None and (stored := store.usage(key.name)) >= key.max_storage_mb * 2**20:
+        raise HTTPException(413, f"Key {key.name!r} stores {stored} bytes, its quota of "
                                  f"{key.max_storage_mb:g} MB (max_storage_mb); delete jobs to free space")
 
 
