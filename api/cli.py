@@ -117,9 +117,11 @@ def up(host: Host = "127.0.0.1", port: Port = 8000, data_dir: DataDir = Path(".c
 
 
 @app.command()
-def api(host: Host = "0.0.0.0", port: Port = 8000) -> None:
+def api(host: Host = "0.0.0.0", port: Port = 8000,
+        workers: Annotated[int, typer.Option(min=1, help="API processes serving the port")] = 1) -> None:
     """Only the API (needs REDIS_URL)."""
-    os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "api.main:app", "--host", host, "--port", str(port)])
+    os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "api.main:app", "--host", host, "--port", str(port),
+                              "--workers", str(workers)])
 
 
 @app.command()

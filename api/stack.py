@@ -80,11 +80,11 @@ def start_worker(env: dict[str, str], loglevel: str = "INFO") -> subprocess.Pope
     )
 
 
-def start_api(host: str, port: int, env: dict[str, str]) -> subprocess.Popen:
-    """The API under uvicorn, waited on until `/health` answers."""
+def start_api(host: str, port: int, env: dict[str, str], workers: int = 1) -> subprocess.Popen:
+    """The API under uvicorn (`workers` processes), waited on until `/health` answers."""
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.main:app", "--host", host, "--port", str(port), "--log-level",
-         "warning"],
+         "warning", "--workers", str(workers)],
         env=env,
     )
     return _once_ready(process, lambda: httpx.get(f"http://{host}:{port}/health", timeout=5).status_code < 600,

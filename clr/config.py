@@ -9,14 +9,15 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from clr.architectures import Architecture
 from clr.datasets import BUILTIN_DATASETS
 from clr.policies import Anneal
 from clr.schedules import Mode, Shape, Sweep, check_clr_arguments, check_lr_range
+from clr.tasks import Loss
 
 LearningRate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 MAX_MODEL_JSON_CHARS = 1_000_000
 BuiltinDataset = Literal[BUILTIN_DATASETS]
-Architecture = Literal["seed_cnn", "mlp"]
 
 # Layers whose config carries Python code or calls arbitrary functions: refused before any worker sees them.
 CODE_CARRYING_CLASSES = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda", "TorchModuleWrapper", "JaxLayer"})
@@ -142,7 +143,8 @@ class RMSprop(Strict):
 Optimizer = Annotated[SGD | Adam | RMSprop, Field(discriminator="name")]
 
 
-def _code_carrying_layers(config: Any) -> set[str]:
+def code_carrying_objects(config: Any) -> set[str]:
+    """The classes in a Keras config that carry code or come from outside Keras (custom objects)."""
     found: set[str] = set()
     if isinstance(config, dict):
         if config.get("class_name") in CODE_CARRYING_CLASSES:
@@ -150,10 +152,10 @@ def _code_carrying_layers(config: Any) -> set[str]:
         if config.get("module", "keras").split(".")[0] not in {"keras", "builtins"}:
             found.add(f"{config.get('module')}.{config.get('class_name')}")
         for value in config.values():
-            found |= _code_carrying_layers(value)
+            found |= code_carrying_objects(value)
     elif isinstance(config, list):
         for value in config:
-            found |= _code_carrying_layers(value)
+            found |= code_carrying_objects(value)
     return found
 
 
@@ -172,10 +174,12 @@ def json_depth(text: bytes) -> int:
 
 
 class ModelSpec(Strict):
-    """A built-in architecture by name, or a Keras model JSON (`model.to_json()`) without code-carrying layers."""
+    """A built-in architecture by name, a Keras model JSON (`model.to_json()`) without code-carrying layers, or an
+    uploaded `.keras` file by id."""
 
     architecture: Architecture | None = None
     keras_json: str | None = Field(None, max_length=MAX_MODEL_JSON_CHARS)
+    id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$", description="An uploaded `.keras` model (POST /models)")
 
     @field_validator("keras_json")
     @classmethod
@@ -191,15 +195,15 @@ class ModelSpec(Strict):
             raise ValueError(f"`keras_json` is not JSON: {error}") from error
         if not isinstance(config, dict) or "class_name" not in config:
             raise ValueError("`keras_json` must be the string `model.to_json()` returns")
-        refused = _code_carrying_layers(config)
+        refused = code_carrying_objects(config)
         if refused:
             raise ValueError(f"`keras_json` holds layers that carry code, refused in safe mode: {sorted(refused)}")
         return value
 
     @model_validator(mode="after")
     def _one(self) -> Self:
-        if (self.architecture is None) == (self.keras_json is None):
-            raise ValueError("Give exactly one of `architecture` and `keras_json`")
+        if sum(value is not None for value in (self.architecture, self.keras_json, self.id)) != 1:
+            raise ValueError("Give exactly one of `architecture`, `keras_json` and `id` (an uploaded model)")
         return self
 
 
@@ -222,6 +226,8 @@ class JobSpec(Strict):
     model: ModelSpec
     dataset: DatasetSpec
     optimizer: Optimizer
+    loss: Loss = Field("sparse_categorical_crossentropy", description="Classification losses are measured with "
+                       "accuracy, regression ones with MAE and RMSE")
     batch_size: int = Field(ge=1, le=65536)
     validation_split: float = Field(0.0, ge=0, lt=1)
     seed: int | None = Field(None, ge=0, lt=2**32)

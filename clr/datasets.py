@@ -9,13 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
+from clr.tasks import Labels
+
 BUILTIN_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Images scaled to [0, 1] with a channel axis, and integer labels."""
+    """Samples (integer images scaled to [0, 1], with a channel axis) and their labels: classes, one-hot rows or
+    regression targets, as `clr.tasks` checks them against a loss."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -33,12 +36,20 @@ class Dataset:
         """The shape of one sample."""
         return tuple(self.x_train.shape[1:])
 
+    def labels(self) -> dict[str, Labels]:
+        """What `y_train` (and `y_test`) hold, by name."""
+        named = {"y_train": self.y_train} if self.y_test is None else {"y_train": self.y_train, "y_test": self.y_test}
+        return {name: Labels.of(y) for name, y in named.items()}
+
 
 def _images(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float32)
-    if x.max(initial=0.0) > 1.0:
-        x = x / 255.0
+    scale = 255.0 if np.issubdtype(x.dtype, np.integer) and x.max(initial=0) > 1 else 1.0
+    x = x.astype(np.float32) / scale
     return x[..., np.newaxis] if x.ndim == 3 else x
+
+
+def _labels(y: np.ndarray) -> np.ndarray:
+    return y.astype(np.int64) if np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_ else y.astype(np.float32)
 
 
 def digits(test_fraction: float = 0.2, seed: int = 0) -> Dataset:
@@ -94,11 +105,14 @@ def from_npz(source: bytes | Path) -> Dataset:
         x, y = arrays[x_key], arrays[y_key]
         if x.ndim < 2 or not np.issubdtype(x.dtype, np.number):
             raise ValueError(f"`{x_key}` must be a numeric array of samples. Received: dtype={x.dtype}, shape={x.shape}")
-        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or len(y) != len(x) or (len(y) and y.min() < 0):
-            raise ValueError(
-                f"`{y_key}` must hold one integer label >= 0 per sample of `{x_key}`. "
-                f"Received: dtype={y.dtype}, shape={y.shape} for {len(x)} samples"
-            )
+        if len(y) != len(x):
+            raise ValueError(f"`{y_key}` must hold one label (row) per sample of `{x_key}`. Received: {y.shape} for "
+                             f"{len(x)} samples")
+        if len(y):
+            try:
+                Labels.of(y)
+            except ValueError as error:
+                raise ValueError(f"`{y_key}` {error}") from error
     if len(arrays["x_train"]) == 0:
         raise ValueError("`x_train` holds no samples")
     if "x_test" in arrays:
@@ -108,8 +122,11 @@ def from_npz(source: bytes | Path) -> Dataset:
         if x_test.shape[1:] != x_train.shape[1:]:
             raise ValueError(f"`x_test` samples must have the shape of `x_train`'s. Received: {x_test.shape[1:]} "
                              f"and {x_train.shape[1:]}")
-    test = (_images(arrays["x_test"]), arrays["y_test"].astype(np.int64)) if "x_test" in arrays else (None, None)
-    return Dataset(_images(arrays["x_train"]), arrays["y_train"].astype(np.int64), *test)
+        if arrays["y_test"].shape[1:] != arrays["y_train"].shape[1:]:
+            raise ValueError(f"`y_test` rows must have the shape of `y_train`'s. Received: {arrays['y_test'].shape[1:]} "
+                             f"and {arrays['y_train'].shape[1:]}")
+    test = (_images(arrays["x_test"]), _labels(arrays["y_test"])) if "x_test" in arrays else (None, None)
+    return Dataset(_images(arrays["x_train"]), _labels(arrays["y_train"]), *test)
 
 
 def synthetic_images(num_samples: int, shape: tuple[int, ...], num_classes: int = 10, seed: int = 0) -> Dataset:

@@ -1,18 +1,18 @@
-"""Keras models: the built-in architectures by name, and user models from `model.to_json()` in safe mode."""
+"""Keras models: the built-in architectures by name, and user models (`model.to_json()` or a `.keras` file) in
+safe mode."""
 
 from __future__ import annotations
 
+import inspect
 import json
-from typing import get_args
+from pathlib import Path
 
 import keras
 
-from clr.config import Architecture
-
-ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
+from clr.architectures import APPLICATIONS, ARCHITECTURES, check_input_shape
 
 
-def seed_cnn(input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+def seed_cnn(input_shape: tuple[int, ...], num_classes: int, activation: str = "softmax") -> keras.Model:
     """The seed article's CNN, adapted to any image size, with the Flatten the article forgot."""
     return keras.Sequential(
         [
@@ -24,33 +24,48 @@ def seed_cnn(input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
             keras.layers.Flatten(),
             keras.layers.Dense(128, activation="relu"),
             keras.layers.Dropout(0.5),
-            keras.layers.Dense(num_classes, activation="softmax"),
+            keras.layers.Dense(num_classes, activation=activation),
         ],
         name="seed_cnn",
     )
 
 
-def mlp(input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+def mlp(input_shape: tuple[int, ...], num_classes: int, activation: str = "softmax") -> keras.Model:
     """A small multilayer perceptron."""
     return keras.Sequential(
         [
             keras.Input(shape=input_shape),
             keras.layers.Flatten(),
             keras.layers.Dense(64, activation="relu"),
-            keras.layers.Dense(num_classes, activation="softmax"),
+            keras.layers.Dense(num_classes, activation=activation),
         ],
         name="mlp",
     )
 
 
-def build(architecture: str, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
-    """A built-in architecture by name."""
-    builders = {"seed_cnn": seed_cnn, "mlp": mlp}
-    if architecture not in builders:
+def application(name: str, input_shape: tuple[int, ...], outputs: int, activation: str) -> keras.Model:
+    """A `keras.applications` model, untrained, its top sized for the task; it takes inputs in [0, 1] as they are
+    (the models that would rescale them from [0, 255] are built without that layer)."""
+    builder = getattr(keras.applications, name)
+    options = {"include_preprocessing": False} if "include_preprocessing" in inspect.signature(builder).parameters else {}
+    return builder(weights=None, input_shape=input_shape, classes=outputs, classifier_activation=activation, **options)
+
+
+def build(architecture: str, input_shape: tuple[int, ...], outputs: int, activation: str = "softmax") -> keras.Model:
+    """A built-in architecture by name, `outputs` units with `activation` on top."""
+    if architecture not in ARCHITECTURES:
         raise ValueError(f"Unknown architecture {architecture!r}; built-in ones are {', '.join(ARCHITECTURES)}")
-    return builders[architecture](input_shape, num_classes)
+    check_input_shape(architecture, input_shape)
+    if architecture in APPLICATIONS:
+        return application(architecture, input_shape, outputs, activation)
+    return {"seed_cnn": seed_cnn, "mlp": mlp}[architecture](input_shape, outputs, activation)
 
 
 def from_json(model_json: str) -> keras.Model:
     """A model from `model.to_json()`, deserialized in safe mode (no code-carrying layers)."""
     return keras.saving.deserialize_keras_object(json.loads(model_json), safe_mode=True)
+
+
+def from_file(path: Path) -> keras.Model:
+    """A model from a `.keras` file, loaded in safe mode, uncompiled (the job compiles it with its own optimizer)."""
+    return keras.saving.load_model(path, compile=False, safe_mode=True)

@@ -37,18 +37,19 @@ def _missing(name: str) -> MissingDataset:
 def info(name: str, directory: Path) -> dict:
     """What the volume holds of `name`: `present`, and its sizes when present."""
     if name == "digits":
-        return {"name": name, "present": True, "train_samples": DIGITS_TRAIN_SAMPLES}
+        return {"name": name, "present": True, "train_samples": DIGITS_TRAIN_SAMPLES, "input_shape": [8, 8, 1],
+                "num_classes": 10}
     _, meta = _paths(name, directory)
     return {"name": name, "present": True, **json.loads(meta.read_text())} if meta.exists() else {
         "name": name, "present": False}
 
 
-def train_samples(name: str, directory: Path) -> int:
-    """The training samples of a built-in dataset on the volume; `MissingDataset` if it is not there."""
+def present(name: str, directory: Path) -> dict:
+    """The `info` of a built-in dataset on the volume; `MissingDataset` if it is not there."""
     described = info(name, directory)
     if not described["present"]:
         raise _missing(name)
-    return described["train_samples"]
+    return described
 
 
 def load(name: str, directory: Path) -> Dataset:

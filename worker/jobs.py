@@ -20,6 +20,7 @@ from clr.keras_schedule import CosineRestartsSchedule, CyclicalSchedule, OneCycl
 from clr.plan import TrainingPlan, plan_training, policy_arguments
 from clr.recording import IterationRecorder
 from clr.schedules import step_size_advice
+from clr.tasks import Task
 from worker.errors import Drained, JobError
 from worker.reporting import JobReporter, finite_or_none
 from worker.settings import Settings
@@ -111,17 +112,44 @@ def split(data: datasets.Dataset, validation_split: float) -> Split:
     return Split(data.x_train[:cut], data.y_train[:cut], validation, data)
 
 
-def build_model(spec: ModelSpec, data: datasets.Dataset) -> keras.Model:
-    """The job's model, checked against the data's sample shape and number of classes."""
-    if spec.architecture is not None:
-        return models.build(spec.architecture, data.input_shape, data.num_classes)
-    model = models.from_json(spec.keras_json)
+def build_model(spec: JobSpec, data: datasets.Dataset, settings: Settings) -> keras.Model:
+    """The job's model, its labels checked against its loss and the model against the data's sample shape and the
+    outputs the labels need."""
+    task = Task(spec.loss)
+    try:
+        outputs = task.required_outputs(data.labels())
+        if spec.model.architecture is not None:
+            return models.build(spec.model.architecture, data.input_shape, outputs, task.activation)
+    except ValueError as error:
+        raise JobError(str(error)) from error
+    model = models.from_json(spec.model.keras_json) if spec.model.keras_json else uploaded_model(spec.model, settings)
     expected = tuple(model.input_shape[1:])
     if expected != data.input_shape:
         raise JobError(f"The model expects samples of shape {expected}; the dataset's are {data.input_shape}")
-    if model.output_shape[-1] < data.num_classes:
-        raise JobError(f"The model has {model.output_shape[-1]} outputs for a dataset with {data.num_classes} classes")
+    wanted = f"at least {outputs}" if spec.loss == "sparse_categorical_crossentropy" else str(outputs)
+    if model.output_shape[-1] < outputs or (spec.loss != "sparse_categorical_crossentropy"
+                                            and model.output_shape[-1] != outputs):
+        raise JobError(f"The model has {model.output_shape[-1]} outputs; the labels need {wanted} for loss "
+                       f"{spec.loss!r}")
     return model
+
+
+def uploaded_model(spec: ModelSpec, settings: Settings) -> keras.Model:
+    """An uploaded `.keras` model, loaded in safe mode."""
+    path = settings.models_dir / f"{spec.id}.keras"
+    if not path.exists():
+        raise JobError(f"Uploaded model {spec.id} is not on this worker's data volume ({path})")
+    try:
+        return models.from_file(path)
+    except (TypeError, ValueError) as error:
+        raise JobError(f"The uploaded model {spec.id} does not load in safe mode: {error}") from error
+
+
+def metrics(task: Task) -> list:
+    """Accuracy for classification, MAE and RMSE for regression."""
+    if task.classification:
+        return ["accuracy"]
+    return [keras.metrics.MeanAbsoluteError(name="mae"), keras.metrics.RootMeanSquaredError(name="rmse")]
 
 
 def make_optimizer(spec: SGD | Adam | RMSprop, learning_rate) -> keras.optimizers.Optimizer:
@@ -131,16 +159,16 @@ def make_optimizer(spec: SGD | Adam | RMSprop, learning_rate) -> keras.optimizer
     return classes[spec.name](learning_rate=learning_rate, **options)
 
 
-def _prepare(spec: JobSpec, data: datasets.Dataset, learning_rate, steps_per_execution: int
+def _prepare(spec: JobSpec, data: datasets.Dataset, learning_rate, settings: Settings, steps_per_execution: int
              ) -> tuple[keras.Model, Split]:
     if spec.seed is not None:
         keras.utils.set_random_seed(spec.seed)
     prepared = split(data, spec.validation_split)
-    model = build_model(spec.model, data)
+    model = build_model(spec, data, settings)
     model.compile(
         optimizer=make_optimizer(spec.optimizer, learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss=spec.loss,
+        metrics=metrics(Task(spec.loss)),
         steps_per_execution=steps_per_execution,
     )
     return model, prepared
@@ -148,7 +176,7 @@ def _prepare(spec: JobSpec, data: datasets.Dataset, learning_rate, steps_per_exe
 
 def run_range_test(spec: RangeTestSpec, reporter: JobReporter, settings: Settings) -> dict:
     """Sweep the LR, stream the curve, and suggest bounds; the sweep ends early on divergence."""
-    model, data = _prepare(spec, load_dataset(spec.dataset, settings), spec.start_lr, steps_per_execution=1)
+    model, data = _prepare(spec, load_dataset(spec.dataset, settings), spec.start_lr, settings, steps_per_execution=1)
     reporter.resume(0)  # a range test is short: every attempt runs it from the start
     per_epoch = data.iterations_per_epoch(spec.batch_size)
     total, epochs = spec.total_iterations(per_epoch), spec.fit_epochs(per_epoch)
@@ -247,7 +275,7 @@ def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporte
     data = load_dataset(spec.dataset, settings)
     plan = plan_training(spec, len(data.x_train))
     schedule = lr_schedule(spec, plan, bounds)
-    model, prepared = _prepare(spec, data, schedule, settings.steps_per_execution)
+    model, prepared = _prepare(spec, data, schedule, settings, settings.steps_per_execution)
     files = settings.job_files(reporter.job_id)
     start = _resume_point(reporter, files, spec.seed)
     reporter.set_progress(total_iterations=plan.total_iterations, epochs=plan.epochs, epoch=start.epoch)
@@ -285,6 +313,5 @@ def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporte
             result["best_model_bytes"] = files.model("best").stat().st_size
     if data.x_test is not None:
         test = model.evaluate(data.x_test, data.y_test, batch_size=spec.batch_size, verbose=0, return_dict=True)
-        result["test_accuracy"] = finite_or_none(test["accuracy"])
-        result["test_loss"] = finite_or_none(test["loss"])
+        result |= {f"test_{name}": finite_or_none(value) for name, value in test.items()}
     return result

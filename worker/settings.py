@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         """Uploaded `.npz` files, on the volume the API and the workers share."""
         return self.data_dir / "datasets"
 
+    @property
+    def models_dir(self) -> Path:
+        """Uploaded `.keras` models, on the shared volume."""
+        return self.data_dir / "models"
+
     def job_files(self, job_id: str) -> JobFiles:
         """A job's models and checkpoint, on the shared volume."""
         return JobFiles.of(self.data_dir, job_id)

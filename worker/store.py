@@ -13,13 +13,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import redis
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+UploadKind = Literal["datasets", "models"]
 POINT = np.dtype([("lr", "<f4"), ("loss", "<f4")])
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 JSON_FIELDS = ("spec", "bounds", "warnings", "result", "epoch_history", "resumes", "range_test")
@@ -387,16 +388,16 @@ class JobStore:
         """Memory Redis uses for the curve (`MEMORY USAGE`)."""
         return self.redis.memory_usage(self._curve_key(job_id), samples=0)
 
-    def save_dataset(self, dataset_id: str, meta: dict[str, Any]) -> None:
-        """Record an uploaded dataset's metadata."""
-        self.redis.hset("clr:datasets", dataset_id, json.dumps(meta))
+    def save_upload(self, kind: UploadKind, upload_id: str, meta: dict[str, Any]) -> None:
+        """Record an uploaded dataset's or model's metadata."""
+        self.redis.hset(f"clr:{kind}", upload_id, json.dumps(meta))
 
-    def dataset(self, dataset_id: str) -> dict[str, Any] | None:
-        """An uploaded dataset's metadata, or None."""
-        raw = self.redis.hget("clr:datasets", dataset_id)
+    def upload(self, kind: UploadKind, upload_id: str) -> dict[str, Any] | None:
+        """An uploaded dataset's or model's metadata, or None."""
+        raw = self.redis.hget(f"clr:{kind}", upload_id)
         return json.loads(raw) if raw else None
 
-    def datasets(self, owner: str | None = None) -> list[dict[str, Any]]:
-        """Uploaded datasets' metadata: tenant `owner`'s (None: everyone's)."""
-        every = [json.loads(raw) for raw in self.redis.hvals("clr:datasets")]
+    def uploads(self, kind: UploadKind, owner: str | None = None) -> list[dict[str, Any]]:
+        """Uploaded datasets' or models' metadata: tenant `owner`'s (None: everyone's)."""
+        every = [json.loads(raw) for raw in self.redis.hvals(f"clr:{kind}")]
         return [meta for meta in every if owner is None or meta.get("owner") == owner]

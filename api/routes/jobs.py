@@ -11,11 +11,14 @@ from kombu.exceptions import OperationalError
 from api.deps import CallerDep, CeleryDep, JobDep, SettingsDep, StoreDep, owns
 from api.errors import error_responses
 from api.keys import ApiKey
-from api.routes.datasets import train_samples
+from api.routes.datasets import dataset_meta
 from api.views import JobPage, JobView, job_view
-from clr.config import RangeTestSpec, TrainingSpec
+from clr.architectures import check_input_shape
+from clr.config import JobSpec, RangeTestSpec, TrainingSpec
 from clr.plan import plan_training
+from clr.tasks import Task, labels_in
 from worker.celery_app import RUN_JOB
+from worker.settings import Settings
 from worker.store import TERMINAL_STATES, JobStore
 
 router = APIRouter(tags=["jobs"])
@@ -89,6 +92,24 @@ def _bounds_of(range_test_id: str, accept_low_confidence: bool, store: JobStore,
     return bounds["min_lr"], bounds["max_lr"]
 
 
+def checked_samples(spec: JobSpec, store: JobStore, settings: Settings, key: ApiKey) -> int:
+    """The training samples of the job's dataset, once its labels fit the loss, its samples the architecture, and
+    its uploaded model is there; 422 naming the field otherwise."""
+    meta = dataset_meta(spec.dataset, store, settings, key)
+    try:
+        Task(spec.loss).required_outputs(labels_in(meta))
+    except ValueError as error:
+        raise HTTPException(422, f"loss: {error}") from error
+    if spec.model.architecture is not None:
+        try:
+            check_input_shape(spec.model.architecture, tuple(meta["input_shape"]))
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from error
+    if spec.model.id is not None and not owns(key, store.upload("models", spec.model.id)):
+        raise HTTPException(422, f"model.id: no uploaded model with id {spec.model.id!r}")
+    return meta["train_samples"]
+
+
 def check_limits(key: ApiKey, store: JobStore) -> None:
     """429 when the key has as many queued and running jobs as it may; 413 when its storage quota is used up."""
     if key.max_active_jobs is not None and store.active_jobs(key.name) >= key.max_active_jobs:
@@ -122,7 +143,7 @@ def submit_range_test(
     key: CallerDep,
 ) -> JobView:
     """Queue a learning-rate range test."""
-    train_samples(spec.dataset, store, settings, key)
+    checked_samples(spec, store, settings, key)
     return _enqueue("range_test", spec.model_dump(mode="json"), store, celery, key)
 
 
@@ -134,7 +155,7 @@ def submit_training(
 ) -> JobView:
     """Queue a training with a cyclical learning rate; `warnings` give Smith's advice on its step size and length."""
     try:
-        plan = plan_training(spec, train_samples(spec.dataset, store, settings, key))
+        plan = plan_training(spec, checked_samples(spec, store, settings, key))
     except ValueError as error:
         raise HTTPException(422, str(error)) from error
     bounds = _bounds_of(spec.range_test_id, spec.accept_low_confidence, store, key) if spec.range_test_id else None

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, HTTPException
 from pydantic import BaseModel, Field, model_validator
 
 from api.deps import CallerDep, SettingsDep, StoreDep
-from api.routes.datasets import train_samples
+from api.routes.datasets import dataset_meta
 from clr.config import CLRConfig, DatasetSpec, Policy, Strict
 from clr.plan import cycle_end_warning, iterations_per_epoch, policy_arguments, step_size_warning
 from clr.policies import cosine_restarts_lr, one_cycle_lr
@@ -63,8 +63,8 @@ def preview_schedule(
     per_epoch, warnings = None, []
     try:
         if request.dataset is not None and request.batch_size is not None:
-            per_epoch = iterations_per_epoch(train_samples(request.dataset, store, settings, key), request.batch_size,
-                                             request.validation_split)
+            samples = dataset_meta(request.dataset, store, settings, key)["train_samples"]
+            per_epoch = iterations_per_epoch(samples, request.batch_size, request.validation_split)
         if request.clr is not None:
             schedule = cyclical_lr(**request.clr.model_dump())
             if per_epoch is not None:

@@ -1,0 +1,65 @@
+"""Uploading `.keras` models for jobs to train (`model: {"id": ...}`) and listing them."""
+
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, UploadFile, status
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import CallerDep, SettingsDep, StoreDep
+from api.errors import error_responses
+from api.uploads import received
+from clr.config import MAX_JSON_DEPTH, MAX_MODEL_JSON_CHARS, code_carrying_objects, json_depth
+
+router = APIRouter(tags=["models"])
+
+
+def model_class(path: Path) -> str:
+    """The model class a `.keras` archive holds, read from its `config.json` without Keras; raises `ValueError`
+    naming what is wrong, custom objects and code-carrying layers included (safe mode refuses them)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo("config.json")
+            if info.file_size > MAX_MODEL_JSON_CHARS:
+                raise ValueError(f"its config.json takes {info.file_size} bytes, more than {MAX_MODEL_JSON_CHARS}")
+            text = archive.read(info)
+    except (zipfile.BadZipFile, KeyError, OSError) as error:
+        raise ValueError(f"not a `.keras` archive (model.save('model.keras')): {error}") from error
+    if (depth := json_depth(text)) > MAX_JSON_DEPTH:
+        raise ValueError(f"its config.json nests {depth} levels deep (at most {MAX_JSON_DEPTH})")
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"its config.json is not JSON: {error}") from error
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError("its config.json describes no Keras object")
+    if refused := code_carrying_objects(config):
+        raise ValueError(f"it holds custom objects or layers that carry code, refused in safe mode: {sorted(refused)}")
+    return config["class_name"]
+
+
+@router.post("/models", status_code=status.HTTP_201_CREATED, responses=error_responses(413))
+async def upload_model(file: UploadFile, settings: SettingsDep, store: StoreDep, key: CallerDep) -> dict[str, Any]:
+    """Upload a model saved with `model.save("model.keras")`; a job trains it from its saved weights with the job's
+    optimizer and loss. It must load in safe mode: no custom objects, no `Lambda` layers."""
+    async with received(file, settings.models_dir, ".keras", settings.max_upload_bytes, store, key) as (
+            model_id, path, size):
+        try:
+            class_name = await run_in_threadpool(model_class, path)
+        except ValueError as error:
+            raise HTTPException(422, f"file: {error}") from error
+        meta = {"id": model_id, "owner": key.name, "filename": file.filename, "bytes": size,
+                "class_name": class_name, "created_at": time.time()}
+        store.save_upload("models", model_id, meta)
+    return meta
+
+
+@router.get("/models")
+def list_models(store: StoreDep, key: CallerDep) -> dict[str, list]:
+    """The caller's uploaded models (an admin key's: everyone's)."""
+    return {"uploaded": store.uploads("models", None if key.admin else key.name)}

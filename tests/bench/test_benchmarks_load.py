@@ -1,0 +1,23 @@
+"""The start-latency, API-load and curve-scale benchmarks start and print their tables (tiny sizes: this proves
+they run, it measures nothing)."""
+
+import pytest
+
+from tests.bench.test_benchmarks_start import run_module
+
+
+@pytest.mark.slow
+def test_start_latency_benchmark_prints_its_table():
+    out = run_module("bench.start_latency", "--jobs", "1", "--phase-runs", "1")
+    assert "| POST to first iteration |" in out and "| import TensorFlow |" in out
+
+
+def test_api_load_benchmark_prints_its_table():
+    out = run_module("bench.api_load", "--workers", "2", "--clients", "3", "--seconds", "0.3", "--pace", "0.1",
+                     "--jobs", "200", "--points", "5000")
+    assert out.count("| closed loop |") == 4 and "| one request per 0.1 s |" in out
+
+
+def test_curves_scale_benchmark_prints_its_table():
+    out = run_module("bench.curves_scale", "--points", "20000", "--requests", "2")
+    assert "| 20,000 |" in out and "`curves?max_points=2000`" in out
