@@ -24,6 +24,18 @@ class RecorderOverrun(RuntimeError):
     """More steps ran between two polls than the ring buffer holds."""
 
 
+def global_batch_loss(loss: tf.Tensor, x) -> tf.Tensor:
+    """The loss of the whole batch a step trains on. Under a distribution strategy each replica computes the loss of
+    its share, divided by the number of replicas (as Keras scales it for the gradient sum): the mean of the shares'
+    losses weighted by their samples is the global batch's."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if replicas == 1:
+        return loss
+    samples = tf.cast(tf.shape(tf.nest.flatten(x)[0])[0], loss.dtype)
+    total, count = tf.distribute.get_replica_context().all_reduce("sum", [loss * replicas * samples, samples])
+    return total / count
+
+
 class IterationRecorder(keras.callbacks.Callback):
     """Base callback: override `on_iterations(iterations, lrs, losses)`; call `poll()` when points are wanted.
 
@@ -60,7 +72,7 @@ class IterationRecorder(keras.callbacks.Callback):
                 return loss
             iteration = tf.cast(tf.convert_to_tensor(optimizer.iterations), tf.int64)
             lr = tf.constant(np.nan, tf.float64) if schedule else tf.cast(optimizer.learning_rate, tf.float64)
-            row = tf.stack([tf.cast(iteration, tf.float64), lr, tf.cast(loss, tf.float64)])
+            row = tf.stack([tf.cast(iteration, tf.float64), lr, tf.cast(global_batch_loss(loss, x), tf.float64)])
             write = buffer.scatter_nd_update(tf.reshape(iteration % CAPACITY, (1, 1)), tf.reshape(row, (1, 3)))
             with tf.control_dependencies([write]):
                 return tf.identity(loss)

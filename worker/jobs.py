@@ -13,6 +13,7 @@ from clr import datasets, models, volume
 from worker import checkpoints
 from worker.artifacts import BestModel, save_model
 from worker.data_order import SeededEpochs
+from worker.devices import job_strategy
 from worker.job_files import JobFiles
 from clr.callbacks import LRFinder
 from clr.config import SGD, Adam, DatasetSpec, JobSpec, ModelSpec, RangeTestSpec, RMSprop, TrainingSpec
@@ -161,16 +162,20 @@ def make_optimizer(spec: SGD | Adam | RMSprop, learning_rate) -> keras.optimizer
 
 def _prepare(spec: JobSpec, data: datasets.Dataset, learning_rate, settings: Settings, steps_per_execution: int
              ) -> tuple[keras.Model, Split]:
+    """The compiled model, on the job's devices (several GPUs: one step per execution, as Keras's `fit` under
+    MirroredStrategy fails with more), and the data split."""
     if spec.seed is not None:
         keras.utils.set_random_seed(spec.seed)
     prepared = split(data, spec.validation_split)
-    model = build_model(spec, data, settings)
-    model.compile(
-        optimizer=make_optimizer(spec.optimizer, learning_rate),
-        loss=spec.loss,
-        metrics=metrics(Task(spec.loss)),
-        steps_per_execution=steps_per_execution,
-    )
+    strategy = job_strategy(settings.gpus_per_job)
+    with strategy.scope():
+        model = build_model(spec, data, settings)
+        model.compile(
+            optimizer=make_optimizer(spec.optimizer, learning_rate),
+            loss=spec.loss,
+            metrics=metrics(Task(spec.loss)),
+            steps_per_execution=1 if strategy.num_replicas_in_sync > 1 else steps_per_execution,
+        )
     return model, prepared
 
 
