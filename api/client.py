@@ -3,6 +3,7 @@ message, and the live event stream with reconnection."""
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 from httpx_sse import connect_sse
 
 TERMINAL_STATES = ("succeeded", "failed", "cancelled")
@@ -85,6 +87,19 @@ class Client:
     def upload_dataset(self, path: Path) -> dict[str, Any]:
         with path.open("rb") as file:
             return self._call("POST", "/datasets", files={"file": (path.name, file)}).json()
+
+    def upload_arrays(self, arrays: dict[str, np.ndarray], part_bytes: int = 64 * 2**20) -> dict[str, Any]:
+        """Upload `x_train`, `y_train` (and `x_test`, `y_test`) of any size, memory-maps included, in `.npy` parts of
+        about `part_bytes`; return the dataset. An interrupted upload resumes from `GET /datasets/uploads/{id}`."""
+        upload_id = self._call("POST", "/datasets/uploads").json()["id"]
+        for name, array in arrays.items():
+            rows = max(1, part_bytes // max(1, array[:1].nbytes))
+            for start in range(0, len(array), rows):
+                part = io.BytesIO()
+                np.save(part, np.ascontiguousarray(array[start:start + rows]), allow_pickle=False)
+                self._call("PUT", f"/datasets/uploads/{upload_id}/{name}", params={"offset": start},
+                           content=part.getvalue())
+        return self._call("POST", f"/datasets/uploads/{upload_id}/finish").json()
 
     def datasets(self) -> dict[str, Any]:
         return self._call("GET", "/datasets").json()

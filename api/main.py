@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,14 +23,16 @@ from api.errors import error_responses
 from api.keys import ApiKey, KeyStore
 from api.limits import BodySizeLimit, JsonNestingLimit, RateLimiter
 from api.metrics import RequestMetrics, StoreCollector
-from api.routes import curves, datasets, docs, events, health, jobs, models, schedules
+from api.routes import curves, dataset_uploads, datasets, docs, events, health, jobs, models, schedules
 from worker.celery_app import make_celery
 from worker.settings import Settings
 from worker.store import JobStore
 
 
 MULTIPART_SLACK_BYTES = 2**16  # an upload's form framing around its file
-UPLOAD_PATHS = frozenset({"/datasets", "/models"})
+UPLOADS = re.compile(r"^/(datasets|models|datasets/uploads/[0-9a-f]{32}/[a-z_]+)$")  # bodies up to an upload's size
+
+
 KEYED_RESPONSES = error_responses(400, 401, 413, 422, 429, 503)
 
 
@@ -93,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error)
     for unreachable in (redis.ConnectionError, redis.TimeoutError):
         app.add_exception_handler(unreachable, store_unreachable)
-    for module in (jobs, curves, events, schedules, datasets, models):
+    for module in (jobs, curves, events, schedules, datasets, dataset_uploads, models):
         app.include_router(module.router, dependencies=[Depends(caller)], responses=KEYED_RESPONSES)
     for module in (health, docs):  # open: whether the service is up, and how to call it
         app.include_router(module.router)
@@ -102,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMetrics, registry=registry)
     app.add_middleware(JsonNestingLimit)
     app.add_middleware(BodySizeLimit, limit_for=lambda scope: (
-        settings.max_upload_bytes + MULTIPART_SLACK_BYTES if scope["path"] in UPLOAD_PATHS else settings.max_body_bytes))
+        settings.max_upload_bytes + MULTIPART_SLACK_BYTES if UPLOADS.match(scope["path"]) else settings.max_body_bytes))
     app.mount("/static", StaticFiles(directory=docs.STATIC_DIR), name="static")
     return app
 

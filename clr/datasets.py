@@ -17,8 +17,8 @@ NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 @dataclass(frozen=True)
 class Dataset:
-    """Samples (integer images scaled to [0, 1], with a channel axis) and their labels: classes, one-hot rows or
-    regression targets, as `clr.tasks` checks them against a loss."""
+    """Samples (as `images` makes them) and their labels: classes, one-hot rows or regression targets, as
+    `clr.tasks` checks them against a loss. A memory-mapped `x_train` stays as stored; `images` applies per batch."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -34,7 +34,8 @@ class Dataset:
     @property
     def input_shape(self) -> tuple[int, ...]:
         """The shape of one sample."""
-        return tuple(self.x_train.shape[1:])
+        shape = tuple(self.x_train.shape[1:])
+        return (*shape, 1) if len(shape) == 2 else shape
 
     def labels(self) -> dict[str, Labels]:
         """What `y_train` (and `y_test`) hold, by name."""
@@ -42,9 +43,9 @@ class Dataset:
         return {name: Labels.of(y) for name, y in named.items()}
 
 
-def _images(x: np.ndarray) -> np.ndarray:
-    scale = 255.0 if np.issubdtype(x.dtype, np.integer) and x.max(initial=0) > 1 else 1.0
-    x = x.astype(np.float32) / scale
+def images(x: np.ndarray) -> np.ndarray:
+    """Samples as the model takes them: float32, `uint8` images scaled to [0, 1], a channel axis on 2-D images."""
+    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else np.asarray(x, dtype=np.float32)
     return x[..., np.newaxis] if x.ndim == 3 else x
 
 
@@ -88,17 +89,33 @@ def unpacked_size(source: bytes | Path) -> int:
 
 def from_npz(source: bytes | Path) -> Dataset:
     """A dataset from an `.npz` (bytes or a file) with `x_train`, `y_train` and optional `x_test`, `y_test` (no
-    pickles)."""
+    pickles), loaded into memory."""
     try:
         with np.load(_readable(source), allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in NPZ_KEYS if key in archive.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"Not a readable .npz archive without pickles: {error}") from error
+    return _checked(arrays, "The .npz archive")
+
+
+def from_npy_folder(folder: Path) -> Dataset:
+    """A dataset from a folder of `.npy` files named after `NPZ_KEYS` (a chunked upload's), `x_train` memory-mapped:
+    its batches are read from disk as training takes them, so it may be larger than memory."""
+    try:
+        arrays = {key: np.load(folder / f"{key}.npy", mmap_mode="r", allow_pickle=False)
+                  for key in NPZ_KEYS if (folder / f"{key}.npy").exists()}
+    except (ValueError, OSError) as error:
+        raise ValueError(f"Not readable `.npy` files without pickles: {error}") from error
+    return _checked(arrays, "The upload")
+
+
+def _checked(arrays: dict[str, np.ndarray], holder: str) -> Dataset:
+    """The dataset of `arrays` once each is what it must be; `ValueError` naming the first that is not."""
     for key in ("x_train", "y_train"):
         if key not in arrays:
-            raise ValueError(f"The .npz archive lacks `{key}`; it holds {sorted(arrays) or 'none of ' + str(NPZ_KEYS)}")
+            raise ValueError(f"{holder} lacks `{key}`; it holds {sorted(arrays) or 'none of ' + str(NPZ_KEYS)}")
     if ("x_test" in arrays) != ("y_test" in arrays):
-        raise ValueError("The .npz archive must hold both `x_test` and `y_test`, or neither")
+        raise ValueError(f"{holder} must hold both `x_test` and `y_test`, or neither")
     for x_key, y_key in (("x_train", "y_train"), ("x_test", "y_test")):
         if x_key not in arrays:
             continue
@@ -125,8 +142,9 @@ def from_npz(source: bytes | Path) -> Dataset:
         if arrays["y_test"].shape[1:] != arrays["y_train"].shape[1:]:
             raise ValueError(f"`y_test` rows must have the shape of `y_train`'s. Received: {arrays['y_test'].shape[1:]} "
                              f"and {arrays['y_train'].shape[1:]}")
-    test = (_images(arrays["x_test"]), _labels(arrays["y_test"])) if "x_test" in arrays else (None, None)
-    return Dataset(_images(arrays["x_train"]), _labels(arrays["y_train"]), *test)
+    test = (images(arrays["x_test"]), _labels(arrays["y_test"])) if "x_test" in arrays else (None, None)
+    x_train = arrays["x_train"]
+    return Dataset(x_train if isinstance(x_train, np.memmap) else images(x_train), _labels(arrays["y_train"]), *test)
 
 
 def synthetic_images(num_samples: int, shape: tuple[int, ...], num_classes: int = 10, seed: int = 0) -> Dataset:

@@ -13,7 +13,7 @@ from clr import datasets, models, volume
 from worker import checkpoints
 from worker.artifacts import BestModel, save_model
 from worker.data_order import SeededEpochs
-from worker.devices import job_strategy
+from worker.devices import job_devices, job_strategy
 from worker.job_files import JobFiles
 from clr.callbacks import LRFinder
 from clr.config import SGD, Adam, DatasetSpec, JobSpec, ModelSpec, RangeTestSpec, RMSprop, TrainingSpec
@@ -99,6 +99,8 @@ def load_dataset(spec: DatasetSpec, settings: Settings) -> datasets.Dataset:
         except volume.MissingDataset as error:
             raise JobError(str(error)) from error
     path = settings.datasets_dir / f"{spec.id}.npz"
+    if (folder := path.with_suffix("")).is_dir():
+        return datasets.from_npy_folder(folder)
     if not path.exists():
         raise JobError(f"Uploaded dataset {spec.id} is not on this worker's data volume ({path})")
     return datasets.from_npz(path)
@@ -109,7 +111,7 @@ def split(data: datasets.Dataset, validation_split: float) -> Split:
     cut = math.floor(len(data.x_train) * (1 - validation_split))
     if cut < 1:
         raise JobError(f"validation_split={validation_split} leaves no training samples of {len(data.x_train)}")
-    validation = (data.x_train[cut:], data.y_train[cut:]) if cut < len(data.x_train) else None
+    validation = (datasets.images(data.x_train[cut:]), data.y_train[cut:]) if cut < len(data.x_train) else None
     return Split(data.x_train[:cut], data.y_train[:cut], validation, data)
 
 
@@ -160,14 +162,14 @@ def make_optimizer(spec: SGD | Adam | RMSprop, learning_rate) -> keras.optimizer
     return classes[spec.name](learning_rate=learning_rate, **options)
 
 
-def _prepare(spec: JobSpec, data: datasets.Dataset, learning_rate, settings: Settings, steps_per_execution: int
-             ) -> tuple[keras.Model, Split]:
-    """The compiled model, on the job's devices (several GPUs: one step per execution, as Keras's `fit` under
+def _prepare(spec: JobSpec, data: datasets.Dataset, learning_rate, settings: Settings, steps_per_execution: int,
+             devices: list[str]) -> tuple[keras.Model, Split]:
+    """The compiled model, on `devices` (several GPUs: one step per execution, as Keras's `fit` under
     MirroredStrategy fails with more), and the data split."""
     if spec.seed is not None:
         keras.utils.set_random_seed(spec.seed)
     prepared = split(data, spec.validation_split)
-    strategy = job_strategy(settings.gpus_per_job)
+    strategy = job_strategy(devices)
     with strategy.scope():
         model = build_model(spec, data, settings)
         model.compile(
@@ -181,7 +183,8 @@ def _prepare(spec: JobSpec, data: datasets.Dataset, learning_rate, settings: Set
 
 def run_range_test(spec: RangeTestSpec, reporter: JobReporter, settings: Settings) -> dict:
     """Sweep the LR, stream the curve, and suggest bounds; the sweep ends early on divergence."""
-    model, data = _prepare(spec, load_dataset(spec.dataset, settings), spec.start_lr, settings, steps_per_execution=1)
+    devices = job_devices(settings.gpus_per_job)
+    model, data = _prepare(spec, load_dataset(spec.dataset, settings), spec.start_lr, settings, 1, devices)
     reporter.resume(0)  # a range test is short: every attempt runs it from the start
     per_epoch = data.iterations_per_epoch(spec.batch_size)
     total, epochs = spec.total_iterations(per_epoch), spec.fit_epochs(per_epoch)
@@ -190,14 +193,16 @@ def run_range_test(spec: RangeTestSpec, reporter: JobReporter, settings: Setting
         reporter=reporter, min_lr=spec.start_lr, max_lr=spec.end_lr, steps=total, sweep=spec.sweep,
         beta=spec.beta, stop_factor=spec.stop_factor,
     )
-    model.fit(data.x, data.y, batch_size=spec.batch_size, epochs=epochs, validation_data=data.validation,
-              callbacks=[finder], verbose=0)
+    order = SeededEpochs(data.x, data.y, spec.batch_size, fresh_data_seed(spec.seed))
+    model.fit(order.epochs(), epochs=epochs, shuffle=False, validation_data=data.validation,
+              callbacks=[order, finder], verbose=0)
     advice = step_size_advice(len(data.x), spec.batch_size)
     result = {
         "iterations": len(finder.losses),
         "stopped_early": len(finder.losses) < total,
         "step_size_advice": advice.__dict__,
         "suggested_bounds": None,
+        "devices": devices,
     }
     try:
         result["suggested_bounds"] = finder.suggestion().as_dict()
@@ -242,14 +247,18 @@ def train_recorded(model: keras.Model, data: Split, batch_size: int, epochs: int
     return stream
 
 
+def fresh_data_seed(seed: int | None) -> int:
+    """The seed of a job's batch order: its `seed`, or a random one."""
+    return seed if seed is not None else int(np.random.default_rng().integers(2**32))
+
+
 def _resume_point(reporter: JobReporter, files: JobFiles, seed: int | None) -> checkpoints.Checkpoint:
     """The checkpoint this attempt starts from, the curve cut back to it: the last one saved, or a fresh start."""
     saved = checkpoints.load(files.checkpoint)
     if saved is not None and reporter.resume(saved.iteration, saved.epoch, saved.history) == saved.iteration:
         return saved
     reporter.resume(0)
-    data_seed = seed if seed is not None else int(np.random.default_rng().integers(2**32))
-    return checkpoints.Checkpoint(0, 0, data_seed, [])
+    return checkpoints.Checkpoint(0, 0, fresh_data_seed(seed), [])
 
 
 def find_bounds_first(spec: TrainingSpec, reporter: JobReporter, settings: Settings) -> tuple[float, float]:
@@ -280,7 +289,8 @@ def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporte
     data = load_dataset(spec.dataset, settings)
     plan = plan_training(spec, len(data.x_train))
     schedule = lr_schedule(spec, plan, bounds)
-    model, prepared = _prepare(spec, data, schedule, settings, settings.steps_per_execution)
+    devices = job_devices(settings.gpus_per_job)
+    model, prepared = _prepare(spec, data, schedule, settings, settings.steps_per_execution, devices)
     files = settings.job_files(reporter.job_id)
     start = _resume_point(reporter, files, spec.seed)
     reporter.set_progress(total_iterations=plan.total_iterations, epochs=plan.epochs, epoch=start.epoch)
@@ -305,6 +315,7 @@ def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporte
         "bounds": list(bounds) if bounds else None,
         "iterations": int(model.optimizer.iterations.numpy()),
         "epochs": plan.epochs,
+        "devices": devices,
         "final_metrics": history[-1] if history else {},
         "history": {name: [epoch.get(name) for epoch in history] for name in (history[0] if history else {})},
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import socket
 from pathlib import Path
 
@@ -54,6 +55,13 @@ def runner_is_lost(runner: str | None) -> bool:
     return False
 
 
+def limit_memory(megabytes: int | None) -> None:
+    """Cap what this job's process may allocate (heap and private mappings, `RLIMIT_DATA`; memory-mapped datasets
+    do not count), so that one job cannot exhaust its host: past it, the job fails out of memory."""
+    if megabytes is not None:
+        resource.setrlimit(resource.RLIMIT_DATA, (megabytes * 2**20, megabytes * 2**20))
+
+
 def use_gpus_with_memory_growth() -> None:
     """Let TensorFlow grow GPU memory as needed on the GPUs in `CUDA_VISIBLE_DEVICES`; CPU when there are none."""
     import tensorflow as tf
@@ -99,6 +107,7 @@ def claim_and_run(job_id: str, settings: Settings) -> str:
     reporter = JobReporter(store, job_id, claim.attempts, settings, worker=process_id(os.getppid()))
     try:
         with reporter:  # heartbeats from the claim on: importing TensorFlow takes seconds
+            limit_memory(settings.job_memory_mb)
             use_gpus_with_memory_growth()
             from worker import jobs  # Keras, imported only once the job is ours
 

@@ -20,7 +20,7 @@ import redis
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-UploadKind = Literal["datasets", "models"]
+UploadKind = Literal["datasets", "models", "uploads"]  # "uploads": unfinished chunked uploads
 POINT = np.dtype([("lr", "<f4"), ("loss", "<f4")])
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 JSON_FIELDS = ("spec", "bounds", "warnings", "result", "epoch_history", "resumes", "range_test")
@@ -396,6 +396,10 @@ class JobStore:
         """An uploaded dataset's or model's metadata, or None."""
         raw = self.redis.hget(f"clr:{kind}", upload_id)
         return json.loads(raw) if raw else None
+
+    def delete_upload(self, kind: UploadKind, upload_id: str) -> None:
+        """Forget an upload's metadata."""
+        self.redis.hdel(f"clr:{kind}", upload_id)
 
     def uploads(self, kind: UploadKind, owner: str | None = None) -> list[dict[str, Any]]:
         """Uploaded datasets' or models' metadata: tenant `owner`'s (None: everyone's)."""

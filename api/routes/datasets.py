@@ -40,21 +40,26 @@ async def upload_dataset(file: UploadFile, settings: SettingsDep, store: StoreDe
             dataset = await run_in_threadpool(_check, path, settings)
         except ValueError as error:
             raise HTTPException(422, f"file: {error}") from error
-        labels = dataset.labels()
-        meta = {
-            "id": dataset_id,
-            "owner": key.name,
-            "filename": file.filename,
-            "bytes": size,
-            "train_samples": len(dataset.x_train),
-            "test_samples": 0 if dataset.x_test is None else len(dataset.x_test),
-            "input_shape": list(dataset.input_shape),
-            "labels": {name: described.as_dict() for name, described in labels.items()},
-            "num_classes": dataset.num_classes if all(described.integer for described in labels.values()) else None,
-            "created_at": time.time(),
-        }
+        meta = dataset_record(dataset_id, key, file.filename, size, dataset)
         store.save_upload("datasets", dataset_id, meta)
     return meta
+
+
+def dataset_record(dataset_id: str, key: ApiKey, filename: str | None, size: int, dataset: Dataset) -> dict[str, Any]:
+    """What the store keeps of an uploaded dataset: who owns it, its sizes, sample shape and labels."""
+    labels = dataset.labels()
+    return {
+        "id": dataset_id,
+        "owner": key.name,
+        "filename": filename,
+        "bytes": size,
+        "train_samples": len(dataset.x_train),
+        "test_samples": 0 if dataset.x_test is None else len(dataset.x_test),
+        "input_shape": list(dataset.input_shape),
+        "labels": {name: described.as_dict() for name, described in labels.items()},
+        "num_classes": dataset.num_classes if all(described.integer for described in labels.values()) else None,
+        "created_at": time.time(),
+    }
 
 
 @router.get("/datasets")

@@ -1,0 +1,178 @@
+"""Chunked, resumable uploads of datasets too big for one request or for memory: `.npy` parts appended to each
+array of an upload, finished by a last call into a folder of `.npy` files that workers memory-map."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import CallerDep, SettingsDep, StoreDep, owns
+from api.errors import error_responses
+from api.keys import ApiKey
+from api.routes.datasets import dataset_record
+from api.uploads import check_quota
+from clr.datasets import from_npy_folder
+from worker.settings import Settings
+from worker.store import JobStore
+
+router = APIRouter(prefix="/datasets/uploads", tags=["datasets"])
+ArrayName = Literal["x_train", "y_train", "x_test", "y_test"]
+COPY_ROWS_BYTES = 64 * 2**20
+
+
+def staging(settings: Settings, upload_id: str) -> Path:
+    """Where an unfinished upload's parts wait (never a path a job reads)."""
+    return settings.datasets_dir / f"{upload_id}.uploading"
+
+
+def _session(upload_id: str, store: JobStore, key: ApiKey) -> dict[str, Any]:
+    session = store.upload("uploads", upload_id)
+    if not owns(key, session):
+        raise HTTPException(404, f"No unfinished upload with id {upload_id!r}")
+    return session
+
+
+def _check_part(path: Path, name: str, arrays: dict[str, Any]) -> dict[str, Any]:
+    """The array's dtype, shape, parts and bytes with this part added, once it fits the parts before; `ValueError`
+    naming what does not."""
+    try:
+        part = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"{name}: the body is not one `.npy` array without pickles (np.save): {error}") from error
+    if not (np.issubdtype(part.dtype, np.number) or part.dtype == np.bool_) or part.ndim < 1 or not len(part):
+        raise ValueError(f"{name}: a part holds rows of numbers. Received: dtype={part.dtype}, shape={part.shape}")
+    if part.dtype.byteorder == ">" or np.isfortran(part) and part.ndim > 1:
+        raise ValueError(f"{name}: send the part little-endian in C order (np.ascontiguousarray)")
+    so_far = arrays.get(name)
+    if so_far is not None and (part.dtype.str, list(part.shape[1:])) != (so_far["dtype"], so_far["shape"][1:]):
+        raise ValueError(f"{name}: the part holds {part.dtype.str} rows of shape {part.shape[1:]}; the parts before "
+                         f"held {so_far['dtype']} rows of shape {tuple(so_far['shape'][1:])}")
+    so_far = so_far or {"shape": [0], "parts": 0, "bytes": 0}
+    return {"dtype": part.dtype.str, "shape": [so_far["shape"][0] + len(part), *part.shape[1:]],
+            "parts": so_far["parts"] + 1, "bytes": so_far["bytes"] + path.stat().st_size}
+
+
+async def _receive(request: Request, path: Path) -> int:
+    size = 0
+    with path.open("wb") as file:
+        async for chunk in request.stream():
+            size += len(chunk)
+            await run_in_threadpool(file.write, chunk)
+    return size
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def start_upload(settings: SettingsDep, store: StoreDep, key: CallerDep) -> dict[str, Any]:
+    """Start an upload: then `PUT` each array's parts in order and `POST .../finish`."""
+    session = {"id": uuid.uuid4().hex, "owner": key.name, "arrays": {}, "created_at": time.time()}
+    staging(settings, session["id"]).mkdir(parents=True)
+    store.save_upload("uploads", session["id"], session)
+    return session
+
+
+@router.get("/{upload_id}")
+def upload_status(upload_id: str, store: StoreDep, key: CallerDep) -> dict[str, Any]:
+    """What an unfinished upload holds so far: each array's dtype, shape (rows received) and parts; a client that
+    lost an answer resumes from the rows given here."""
+    return _session(upload_id, store, key)
+
+
+@router.put("/{upload_id}/{array}", responses=error_responses(404, 409, 413))
+async def append_part(
+    upload_id: str, array: ArrayName, request: Request, settings: SettingsDep, store: StoreDep, key: CallerDep,
+    offset: Annotated[int, Query(ge=0, description="Rows of this array received before this part")],
+) -> dict[str, Any]:
+    """Append a part (the body: one array saved with `np.save`, rows of the array's dtype and row shape) at row
+    `offset`, which must be the rows received so far (409 with them otherwise: a part sent twice is not added
+    twice)."""
+    _session(upload_id, store, key)
+    lock = store.redis.lock(f"clr:lock:uploads:{upload_id}", timeout=3600)
+    if not lock.acquire(blocking=False):
+        raise HTTPException(409, f"{array}: another part of this upload is being received; send parts one by one")
+    try:
+        session = _session(upload_id, store, key)
+        received = session["arrays"].get(array, {"shape": [0]})["shape"][0]
+        if offset != received:
+            raise HTTPException(409, f"offset: {array} holds {received} rows; send the part that starts there")
+        path = staging(settings, upload_id) / f"{array}.{session['arrays'].get(array, {}).get('parts', 0):05d}.npy"
+        try:
+            size = await _receive(request, path)
+            if size > settings.max_upload_bytes:
+                raise HTTPException(413, f"{array}: the part exceeds the limit of {settings.max_upload_bytes} bytes")
+            check_quota(store, key, size)
+            try:
+                described = await run_in_threadpool(_check_part, path, array, session["arrays"])
+            except ValueError as error:
+                raise HTTPException(422, str(error)) from error
+            total = sum(meta["bytes"] for name, meta in session["arrays"].items() if name != array) + described[
+                "bytes"]
+            if total > settings.max_dataset_bytes:
+                raise HTTPException(413, f"{array}: the upload would hold {total} bytes, more than the limit of "
+                                         f"{settings.max_dataset_bytes}")
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        session["arrays"][array] = described
+        store.save_upload("uploads", upload_id, session)
+        store.add_usage(key.name, size)
+        return session
+    finally:
+        lock.release()
+
+
+def _assemble(folder: Path, arrays: dict[str, Any]) -> None:
+    """Each array's parts copied, in order, into one `.npy` file, then the parts removed."""
+    for name, meta in arrays.items():
+        whole = np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=np.dtype(meta["dtype"]),
+                                          shape=tuple(meta["shape"]))
+        row = 0
+        for index in range(meta["parts"]):
+            part_path = folder / f"{name}.{index:05d}.npy"
+            part = np.load(part_path, mmap_mode="r")
+            step = max(1, COPY_ROWS_BYTES // max(1, part[:1].nbytes))
+            for start in range(0, len(part), step):
+                whole[row + start: row + start + len(part[start:start + step])] = part[start:start + step]
+            row += len(part)
+            part_path.unlink()
+        whole.flush()
+        del whole
+
+
+@router.post("/{upload_id}/finish", status_code=status.HTTP_201_CREATED, responses=error_responses(404))
+async def finish_upload(upload_id: str, settings: SettingsDep, store: StoreDep, key: CallerDep) -> dict[str, Any]:
+    """Check the arrays together (as a `.npz` upload is checked) and make the dataset: its id is the upload's."""
+    session = _session(upload_id, store, key)
+    folder = staging(settings, upload_id)
+    await run_in_threadpool(_assemble, folder, session["arrays"])
+    try:
+        dataset = await run_in_threadpool(from_npy_folder, folder)
+    except ValueError as error:
+        _remove(upload_id, session, settings, store, key)
+        raise HTTPException(422, f"{error}; the upload is removed, start again") from error
+    meta = dataset_record(upload_id, key, "(chunked upload)", sum(m["bytes"] for m in session["arrays"].values()),
+                          dataset)
+    os.replace(folder, settings.datasets_dir / upload_id)
+    store.save_upload("datasets", upload_id, meta)
+    store.delete_upload("uploads", upload_id)
+    return meta
+
+
+@router.delete("/{upload_id}", status_code=status.HTTP_204_NO_CONTENT)
+def abandon_upload(upload_id: str, settings: SettingsDep, store: StoreDep, key: CallerDep) -> Response:
+    """Abandon an unfinished upload and free what it stored."""
+    _remove(upload_id, _session(upload_id, store, key), settings, store, key)
+    return Response(status_code=204)
+
+
+def _remove(upload_id: str, session: dict[str, Any], settings: Settings, store: JobStore, key: ApiKey) -> None:
+    shutil.rmtree(staging(settings, upload_id), ignore_errors=True)
+    store.delete_upload("uploads", upload_id)
+    store.add_usage(key.name, -sum(meta["bytes"] for meta in session["arrays"].values()))
