@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,12 @@ def save_model(model: keras.Model, path: Path) -> int:
 
 
 class BestModel(keras.callbacks.Callback):
-    """Saves the model at each epoch's end where the validation loss is the lowest so far; `history` holds the
-    epochs of an earlier attempt when resumed."""
+    """Saves the model at each epoch's end where the validation loss is the lowest so far, and hands the file to
+    `publish`; `history` holds the epochs of an earlier attempt when resumed."""
 
-    def __init__(self, path: Path, history: list[dict[str, Any]]) -> None:
+    def __init__(self, path: Path, history: list[dict[str, Any]], publish: Callable[[Path], None]) -> None:
         super().__init__()
-        self.path = path
+        self.path, self.publish = path, publish
         self.best = min((epoch["val_loss"] for epoch in history if epoch.get("val_loss") is not None),
                         default=math.inf)
 
@@ -35,3 +36,4 @@ class BestModel(keras.callbacks.Callback):
         if loss is not None and loss < self.best:
             self.best = loss
             save_model(self.model, self.path)
+            self.publish(self.path)

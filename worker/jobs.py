@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -25,6 +26,7 @@ from clr.tasks import Task
 from worker.errors import Drained, JobError
 from worker.reporting import JobReporter, finite_or_none
 from worker.settings import Settings
+from worker.storage import Storage
 
 
 class StreamsToJob:
@@ -98,10 +100,10 @@ def load_dataset(spec: DatasetSpec, settings: Settings) -> datasets.Dataset:
             return volume.load(spec.name, settings.builtin_dir)
         except volume.MissingDataset as error:
             raise JobError(str(error)) from error
-    path = settings.datasets_dir / f"{spec.id}.npz"
-    if (folder := path.with_suffix("")).is_dir():
+    path, storage = settings.datasets_dir / f"{spec.id}.npz", settings.storage()
+    if storage.fetch(folder := path.with_suffix("")):
         return datasets.from_npy_folder(folder)
-    if not path.exists():
+    if not storage.fetch(path):
         raise JobError(f"Uploaded dataset {spec.id} is not on this worker's data volume ({path})")
     return datasets.from_npz(path)
 
@@ -140,7 +142,7 @@ def build_model(spec: JobSpec, data: datasets.Dataset, settings: Settings) -> ke
 def uploaded_model(spec: ModelSpec, settings: Settings) -> keras.Model:
     """An uploaded `.keras` model, loaded in safe mode."""
     path = settings.models_dir / f"{spec.id}.keras"
-    if not path.exists():
+    if not settings.storage().fetch(path):
         raise JobError(f"Uploaded model {spec.id} is not on this worker's data volume ({path})")
     try:
         return models.from_file(path)
@@ -252,9 +254,18 @@ def fresh_data_seed(seed: int | None) -> int:
     return seed if seed is not None else int(np.random.default_rng().integers(2**32))
 
 
-def _resume_point(reporter: JobReporter, files: JobFiles, seed: int | None) -> checkpoints.Checkpoint:
-    """The checkpoint this attempt starts from, the curve cut back to it: the last one saved, or a fresh start."""
-    saved = checkpoints.load(files.checkpoint)
+def commit(saved: Path, checkpoint: Path, storage: Storage) -> None:
+    """Make a saved checkpoint the job's, here and in the storage."""
+    os.replace(saved, checkpoint)
+    storage.publish(checkpoint)
+
+
+def _resume_point(reporter: JobReporter, files: JobFiles, storage: Storage, seed: int | None
+                  ) -> checkpoints.Checkpoint:
+    """The checkpoint this attempt starts from, the curve cut back to it: the last one saved (on this host or in
+    the storage, with the best model so far), or a fresh start."""
+    storage.fetch(files.model("best"))
+    saved = checkpoints.load(files.checkpoint) if storage.fetch(files.checkpoint) else None
     if saved is not None and reporter.resume(saved.iteration, saved.epoch, saved.history) == saved.iteration:
         return saved
     reporter.resume(0)
@@ -291,8 +302,8 @@ def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporte
     schedule = lr_schedule(spec, plan, bounds)
     devices = job_devices(settings.gpus_per_job)
     model, prepared = _prepare(spec, data, schedule, settings, settings.steps_per_execution, devices)
-    files = settings.job_files(reporter.job_id)
-    start = _resume_point(reporter, files, spec.seed)
+    files, storage = settings.job_files(reporter.job_id), settings.storage()
+    start = _resume_point(reporter, files, storage, spec.seed)
     reporter.set_progress(total_iterations=plan.total_iterations, epochs=plan.epochs, epoch=start.epoch)
     if start.iteration:
         checkpoints.restore(model, start)
@@ -300,8 +311,8 @@ def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporte
         files.checkpoint, settings.checkpoint_every_s, start.data_seed, spec.batch_size, len(prepared.x),
         lambda: reporter.history, resume_from=start if start.iteration else None, lost=reporter.lost.is_set,
         drain=reporter.drain_requested.is_set,
-        commit=lambda iteration, saved: reporter.once_stored(iteration, lambda: os.replace(saved, files.checkpoint)))
-    savers = (BestModel(files.model("best"), start.history),) if prepared.validation is not None else ()
+        commit=lambda iteration, saved: reporter.once_stored(iteration, lambda: commit(saved, files.checkpoint, storage)))
+    savers = (BestModel(files.model("best"), start.history, storage.publish),) if prepared.validation else ()
     stream = train_recorded(model, prepared, spec.batch_size, plan.epochs, reporter, (checkpointer, *savers),
                             start.data_seed, start.iteration)
     if stream.divergence is not None:
@@ -325,6 +336,7 @@ def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporte
         result["schedule"] = {"policy": spec.schedule.policy, **schedule.get_config()}
     if not reporter.should_stop():
         result["model_bytes"] = save_model(model, files.model("final"))
+        storage.publish(files.model("final"))
         if files.model("best").exists():
             result["best_model_bytes"] = files.model("best").stat().st_size
     if data.x_test is not None:

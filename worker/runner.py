@@ -89,7 +89,9 @@ def finish(store: JobStore, job_id: str, attempt: int, settings: Settings, state
         log.warning("Job %s is no longer on attempt %s (taken over, deleted, or ended by an earlier try)",
                     job_id, attempt)
         return
-    settings.job_files(job_id).remove_checkpoints()
+    files = settings.job_files(job_id)
+    files.remove_checkpoints()
+    settings.storage().remove(files.checkpoint)
 
 
 def claim_and_run(job_id: str, settings: Settings) -> str:

@@ -8,6 +8,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.job_files import JobFiles
+from worker.storage import Storage
 
 
 class Settings(BaseSettings):
@@ -17,6 +18,7 @@ class Settings(BaseSettings):
 
     redis_url: str = Field("redis://localhost:6379/0", validation_alias=AliasChoices("REDIS_URL", "CLR_REDIS_URL"))
     data_dir: Path = Path(".clr-data")
+    storage_url: str | None = None  # where files are kept for every host: `s3://bucket/prefix`; unset: `data_dir`
     admin_key: str | None = None  # compose's first admin key, registered when there is no key yet
     max_body_bytes: int = 2 * 2**20  # a JSON request body
     max_upload_bytes: int = 200 * 2**20
@@ -46,6 +48,10 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         """Uploaded `.keras` models, on the shared volume."""
         return self.data_dir / "models"
+
+    def storage(self) -> Storage:
+        """The storage of the files under `data_dir`."""
+        return Storage(self.storage_url, self.data_dir)
 
     def job_files(self, job_id: str) -> JobFiles:
         """A job's models and checkpoint, on the shared volume."""

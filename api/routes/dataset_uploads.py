@@ -160,6 +160,7 @@ async def finish_upload(upload_id: str, settings: SettingsDep, store: StoreDep, 
     meta = dataset_record(upload_id, key, "(chunked upload)", sum(m["bytes"] for m in session["arrays"].values()),
                           dataset)
     os.replace(folder, settings.datasets_dir / upload_id)
+    await run_in_threadpool(settings.storage().publish, settings.datasets_dir / upload_id)
     store.save_upload("datasets", upload_id, meta)
     store.delete_upload("uploads", upload_id)
     return meta

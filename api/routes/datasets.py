@@ -40,6 +40,7 @@ async def upload_dataset(file: UploadFile, settings: SettingsDep, store: StoreDe
             dataset = await run_in_threadpool(_check, path, settings)
         except ValueError as error:
             raise HTTPException(422, f"file: {error}") from error
+        await run_in_threadpool(settings.storage().publish, path)
         meta = dataset_record(dataset_id, key, file.filename, size, dataset)
         store.save_upload("datasets", dataset_id, meta)
     return meta

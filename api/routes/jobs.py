@@ -207,7 +207,7 @@ def download_model(job: JobDep, settings: SettingsDep, which: Literal["final", "
     if job["state"] not in TERMINAL_STATES:
         raise HTTPException(409, f"Job {job['id']!r} is {job['state']}: its model is saved when it succeeds")
     path = settings.job_files(job["id"]).model(which)
-    if not path.exists():
+    if not settings.storage().fetch(path):
         why = ("it had no validation data" if which == "best" and job["state"] == "succeeded"
                else f"it {job['state']} before saving one" if job["state"] != "succeeded" else "its file is gone")
         raise HTTPException(404, f"Job {job['id']!r} has no {which} model: {why}")
@@ -220,7 +220,9 @@ def delete_job(job: JobDep, store: StoreDep, settings: SettingsDep) -> Response:
     if job["state"] not in TERMINAL_STATES:
         raise HTTPException(409, f"Job {job['id']!r} is {job['state']}: cancel it before deleting it")
     store.delete(job["id"])
-    settings.job_files(job["id"]).remove()
+    files = settings.job_files(job["id"])
+    files.remove()
+    settings.storage().remove(files.folder)
     result = job["result"] or {}
     store.add_usage(job["owner"], -result.get("model_bytes", 0) - result.get("best_model_bytes", 0))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

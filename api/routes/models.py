@@ -53,6 +53,7 @@ async def upload_model(file: UploadFile, settings: SettingsDep, store: StoreDep,
             class_name = await run_in_threadpool(model_class, path)
         except ValueError as error:
             raise HTTPException(422, f"file: {error}") from error
+        await run_in_threadpool(settings.storage().publish, path)
         meta = {"id": model_id, "owner": key.name, "filename": file.filename, "bytes": size,
                 "class_name": class_name, "created_at": time.time()}
         store.save_upload("models", model_id, meta)
