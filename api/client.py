@@ -97,7 +97,7 @@ class Client:
             for start in range(0, len(array), rows):
                 part = io.BytesIO()
                 np.save(part, np.ascontiguousarray(array[start:start + rows]), allow_pickle=False)
-                self._call("PUT", f"/datasets/uploads/{upload_id}/{name}", params={"offset": start},
+                self._call("PUT", f"/datasets/uploads/{upload_id}/arrays/{name}", params={"offset": start},
                            content=part.getvalue())
         return self._call("POST", f"/datasets/uploads/{upload_id}/finish").json()
 

@@ -30,7 +30,7 @@ from worker.store import JobStore
 
 
 MULTIPART_SLACK_BYTES = 2**16  # an upload's form framing around its file
-UPLOADS = re.compile(r"^/(datasets|models|datasets/uploads/[0-9a-f]{32}/[a-z_]+)$")  # bodies up to an upload's size
+UPLOADS = re.compile(r"^/(datasets|models|datasets/uploads/[0-9a-f]{32}/arrays/[a-z_]+)$")  # bodies up to an upload's size
 
 
 KEYED_RESPONSES = error_responses(400, 401, 413, 422, 429, 503)

@@ -173,6 +173,24 @@ def json_depth(text: bytes) -> int:
 
 
 
+def safe_keras_config(text: bytes, name: str) -> dict[str, Any]:
+    """A Keras object's config (a model's JSON) parsed once it is safe to: not nested too deep, JSON, a Keras
+    object, without custom objects or code-carrying layers; `ValueError` starting with `name` otherwise."""
+    if (depth := json_depth(text)) > MAX_JSON_DEPTH:
+        raise ValueError(f"{name} nests {depth} levels deep; a Keras model's JSON needs far fewer "
+                         f"(at most {MAX_JSON_DEPTH})")
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{name} is not JSON: {error}") from error
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(f"{name} must be what `model.to_json()` returns")
+    if refused := code_carrying_objects(config):
+        raise ValueError(f"{name} holds custom objects or layers that carry code, refused in safe mode: "
+                         f"{sorted(refused)}")
+    return config
+
+
 class ModelSpec(Strict):
     """A built-in architecture by name, a Keras model JSON (`model.to_json()`) without code-carrying layers, or an
     uploaded `.keras` file by id."""
@@ -184,20 +202,8 @@ class ModelSpec(Strict):
     @field_validator("keras_json")
     @classmethod
     def _safe(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        if (depth := json_depth(value.encode())) > MAX_JSON_DEPTH:
-            raise ValueError(f"`keras_json` nests {depth} levels deep; a Keras model's JSON needs far fewer "
-                             f"(at most {MAX_JSON_DEPTH})")
-        try:
-            config = json.loads(value)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"`keras_json` is not JSON: {error}") from error
-        if not isinstance(config, dict) or "class_name" not in config:
-            raise ValueError("`keras_json` must be the string `model.to_json()` returns")
-        refused = code_carrying_objects(config)
-        if refused:
-            raise ValueError(f"`keras_json` holds layers that carry code, refused in safe mode: {sorted(refused)}")
+        if value is not None:
+            safe_keras_config(value.encode(), "`keras_json`")
         return value
 
     @model_validator(mode="after")

@@ -116,11 +116,12 @@ class Checkpointer(keras.callbacks.Callback):
         return int(self.model.optimizer.iterations.numpy())
 
     def _save_mid_epoch(self) -> None:
-        metrics = {name: float(value) for name, value in self.model.get_metrics_result().items()}
         samples = (self._iteration() - self._epoch_start) * self.batch_size
+        # Before this fit's first step its metrics hold nothing (Keras builds them at the first update).
+        metrics = {name: float(value) for name, value in self.model.get_metrics_result().items()} if samples else {}
         if self.resume_from is not None:  # this epoch began before the resume
             earlier, before = self.resume_from.epoch_metrics, self.resume_from.epoch_samples
-            metrics = {name: (earlier[name] * before + metrics[name] * samples) / max(before + samples, 1)
+            metrics = {name: (earlier[name] * before + metrics.get(name, 0.0) * samples) / max(before + samples, 1)
                        for name in earlier}
             samples += before
         self._save(Checkpoint(self._iteration(), self._epoch, self.data_seed, self.history(), metrics, samples))

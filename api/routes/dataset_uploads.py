@@ -71,21 +71,21 @@ async def _receive(request: Request, path: Path) -> int:
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def start_upload(settings: SettingsDep, store: StoreDep, key: CallerDep) -> dict[str, Any]:
-    """Start an upload: then `PUT` each array's parts in order and `POST .../finish`."""
+    """Start an upload: then `PUT` each array's parts in order to `.../arrays/{array}`, and `POST .../finish`."""
     session = {"id": uuid.uuid4().hex, "owner": key.name, "arrays": {}, "created_at": time.time()}
     staging(settings, session["id"]).mkdir(parents=True)
     store.save_upload("uploads", session["id"], session)
     return session
 
 
-@router.get("/{upload_id}")
+@router.get("/{upload_id}", responses=error_responses(404))
 def upload_status(upload_id: str, store: StoreDep, key: CallerDep) -> dict[str, Any]:
     """What an unfinished upload holds so far: each array's dtype, shape (rows received) and parts; a client that
     lost an answer resumes from the rows given here."""
     return _session(upload_id, store, key)
 
 
-@router.put("/{upload_id}/{array}", responses=error_responses(404, 409, 413))
+@router.put("/{upload_id}/arrays/{array}", responses=error_responses(404, 409, 413))
 async def append_part(
     upload_id: str, array: ArrayName, request: Request, settings: SettingsDep, store: StoreDep, key: CallerDep,
     offset: Annotated[int, Query(ge=0, description="Rows of this array received before this part")],
@@ -166,7 +166,7 @@ async def finish_upload(upload_id: str, settings: SettingsDep, store: StoreDep, 
     return meta
 
 
-@router.delete("/{upload_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{upload_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
 def abandon_upload(upload_id: str, settings: SettingsDep, store: StoreDep, key: CallerDep) -> Response:
     """Abandon an unfinished upload and free what it stored."""
     _remove(upload_id, _session(upload_id, store, key), settings, store, key)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import zipfile
 from pathlib import Path
@@ -14,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import CallerDep, SettingsDep, StoreDep
 from api.errors import error_responses
 from api.uploads import received
-from clr.config import MAX_JSON_DEPTH, MAX_MODEL_JSON_CHARS, code_carrying_objects, json_depth
+from clr.config import MAX_MODEL_JSON_CHARS, safe_keras_config
 
 router = APIRouter(tags=["models"])
 
@@ -30,17 +29,7 @@ def model_class(path: Path) -> str:
             text = archive.read(info)
     except (zipfile.BadZipFile, KeyError, OSError) as error:
         raise ValueError(f"not a `.keras` archive (model.save('model.keras')): {error}") from error
-    if (depth := json_depth(text)) > MAX_JSON_DEPTH:
-        raise ValueError(f"its config.json nests {depth} levels deep (at most {MAX_JSON_DEPTH})")
-    try:
-        config = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"its config.json is not JSON: {error}") from error
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError("its config.json describes no Keras object")
-    if refused := code_carrying_objects(config):
-        raise ValueError(f"it holds custom objects or layers that carry code, refused in safe mode: {sorted(refused)}")
-    return config["class_name"]
+    return safe_keras_config(text, "its config.json")["class_name"]
 
 
 @router.post("/models", status_code=status.HTTP_201_CREATED, responses=error_responses(413))

@@ -25,7 +25,7 @@ def upload(client) -> str:
 
 
 def put(client, upload: str, name: str, array: np.ndarray, offset: int):
-    return client.put(f"/datasets/uploads/{upload}/{name}", params={"offset": offset}, content=npy(array))
+    return client.put(f"/datasets/uploads/{upload}/arrays/{name}", params={"offset": offset}, content=npy(array))
 
 
 def test_parts_append_in_order_and_a_repeated_part_is_not_added_twice(client, upload, service):
