@@ -28,9 +28,9 @@ from worker.celery_app import make_celery
 from worker.settings import Settings
 from worker.store import JobStore
 
-
 MULTIPART_SLACK_BYTES = 2**16  # an upload's form framing around its file
-UPLOADS = re.compile(r"^/(datasets|models|datasets/uploads/[0-9a-f]{32}/arrays/[a-z_]+)$")  # bodies up to an upload's size
+# Requests whose body may be as large as an upload
+UPLOADS = re.compile(r"^/(datasets|models|datasets/uploads/[0-9a-f]{32}/arrays/[a-z_]+)$")
 
 
 KEYED_RESPONSES = error_responses(400, 401, 413, 422, 429, 503)

@@ -121,7 +121,8 @@ def _checked(arrays: dict[str, np.ndarray], holder: str) -> Dataset:
             continue
         x, y = arrays[x_key], arrays[y_key]
         if x.ndim < 2 or not np.issubdtype(x.dtype, np.number):
-            raise ValueError(f"`{x_key}` must be a numeric array of samples. Received: dtype={x.dtype}, shape={x.shape}")
+            raise ValueError(f"`{x_key}` must be a numeric array of samples. Received: dtype={x.dtype}, "
+                             f"shape={x.shape}")
         if len(y) != len(x):
             raise ValueError(f"`{y_key}` must hold one label (row) per sample of `{x_key}`. Received: {y.shape} for "
                              f"{len(x)} samples")
@@ -140,8 +141,8 @@ def _checked(arrays: dict[str, np.ndarray], holder: str) -> Dataset:
             raise ValueError(f"`x_test` samples must have the shape of `x_train`'s. Received: {x_test.shape[1:]} "
                              f"and {x_train.shape[1:]}")
         if arrays["y_test"].shape[1:] != arrays["y_train"].shape[1:]:
-            raise ValueError(f"`y_test` rows must have the shape of `y_train`'s. Received: {arrays['y_test'].shape[1:]} "
-                             f"and {arrays['y_train'].shape[1:]}")
+            raise ValueError(f"`y_test` rows must have the shape of `y_train`'s. Received: "
+                             f"{arrays['y_test'].shape[1:]} and {arrays['y_train'].shape[1:]}")
     test = (images(arrays["x_test"]), _labels(arrays["y_test"])) if "x_test" in arrays else (None, None)
     x_train = arrays["x_train"]
     return Dataset(x_train if isinstance(x_train, np.memmap) else images(x_train), _labels(arrays["y_train"]), *test)

@@ -47,7 +47,8 @@ def application(name: str, input_shape: tuple[int, ...], outputs: int, activatio
     """A `keras.applications` model, untrained, its top sized for the task; it takes inputs in [0, 1] as they are
     (the models that would rescale them from [0, 255] are built without that layer)."""
     builder = getattr(keras.applications, name)
-    options = {"include_preprocessing": False} if "include_preprocessing" in inspect.signature(builder).parameters else {}
+    takes_preprocessing = "include_preprocessing" in inspect.signature(builder).parameters
+    options = {"include_preprocessing": False} if takes_preprocessing else {}
     return builder(weights=None, input_shape=input_shape, classes=outputs, classifier_activation=activation, **options)
 
 

@@ -11,11 +11,6 @@ import keras
 import numpy as np
 
 from clr import datasets, models, volume
-from worker import checkpoints
-from worker.artifacts import BestModel, save_model
-from worker.data_order import SeededEpochs
-from worker.devices import job_devices, job_strategy
-from worker.job_files import JobFiles
 from clr.callbacks import LRFinder
 from clr.config import SGD, Adam, DatasetSpec, JobSpec, ModelSpec, RangeTestSpec, RMSprop, TrainingSpec
 from clr.keras_schedule import CosineRestartsSchedule, CyclicalSchedule, OneCycleSchedule
@@ -23,7 +18,12 @@ from clr.plan import TrainingPlan, plan_training, policy_arguments
 from clr.recording import IterationRecorder
 from clr.schedules import step_size_advice
 from clr.tasks import Task
+from worker import checkpoints
+from worker.artifacts import BestModel, save_model
+from worker.data_order import SeededEpochs
+from worker.devices import job_devices, job_strategy
 from worker.errors import Drained, JobError
+from worker.job_files import JobFiles
 from worker.reporting import JobReporter, finite_or_none
 from worker.settings import Settings
 from worker.storage import Storage
@@ -311,7 +311,8 @@ def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporte
         files.checkpoint, settings.checkpoint_every_s, start.data_seed, spec.batch_size, len(prepared.x),
         lambda: reporter.history, resume_from=start if start.iteration else None, lost=reporter.lost.is_set,
         drain=reporter.drain_requested.is_set,
-        commit=lambda iteration, saved: reporter.once_stored(iteration, lambda: commit(saved, files.checkpoint, storage)))
+        commit=lambda iteration, saved: reporter.once_stored(
+            iteration, lambda: commit(saved, files.checkpoint, storage)))
     savers = (BestModel(files.model("best"), start.history, storage.publish),) if prepared.validation else ()
     stream = train_recorded(model, prepared, spec.batch_size, plan.epochs, reporter, (checkpointer, *savers),
                             start.data_seed, start.iteration)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import clr.keras_schedule  # noqa: F401  (registers the schedules a saved model names)
-from api.stack import EmbeddedStack, free_port, start_redis, start_worker
+from api.stack import EmbeddedStack, free_port, start_redis
 from clr import datasets
 from clr.schedules import cyclical_lr
 from tests.conftest import SERVICE_ENV
@@ -117,26 +117,6 @@ def test_a_worker_child_killed_after_a_checkpoint_resumes_at_that_iteration_exac
     reference_job = client.get(f"/jobs/{reference_id}").json()
     np.testing.assert_allclose(job["result"]["history"]["loss"], reference_job["result"]["history"]["loss"],
                                rtol=1e-4)
-
-
-def test_a_lost_worker_host_is_taken_over_by_a_new_worker(redis_server, tmp_path):
-    with EmbeddedStack(port=free_port(), redis_url=f"{redis_server}/2", data_dir=tmp_path,
-                       extra_env=SERVICE_ENV) as stack, stack.client() as client:
-        store = JobStore.from_url(stack.redis_url)
-        total = 8 * int(np.ceil(DIGITS_TRAIN / 16))
-        job_id = client.post("/trainings", json=training(8)).json()["id"]
-        wait_until(lambda: under_way(store, JobFiles.of(tmp_path, job_id), job_id, total // 4), "training under way")
-        worker = stack.processes[0]
-        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its child, as when their host dies
-        worker.wait()
-        killed_at = time.monotonic()
-        stack.processes.insert(1, start_worker(stack.env))
-        wait_until(lambda: store.get(job_id)["attempts"] == 2 and store.get(job_id)["state"] == "running",
-                   "the job running again", timeout=float(SERVICE_ENV["CLR_STALE_AFTER_S"]) + 30)
-        assert time.monotonic() - killed_at <= float(SERVICE_ENV["CLR_STALE_AFTER_S"]) + 30
-        job = wait_for_state(client, job_id, {"succeeded", "failed"}, timeout=240)
-        assert_one_point_per_iteration_on_schedule(client, job, total)
-        assert job["resumes"][-1]["resumed_from"] > 0
 
 
 def upload_digits(client: httpx.Client) -> str:

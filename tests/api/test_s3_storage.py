@@ -1,12 +1,14 @@
-"""Storage any host can reach: with `CLR_STORAGE_URL` on an S3 endpoint (moto's standalone server), a worker on a
-host that shares no file with the API or the lost worker resumes a job from the checkpoint in the bucket, on the
-dataset from the bucket, and the API serves the model it left there."""
+"""A lost worker host, and storage any host can reach: with `CLR_STORAGE_URL` on an S3 endpoint (moto's standalone
+server), a worker on a host that shares no file with the API or the lost worker takes the job over once its
+heartbeat is stale, resumes it from the checkpoint in the bucket, on the dataset from the bucket, and the API serves
+the model it left there."""
 
 import io
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +82,11 @@ def test_a_worker_on_another_host_resumes_from_the_bucket_and_the_api_serves_its
                    "a checkpoint in the bucket", timeout=180)
         os.killpg(stack.processes[0].pid, signal.SIGKILL)  # the host is gone, and its disk with it
         stack.processes[0].wait()
+        killed_at = time.monotonic()
         stack.processes[0] = start_worker(stack.env | {"CLR_DATA_DIR": str(new_host)})
+        wait_until(lambda: store.get(job_id)["attempts"] == 2 and store.get(job_id)["state"] == "running",
+                   "the job running again", timeout=float(SERVICE_ENV["CLR_STALE_AFTER_S"]) + 30)
+        assert time.monotonic() - killed_at <= float(SERVICE_ENV["CLR_STALE_AFTER_S"]) + 30
         job = wait_for_state(client, job_id, {"succeeded", "failed"}, timeout=240)
         assert_one_point_per_iteration_on_schedule(client, job, total)
         assert job["attempts"] == 2 and job["resumes"][-1]["resumed_from"] > 0
