@@ -109,6 +109,15 @@ def from_npy_folder(folder: Path) -> Dataset:
     return _checked(arrays, "The upload")
 
 
+def from_path(path: Path) -> Dataset:
+    """A dataset from an `.npz` file or a folder of `.npy` files (memory-mapped)."""
+    if path.is_dir():
+        return from_npy_folder(path)
+    if path.suffix == ".npz":
+        return from_npz(path)
+    raise ValueError(f"Neither an `.npz` file nor a folder of `.npy` files: {path.name}")
+
+
 def _checked(arrays: dict[str, np.ndarray], holder: str) -> Dataset:
     """The dataset of `arrays` once each is what it must be; `ValueError` naming the first that is not."""
     for key in ("x_train", "y_train"):

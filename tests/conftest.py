@@ -41,9 +41,9 @@ def redis_url(redis_server) -> str:
 @pytest.fixture(scope="session")
 def service(redis_server, tmp_path_factory) -> EmbeddedStack:
     """A real Celery worker process and the real API under uvicorn, on database 0 of the session's Redis."""
-    data_dir = tmp_path_factory.mktemp("data")
+    data_dir, datasets_root = tmp_path_factory.mktemp("data"), tmp_path_factory.mktemp("registered")
     with EmbeddedStack(port=free_port(), redis_url=f"{redis_server}/0", data_dir=data_dir,
-                       extra_env=SERVICE_ENV) as stack:
+                       extra_env=SERVICE_ENV | {"CLR_DATASETS_ROOT": str(datasets_root)}) as stack:
         yield stack
 
 

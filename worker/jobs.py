@@ -27,6 +27,7 @@ from worker.job_files import JobFiles
 from worker.reporting import JobReporter, finite_or_none
 from worker.settings import Settings
 from worker.storage import Storage
+from worker.store import JobStore
 
 
 class StreamsToJob:
@@ -93,13 +94,18 @@ class Split:
         return step_size_advice(len(self.x), batch_size).iterations_per_epoch
 
 
-def load_dataset(spec: DatasetSpec, settings: Settings) -> datasets.Dataset:
-    """A built-in dataset or an uploaded `.npz` from the shared volume."""
+def load_dataset(spec: DatasetSpec, settings: Settings, store: JobStore) -> datasets.Dataset:
+    """A built-in dataset, a registered one from under the datasets root, or an uploaded one from the storage."""
     if spec.name is not None:
         try:
             return volume.load(spec.name, settings.builtin_dir)
         except volume.MissingDataset as error:
             raise JobError(str(error)) from error
+    if registered := (store.upload("datasets", spec.id) or {}).get("path"):
+        try:
+            return datasets.from_path(settings.registered(registered))
+        except ValueError as error:
+            raise JobError(f"Registered dataset {spec.id}: {error}") from error
     path, storage = settings.datasets_dir / f"{spec.id}.npz", settings.storage()
     if storage.fetch(folder := path.with_suffix("")):
         return datasets.from_npy_folder(folder)
@@ -186,7 +192,7 @@ def _prepare(spec: JobSpec, data: datasets.Dataset, learning_rate, settings: Set
 def run_range_test(spec: RangeTestSpec, reporter: JobReporter, settings: Settings) -> dict:
     """Sweep the LR, stream the curve, and suggest bounds; the sweep ends early on divergence."""
     devices = job_devices(settings.gpus_per_job)
-    model, data = _prepare(spec, load_dataset(spec.dataset, settings), spec.start_lr, settings, 1, devices)
+    model, data = _prepare(spec, load_dataset(spec.dataset, settings, reporter.store), spec.start_lr, settings, 1, devices)
     reporter.resume(0)  # a range test is short: every attempt runs it from the start
     per_epoch = data.iterations_per_epoch(spec.batch_size)
     total, epochs = spec.total_iterations(per_epoch), spec.fit_epochs(per_epoch)
@@ -297,7 +303,7 @@ def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporte
     the trained model (and the best by validation loss). Raises `Drained` when the worker shut down meanwhile."""
     if bounds is None and spec.range_test is not None:
         bounds = find_bounds_first(spec, reporter, settings)
-    data = load_dataset(spec.dataset, settings)
+    data = load_dataset(spec.dataset, settings, reporter.store)
     plan = plan_training(spec, len(data.x_train))
     schedule = lr_schedule(spec, plan, bounds)
     devices = job_devices(settings.gpus_per_job)

@@ -18,6 +18,7 @@ class Settings(BaseSettings):
 
     redis_url: str = Field("redis://localhost:6379/0", validation_alias=AliasChoices("REDIS_URL", "CLR_REDIS_URL"))
     data_dir: Path = Path(".clr-data")
+    datasets_root: Path | None = None  # datasets registered by path lie under it, at the same path on every host
     storage_url: str | None = None  # where files are kept for every host: `s3://bucket/prefix`; unset: `data_dir`
     admin_key: str | None = None  # compose's first admin key, registered when there is no key yet
     max_body_bytes: int = 2 * 2**20  # a JSON request body
@@ -48,6 +49,19 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         """Uploaded `.keras` models, on the shared volume."""
         return self.data_dir / "models"
+
+    def registered(self, path: str) -> Path:
+        """The dataset `path` names under `datasets_root` (links resolved); `ValueError` when registering is off or
+        the path leads anywhere else."""
+        if self.datasets_root is None:
+            raise ValueError("datasets are not registered by path here (set CLR_DATASETS_ROOT to allow it)")
+        root = self.datasets_root.resolve()
+        resolved = (root / path).resolve()
+        if not resolved.is_relative_to(root) or resolved == root:
+            raise ValueError(f"{path!r} is not a dataset inside the datasets root")
+        if not resolved.exists():
+            raise ValueError(f"nothing at {path!r} under the datasets root")
+        return resolved
 
     def storage(self) -> Storage:
         """The storage of the files under `data_dir`."""

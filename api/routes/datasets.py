@@ -1,20 +1,22 @@
-"""Uploading `.npz` datasets and listing the available ones."""
+"""Uploading `.npz` datasets, registering datasets by path, and listing the available ones."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, UploadFile, status
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CallerDep, SettingsDep, StoreDep, owns
 from api.errors import error_responses
 from api.keys import ApiKey
 from api.uploads import received
-from clr import volume
-from clr.config import DatasetSpec
+from clr import datasets, volume
+from clr.config import DatasetSpec, Strict
 from clr.datasets import BUILTIN_DATASETS, Dataset, from_npz, unpacked_size
 from worker.settings import Settings
 from worker.store import JobStore
@@ -61,6 +63,32 @@ def dataset_record(dataset_id: str, key: ApiKey, filename: str | None, size: int
         "num_classes": dataset.num_classes if all(described.integer for described in labels.values()) else None,
         "created_at": time.time(),
     }
+
+
+class Registration(Strict):
+    """A dataset already on storage every worker mounts, under `CLR_DATASETS_ROOT`."""
+
+    path: str = Field(min_length=1, max_length=4096, description="An `.npz` file or a folder of `.npy` files "
+                                                                 "(x_train.npy, ...), relative to the datasets root")
+
+
+@router.post("/datasets/registered", status_code=status.HTTP_201_CREATED, responses=error_responses(403))
+async def register_dataset(registration: Registration, settings: SettingsDep, store: StoreDep, key: CallerDep
+                           ) -> dict[str, Any]:
+    """Register a dataset by its path under the datasets root (admin keys; nothing outside the root, links
+    included, is ever read). Checked as an upload is; a folder of `.npy` files is memory-mapped by the worker."""
+    if not key.admin:
+        raise HTTPException(403, f"Key {key.name!r} is not an admin key: registering by path reads the host's files")
+    try:
+        path = settings.registered(registration.path)
+        dataset = await run_in_threadpool(datasets.from_path, path)
+    except ValueError as error:
+        raise HTTPException(422, f"path: {error}") from error
+    dataset_id = uuid.uuid4().hex
+    meta = dataset_record(dataset_id, key, path.name, 0, dataset) | {
+        "path": path.relative_to(settings.datasets_root.resolve()).as_posix()}
+    store.save_upload("datasets", dataset_id, meta)
+    return meta
 
 
 @router.get("/datasets")
