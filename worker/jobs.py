@@ -192,8 +192,8 @@ def _prepare(spec: JobSpec, data: datasets.Dataset, learning_rate, settings: Set
 def run_range_test(spec: RangeTestSpec, reporter: JobReporter, settings: Settings) -> dict:
     """Sweep the LR, stream the curve, and suggest bounds; the sweep ends early on divergence."""
     devices = job_devices(settings.gpus_per_job)
-    data = load_dataset(spec.dataset, settings, reporter.store)
-    model, data = _prepare(spec, data, spec.start_lr, settings, 1, devices)
+    dataset = load_dataset(spec.dataset, settings, reporter.store)
+    model, data = _prepare(spec, dataset, spec.start_lr, settings, 1, devices)
     reporter.resume(0)  # a range test is short: every attempt runs it from the start
     per_epoch = data.iterations_per_epoch(spec.batch_size)
     total, epochs = spec.total_iterations(per_epoch), spec.fit_epochs(per_epoch)
