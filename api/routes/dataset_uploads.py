@@ -3,10 +3,12 @@ array of an upload, finished by a last call into a folder of `.npy` files that w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,7 +27,6 @@ from worker.store import JobStore
 
 router = APIRouter(prefix="/datasets/uploads", tags=["datasets"])
 ArrayName = Literal["x_train", "y_train", "x_test", "y_test"]
-COPY_ROWS_BYTES = 64 * 2**20
 
 
 def staging(settings: Settings, upload_id: str) -> Path:
@@ -38,6 +39,19 @@ def _session(upload_id: str, store: JobStore, key: ApiKey) -> dict[str, Any]:
     if not owns(key, session):
         raise HTTPException(404, f"No unfinished upload with id {upload_id!r}")
     return session
+
+
+@contextlib.contextmanager
+def _one_at_a_time(upload_id: str, store: JobStore, key: ApiKey) -> Iterator[None]:
+    """Hold the upload while a part is added or it is finished: 409 while another request holds it."""
+    _session(upload_id, store, key)
+    lock = store.redis.lock(f"clr:lock:uploads:{upload_id}", timeout=3600)
+    if not lock.acquire(blocking=False):
+        raise HTTPException(409, "another request is adding a part to this upload or finishing it; one at a time")
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _check_part(path: Path, name: str, arrays: dict[str, Any]) -> dict[str, Any]:
@@ -93,11 +107,7 @@ async def append_part(
     """Append a part (the body: one array saved with `np.save`, rows of the array's dtype and row shape) at row
     `offset`, which must be the rows received so far (409 with them otherwise: a part sent twice is not added
     twice)."""
-    _session(upload_id, store, key)
-    lock = store.redis.lock(f"clr:lock:uploads:{upload_id}", timeout=3600)
-    if not lock.acquire(blocking=False):
-        raise HTTPException(409, f"{array}: another part of this upload is being received; send parts one by one")
-    try:
+    with _one_at_a_time(upload_id, store, key):
         session = _session(upload_id, store, key)
         received = session["arrays"].get(array, {"shape": [0]})["shape"][0]
         if offset != received:
@@ -124,8 +134,6 @@ async def append_part(
         store.save_upload("uploads", upload_id, session)
         store.add_usage(key.name, size)
         return session
-    finally:
-        lock.release()
 
 
 def _assemble(folder: Path, arrays: dict[str, Any]) -> None:
@@ -137,33 +145,32 @@ def _assemble(folder: Path, arrays: dict[str, Any]) -> None:
         for index in range(meta["parts"]):
             part_path = folder / f"{name}.{index:05d}.npy"
             part = np.load(part_path, mmap_mode="r")
-            step = max(1, COPY_ROWS_BYTES // max(1, part[:1].nbytes))
-            for start in range(0, len(part), step):
-                whole[row + start: row + start + len(part[start:start + step])] = part[start:start + step]
+            whole[row:row + len(part)] = part  # page by page, from one file mapping to the other
             row += len(part)
             part_path.unlink()
         whole.flush()
         del whole
 
 
-@router.post("/{upload_id}/finish", status_code=status.HTTP_201_CREATED, responses=error_responses(404))
+@router.post("/{upload_id}/finish", status_code=status.HTTP_201_CREATED, responses=error_responses(404, 409))
 async def finish_upload(upload_id: str, settings: SettingsDep, store: StoreDep, key: CallerDep) -> dict[str, Any]:
     """Check the arrays together (as a `.npz` upload is checked) and make the dataset: its id is the upload's."""
-    session = _session(upload_id, store, key)
-    folder = staging(settings, upload_id)
-    await run_in_threadpool(_assemble, folder, session["arrays"])
-    try:
-        dataset = await run_in_threadpool(from_npy_folder, folder)
-    except ValueError as error:
-        _remove(upload_id, session, settings, store, key)
-        raise HTTPException(422, f"{error}; the upload is removed, start again") from error
-    meta = dataset_record(upload_id, key, "(chunked upload)", sum(m["bytes"] for m in session["arrays"].values()),
-                          dataset)
-    os.replace(folder, settings.datasets_dir / upload_id)
-    await run_in_threadpool(settings.storage().publish, settings.datasets_dir / upload_id)
-    store.save_upload("datasets", upload_id, meta)
-    store.delete_upload("uploads", upload_id)
-    return meta
+    with _one_at_a_time(upload_id, store, key):
+        session = _session(upload_id, store, key)
+        folder = staging(settings, upload_id)
+        await run_in_threadpool(_assemble, folder, session["arrays"])
+        try:
+            dataset = await run_in_threadpool(from_npy_folder, folder)
+        except ValueError as error:
+            _remove(upload_id, session, settings, store, key)
+            raise HTTPException(422, f"{error}; the upload is removed, start again") from error
+        size = sum(meta["bytes"] for meta in session["arrays"].values())
+        meta = dataset_record(upload_id, key, "(chunked upload)", size, dataset)
+        os.replace(folder, settings.datasets_dir / upload_id)
+        await run_in_threadpool(settings.storage().publish, settings.datasets_dir / upload_id)
+        store.save_upload("datasets", upload_id, meta)
+        store.delete_upload("uploads", upload_id)
+        return meta
 
 
 @router.delete("/{upload_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
