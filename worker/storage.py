@@ -8,6 +8,7 @@ Each process works on files under its own data dir, named as they are kept; `Sto
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -45,7 +46,12 @@ class Storage:
         temporary = local.with_name(f".{local.name}.{uuid.uuid4().hex}.download")
         local.parent.mkdir(parents=True, exist_ok=True)
         self.remote.get(key, str(temporary), recursive=self.remote.isdir(key))
-        os.replace(temporary, local)
+        try:
+            os.replace(temporary, local)
+        except OSError:  # a folder another process on this host fetched meanwhile
+            if not local.exists():
+                raise
+            shutil.rmtree(temporary)
         return True
 
     def remove(self, local: Path) -> None:
