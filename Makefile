@@ -33,3 +33,6 @@ bench: $(STAMP) $(MLFLOW_VENV)/.installed
 	$(BIN)/python -m bench.bounds_panel
 	$(BIN)/python -m bench.durability
 	$(BIN)/python -m bench.api_limits
+	$(BIN)/python -m bench.start_latency
+	$(BIN)/python -m bench.api_load
+	$(BIN)/python -m bench.curves_scale

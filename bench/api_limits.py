@@ -16,7 +16,7 @@ import numpy as np
 
 from api.keys import ApiKey, KeyStore
 from api.stack import free_port, start_api, stop
-from bench.common import redis_store, table
+from bench.common import add_jobs, redis_store, table
 
 TENANT = "bench"
 
@@ -28,19 +28,6 @@ def latencies_ms(client: httpx.Client, path: str, requests: int, **params) -> li
         client.get(path, params=params).raise_for_status()
         seconds.append(time.perf_counter() - started)
     return [s * 1000 for s in seconds]
-
-
-def add_jobs(store, count: int) -> None:
-    with store.redis.pipeline(transaction=False) as pipe:
-        for index in range(count):
-            job_id = f"{index:032x}"
-            pipe.hset(f"clr:job:{job_id}", mapping={"id": job_id, "owner": TENANT, "kind": "training",
-                                                     "state": "succeeded", "spec": "{}", "created_at": index})
-            pipe.zadd(f"clr:jobs:{TENANT}", {job_id: index})
-            pipe.zadd("clr:jobs", {job_id: index})
-            if index % 10_000 == 9_999:
-                pipe.execute()
-        pipe.execute()
 
 
 def upload_while_polling_health(client: httpx.Client, megabytes: int) -> tuple[list[float], float]:
@@ -94,7 +81,7 @@ def main() -> None:
             with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {tenant}"}, timeout=30) as client:
                 rows = []
                 for total in (100, 100_000):
-                    add_jobs(store, total)
+                    add_jobs(store, total, TENANT)
                     page = latencies_ms(client, "/jobs", 200, limit=50)
                     rows.append([f"`GET /jobs?limit=50` at {total:,} jobs", f"{np.percentile(page, 50):.1f}",
                                  f"{np.percentile(page, 99):.1f}"])

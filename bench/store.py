@@ -17,7 +17,7 @@ import numpy as np
 
 from api.keys import ApiKey, KeyStore
 from api.stack import free_port, start_api, stop
-from bench.common import claimed_job, interleaved_runs, redis_store, table
+from bench.common import claimed_job, interleaved_runs, random_curve, redis_store, table
 from worker.reporting import JobReporter
 from worker.settings import Settings
 from worker.store import JobStore
@@ -25,11 +25,6 @@ from worker.store import JobStore
 TRAINING_SPEC = {"kind": "benchmark"}
 EXECUTION = 64  # points handed over per execution of the train step
 FLUSH_EVERY = 1000  # executions between flushes (the reporter thread flushes on a timer)
-
-
-def random_curve(points: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    return rng.random(points) * 0.1, rng.random(points) * 3
 
 
 def ingest(store: JobStore, points: int) -> tuple[str, float]:

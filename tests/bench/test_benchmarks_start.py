@@ -19,7 +19,7 @@ def run_module(*args: str) -> str:
 def test_overhead_benchmark_prints_its_ratios():
     out = run_module("bench.overhead", "--repetitions", "2", "--scale", "0.02", "--seconds", "0.05", "--models", "mlp",
                      "seed_cnn")
-    assert "ours / baseline" in out and "anchor / baseline" in out
+    assert "ours / baseline, wall" in out and "anchor / baseline, wall" in out
     assert out.count("| MLP (64 hidden) |") >= 1 and out.count("| seed CNN |") >= 1
 
 

@@ -1,0 +1,83 @@
+"""Job start latency on the embedded stack (Redis, one Celery worker, the API): tiny trainings (the MLP on digits,
+one epoch) submitted one after another; from `POST /trainings` to the first recorded iteration (the job's
+`progress.iteration` above 0, polled) and to `succeeded`, p50 and p90. Each job runs in a fresh process (the
+worker's prefork child serves one task, `worker_max_tasks_per_child=1`). The job records' times split each start
+into queueing and claiming, then the job process's own start; a fresh process timing the same phases one by one
+(`bench.job_phases`) shows what that start is made of."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from api.client import Client
+from api.stack import EmbeddedStack, free_port
+from bench.common import table
+
+TRAINING = {"model": {"architecture": "mlp"}, "dataset": {"name": "digits"}, "optimizer": {"name": "sgd"},
+            "batch_size": 32, "epochs": 1, "clr": {"base_lr": 0.01, "max_lr": 0.1, "step_size": 20}}
+POLL_S = 0.02
+TARGET_S = 5.0  # p50 from POST to the first iteration
+
+
+def one_job(client: Client) -> dict[str, float]:
+    """Submit a training and poll it to its end: seconds from the POST to each milestone."""
+    posted_wall, posted = time.time(), time.perf_counter()
+    job_id = client.submit_training(TRAINING)["id"]
+    first = None
+    while (job := client.job(job_id))["state"] not in ("succeeded", "failed", "cancelled"):
+        if first is None and job["progress"]["iteration"] > 0:
+            first = time.perf_counter() - posted
+        time.sleep(POLL_S)
+    ended = time.perf_counter() - posted
+    if job["state"] != "succeeded":
+        raise RuntimeError(f"Job {job_id} ended {job['state']}: {job['error']}")
+    started = datetime.fromisoformat(job["started_at"]).timestamp() - posted_wall
+    first = ended if first is None else first
+    return {"POST to first iteration": first, "POST to succeeded": ended, "of which POST to claimed": started,
+            "of which claimed to first iteration": first - started}
+
+
+def job_phases() -> dict[str, float]:
+    """Seconds per phase of a job's start, in a fresh process (interpreter start included)."""
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "bench.job_phases"], capture_output=True, text=True, check=True)
+    phases = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"interpreter start and exit": time.perf_counter() - started - sum(phases.values())} | phases
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=10)
+    parser.add_argument("--phase-runs", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder, \
+            EmbeddedStack(port=free_port(), data_dir=Path(folder), worker_loglevel="WARNING") as stack, \
+            Client(stack.url, stack.api_key) as client:
+        runs = [one_job(client) for _ in range(args.jobs)]
+    phases = [job_phases() for _ in range(args.phase_runs)]
+    rows = []
+    for milestone in runs[0]:
+        seconds = [run[milestone] for run in runs]
+        p50, p90 = np.percentile(seconds, [50, 90])
+        rows.append([milestone, f"{p50:.2f}", f"{p90:.2f}", f"{min(seconds):.2f}-{max(seconds):.2f}"])
+    p50 = float(np.median([run["POST to first iteration"] for run in runs]))
+    rows[0].append(f"p50 <= {TARGET_S} s: " + ("met" if p50 <= TARGET_S else f"missed by {p50 - TARGET_S:.2f} s"))
+    print(table([f"seconds, from the POST of a tiny training ({len(runs)} jobs)", "p50", "p90", "range", "target"],
+                [row + [""] * (5 - len(row)) for row in rows]))
+    print()
+    print(table([f"a job's start, phase by phase (fresh process, median of {len(phases)})", "seconds"],
+                [[name, f"{statistics.median(run[name] for run in phases):.2f}"] for name in phases[0]]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+"""The GPU check runs on a machine without a GPU too (tiny: this proves it runs, it measures nothing)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_gpu_check_runs_on_the_cpu_and_says_where_the_job_ran():
+    done = subprocess.run([sys.executable, "-m", "bench.gpu_check", "--models", "mlp", "--repetitions", "2",
+                           "--seconds", "0.05", "--scale", "0.02"], capture_output=True, text=True, timeout=600,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "GPUs visible: none (the check runs on CPU)" in done.stdout
+    assert "ran on: ['/device:CPU:0']" in done.stdout and "ours / baseline" in done.stdout
