@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+
 from celery import Celery
+from celery.signals import worker_process_init
 
 from worker.settings import Settings
 
@@ -28,6 +31,15 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
     )
     return app
+
+
+@worker_process_init.connect
+def prepare_child(**_) -> None:
+    """Each pool child, forked with no TensorFlow loaded, starts preparing for its job in a thread (the pool waits
+    at most 4 s for a child to start): TensorFlow's import no longer delays the job's first iteration."""
+    from worker.runner import prepare_for_jobs
+
+    threading.Thread(target=prepare_for_jobs, name="prepare-for-jobs", daemon=True).start()
 
 
 app = make_celery(Settings())

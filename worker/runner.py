@@ -6,6 +6,7 @@ import logging
 import os
 import resource
 import socket
+import threading
 from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -70,6 +71,23 @@ def use_gpus_with_memory_growth() -> None:
         tf.config.experimental.set_memory_growth(gpu, True)
 
 
+_PREPARING = threading.Lock()
+_prepared = False
+
+
+def prepare_for_jobs() -> None:
+    """Set the GPUs up and import what a job runs (TensorFlow, Keras: seconds), once per process, by whichever
+    thread comes first: a pool child starts it as soon as it is forked (`worker.celery_app`), so a job claimed
+    meanwhile waits only for the rest of it."""
+    global _prepared
+    with _PREPARING:
+        if not _prepared:
+            use_gpus_with_memory_growth()
+            import worker.jobs  # noqa: F401
+
+            _prepared = True
+
+
 def describe(error: BaseException) -> str:
     """A readable one-line message for a failed job."""
     name = type(error).__name__
@@ -110,8 +128,8 @@ def claim_and_run(job_id: str, settings: Settings) -> str:
     try:
         with reporter:  # heartbeats from the claim on: importing TensorFlow takes seconds
             limit_memory(settings.job_memory_mb)
-            use_gpus_with_memory_growth()
-            from worker import jobs  # Keras, imported only once the job is ours
+            prepare_for_jobs()
+            from worker import jobs
 
             if job["kind"] == "range_test":
                 result = jobs.run_range_test(RangeTestSpec.model_validate(job["spec"]), reporter, settings)
