@@ -11,7 +11,7 @@ from tests.conftest import SERVICE_ENV
 pytestmark = pytest.mark.slow
 
 JOB_MEMORY_MB = 1000
-SAMPLES, FEATURES = 280_000, 1024  # float32: 1,147 MB, more than the job may allocate
+SAMPLES, FEATURES = 258_000, 1024  # float32: 1,008 MiB, more than the job may allocate
 
 
 @pytest.fixture(scope="module")

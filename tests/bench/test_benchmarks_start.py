@@ -16,13 +16,6 @@ def run_module(*args: str) -> str:
     return result.stdout
 
 
-def test_overhead_benchmark_prints_its_ratios():
-    out = run_module("bench.overhead", "--repetitions", "2", "--scale", "0.02", "--seconds", "0.05", "--models", "mlp",
-                     "seed_cnn")
-    assert "ours / baseline, wall" in out and "anchor / baseline, wall" in out
-    assert out.count("| MLP (64 hidden) |") >= 1 and out.count("| seed CNN |") >= 1
-
-
 def test_store_benchmark_prints_its_figures():
     out = run_module("bench.store", "--points", "20000", "--requests", "5", "--repetitions", "1")
     assert "bytes per point" in out and "points/s" in out and "curves?max_points=2000" in out

@@ -1,4 +1,5 @@
-"""The GPU check runs on a machine without a GPU too (tiny: this proves it runs, it measures nothing)."""
+"""The GPU check runs on a machine without a GPU too, the overhead benchmark with it (tiny: this proves they run,
+it measures nothing)."""
 
 import subprocess
 import sys
@@ -15,4 +16,6 @@ def test_the_gpu_check_runs_on_the_cpu_and_says_where_the_job_ran():
                           cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0, done.stdout + done.stderr
     assert "GPUs visible: none (the check runs on CPU)" in done.stdout
-    assert "ran on: ['/device:CPU:0']" in done.stdout and "ours / baseline" in done.stdout
+    assert "ran on: ['/device:CPU:0']" in done.stdout  # then the overhead benchmark, tiny
+    assert "ours / baseline, wall" in done.stdout and "anchor / baseline, wall" in done.stdout
+    assert "| MLP (64 hidden) |" in done.stdout
