@@ -30,8 +30,33 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class CLRConfig(Strict):
-    """A fully resolved cyclical schedule: the arguments of `clr.schedules.cyclical_lr`."""
+MOMENTUM_FIELDS = frozenset({"cycle_momentum", "base_momentum", "max_momentum"})
+
+
+class MomentumCycling(Strict):
+    """Momentum cycled against the LR (Smith, arXiv 1803.09820): from `max_momentum` where the LR is lowest to
+    `base_momentum` where it peaks. It replaces the optimizer's own: SGD's and RMSprop's `momentum`, Adam's `beta_1`.
+    The defaults are PyTorch's `CyclicLR`'s, which cycles momentum by default; Smith's CLR paper keeps it fixed."""
+
+    cycle_momentum: bool = False
+    base_momentum: float = Field(0.8, ge=0, lt=1)
+    max_momentum: float = Field(0.9, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _momentum_range(self) -> Self:
+        if self.cycle_momentum and not self.base_momentum < self.max_momentum:
+            raise ValueError(f"`base_momentum` must be < `max_momentum`. Received: base_momentum="
+                             f"{self.base_momentum!r}, max_momentum={self.max_momentum!r}")
+        return self
+
+    def lr_arguments(self, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """The fields that are the LR schedule's arguments (all but the momentum's and `exclude`)."""
+        return self.model_dump(exclude=MOMENTUM_FIELDS | exclude)
+
+
+class CLRConfig(MomentumCycling):
+    """A fully resolved cyclical schedule: the arguments of `clr.schedules.cyclical_lr`, and the cyclical momentum
+    that may go with it."""
 
     base_lr: LearningRate
     max_lr: LearningRate
@@ -46,7 +71,7 @@ class CLRConfig(Strict):
         return self
 
 
-class CLRRequest(Strict):
+class CLRRequest(MomentumCycling):
     """A cyclical schedule as submitted: bounds may come from a range test, the step size may be in epochs."""
 
     base_lr: LearningRate | None = None
@@ -75,13 +100,17 @@ class CLRRequest(Strict):
         """The concrete schedule for data with `iterations_per_epoch`, taking `bounds` where none were given."""
         base_lr, max_lr = bounds if self.base_lr is None else (self.base_lr, self.max_lr)
         return CLRConfig(base_lr=base_lr, max_lr=max_lr, step_size=self.step_size_for(iterations_per_epoch),
-                         mode=self.mode, shape=self.shape, gamma=self.gamma)
+                         mode=self.mode, shape=self.shape, gamma=self.gamma, **self.model_dump(include=MOMENTUM_FIELDS))
 
 
-class OneCycleRequest(Strict):
-    """Smith's 1cycle over the whole training (`clr.policies.one_cycle_lr`); `max_lr` may come from a range test."""
+class OneCycleRequest(MomentumCycling):
+    """Smith's 1cycle over the whole training (`clr.policies.one_cycle_lr`), its momentum cycled by default (as
+    PyTorch's `OneCycleLR` and fastai's `fit_one_cycle` do); `max_lr` may come from a range test."""
 
     policy: Literal["one_cycle"]
+    cycle_momentum: bool = True
+    base_momentum: float = Field(0.85, ge=0, lt=1)
+    max_momentum: float = Field(0.95, gt=0, lt=1)
     max_lr: LearningRate | None = None
     pct_start: float = Field(0.3, gt=0, lt=1)
     anneal_strategy: Anneal = "cos"

@@ -1,5 +1,5 @@
 """The schedules in-graph, as Keras `LearningRateSchedule`s: no Python runs per batch. Each is pinned to its numpy
-oracle (`clr.schedules`, `clr.policies`) by tests."""
+oracle (`clr.schedules`, `clr.policies`) by tests. The momentum schedules drive `clr.keras_momentum`'s optimizers."""
 
 from __future__ import annotations
 
@@ -8,8 +8,44 @@ import math
 import keras
 from keras import ops
 
-from clr.policies import anneal, cosine_restarts_lr, one_cycle_lr, one_cycle_phases
+from clr.policies import (
+    anneal,
+    cosine_restarts_lr,
+    cyclical_momentum,
+    one_cycle_lr,
+    one_cycle_momentum,
+    one_cycle_phases,
+)
 from clr.schedules import check_clr_arguments
+
+
+def cycle_amplitude(step, step_size: float, mode: str, gamma: float, shape: str):
+    """The window times the amplitude scale (`a * s` of DESIGN.md section 3) at the optimizer's iteration `step`,
+    in float64: float32 loses the position within a cycle after a few thousand steps."""
+    it = ops.cast(step, "float64")
+    cycle = ops.floor(1.0 + it / (2.0 * step_size))
+    x = ops.abs(it / step_size - 2.0 * cycle + 1.0)
+    if shape == "linear":
+        window = ops.maximum(0.0, 1.0 - x)
+    elif shape == "parabolic":
+        window = 1.0 - ops.square(x)
+    else:
+        window = (1.0 + ops.cos(math.pi * x)) / 2.0
+    if mode == "triangular":
+        return window
+    if mode == "triangular2":
+        return window * ops.power(0.5, cycle - 1.0)
+    return window * ops.exp(it * math.log(gamma))
+
+
+def phased(step, phases: list[tuple[float, float, float, float]], anneal_strategy: str):
+    """The value of `clr.policies.one_cycle_phases` at the optimizer's iteration `step`, in float32."""
+    it = ops.cast(step, "float64")
+    value = None
+    for start, end, first, last in reversed(phases):  # the last phase also holds every later step
+        here = anneal(first, last, (it - start) / (end - start), anneal_strategy, ops.cos)
+        value = here if value is None else ops.where(it <= end, here, value)
+    return ops.cast(value, "float32")
 
 
 @keras.saving.register_keras_serializable(package="clr")
@@ -22,22 +58,8 @@ class CyclicalSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.mode, self.gamma, self.shape = mode, gamma, shape
 
     def __call__(self, step):
-        it = ops.cast(step, "float64")  # float32 loses the position within a cycle after a few thousand steps
-        cycle = ops.floor(1.0 + it / (2.0 * self.step_size))
-        x = ops.abs(it / self.step_size - 2.0 * cycle + 1.0)
-        if self.shape == "linear":
-            window = ops.maximum(0.0, 1.0 - x)
-        elif self.shape == "parabolic":
-            window = 1.0 - ops.square(x)
-        else:
-            window = (1.0 + ops.cos(math.pi * x)) / 2.0
-        if self.mode == "triangular":
-            scale = 1.0
-        elif self.mode == "triangular2":
-            scale = ops.power(0.5, cycle - 1.0)
-        else:
-            scale = ops.exp(it * math.log(self.gamma))
-        return ops.cast(self.base_lr + (self.max_lr - self.base_lr) * window * scale, "float32")
+        amplitude = cycle_amplitude(step, self.step_size, self.mode, self.gamma, self.shape)
+        return ops.cast(self.base_lr + (self.max_lr - self.base_lr) * amplitude, "float32")
 
     def get_config(self):
         return {
@@ -65,12 +87,7 @@ class OneCycleSchedule(keras.optimizers.schedules.LearningRateSchedule):
                                         (initial, max_lr, initial / final_div_factor))
 
     def __call__(self, step):
-        it = ops.cast(step, "float64")
-        lr = None
-        for start, end, first, last in reversed(self._phases):  # the last phase also holds every later step
-            value = anneal(first, last, (it - start) / (end - start), self.anneal_strategy, ops.cos)
-            lr = value if lr is None else ops.where(it <= end, value, lr)
-        return ops.cast(lr, "float32")
+        return phased(step, self._phases, self.anneal_strategy)
 
     def get_config(self):
         return {"max_lr": self.max_lr, "total_steps": self.total_steps, "pct_start": self.pct_start,
@@ -102,3 +119,48 @@ class CosineRestartsSchedule(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self):
         return {"initial_lr": self.initial_lr, "first_decay_steps": self.first_decay_steps, "t_mul": self.t_mul,
                 "m_mul": self.m_mul, "alpha": self.alpha}
+
+
+@keras.saving.register_keras_serializable(package="clr")
+class CyclicalMomentumSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """`clr.policies.cyclical_momentum` in-graph: the momentum falls as the cyclical LR of the same cycle rises."""
+
+    def __init__(self, base_momentum, max_momentum, step_size, mode="triangular", gamma=1.0, shape="linear"):
+        cyclical_momentum(base_momentum, max_momentum, step_size, mode, gamma, shape)
+        self.base_momentum, self.max_momentum, self.step_size = base_momentum, max_momentum, step_size
+        self.mode, self.gamma, self.shape = mode, gamma, shape
+
+    def __call__(self, step):
+        amplitude = cycle_amplitude(step, self.step_size, self.mode, self.gamma, self.shape)
+        return ops.cast(self.max_momentum - (self.max_momentum - self.base_momentum) * amplitude, "float32")
+
+    def get_config(self):
+        return {"base_momentum": self.base_momentum, "max_momentum": self.max_momentum, "step_size": self.step_size,
+                "mode": self.mode, "gamma": self.gamma, "shape": self.shape}
+
+
+@keras.saving.register_keras_serializable(package="clr")
+class OneCycleMomentumSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """`clr.policies.one_cycle_momentum` in-graph: PyTorch's `OneCycleLR` momentum at the optimizer's iteration."""
+
+    def __init__(self, total_steps, base_momentum=0.85, max_momentum=0.95, pct_start=0.3, anneal_strategy="cos",
+                 three_phase=False):
+        one_cycle_momentum(total_steps, base_momentum, max_momentum, pct_start, anneal_strategy, three_phase)
+        self.total_steps, self.base_momentum, self.max_momentum = total_steps, base_momentum, max_momentum
+        self.pct_start, self.anneal_strategy, self.three_phase = pct_start, anneal_strategy, three_phase
+        values = (max_momentum, base_momentum, max_momentum)
+        self._phases = one_cycle_phases(total_steps, pct_start, three_phase, values)
+
+    def __call__(self, step):
+        return phased(step, self._phases, self.anneal_strategy)
+
+    def get_config(self):
+        return {"total_steps": self.total_steps, "base_momentum": self.base_momentum,
+                "max_momentum": self.max_momentum, "pct_start": self.pct_start,
+                "anneal_strategy": self.anneal_strategy, "three_phase": self.three_phase}
+
+
+def in_graph_momentum(cycle: dict) -> keras.optimizers.schedules.LearningRateSchedule:
+    """`clr.policies.momentum_schedule` in-graph."""
+    classes = {"clr": CyclicalMomentumSchedule, "one_cycle": OneCycleMomentumSchedule}
+    return classes[cycle["policy"]](**cycle["arguments"])

@@ -69,15 +69,20 @@ def training_png(
     losses: npt.ArrayLike,
     epoch_metrics: Mapping[str, Sequence[float]] | None = None,
     cycle_length: int | None = None,
+    momenta: npt.ArrayLike | None = None,
 ) -> bytes:
-    """LR and loss per iteration with the cycle boundaries marked, and the per-epoch metrics (validation included)
-    below them."""
+    """LR (and momentum, where it cycles) and loss per iteration with the cycle boundaries marked, and the per-epoch
+    metrics (validation included) below them."""
     metrics = dict(epoch_metrics or {})
     figure = Figure(figsize=(9, 9 if metrics else 6))
     rows = 3 if metrics else 2
     lr_axes = figure.add_subplot(rows, 1, 1)
     lr_axes.plot(iterations, lrs, color="C1")
     lr_axes.set(ylabel="learning rate", title="Training with a cyclical learning rate")
+    if momenta is not None:
+        momentum_axes = lr_axes.twinx()
+        momentum_axes.plot(iterations, momenta, color="C2", linestyle="--")
+        momentum_axes.set_ylabel("momentum (dashed)", color="C2")
     loss_axes = figure.add_subplot(rows, 1, 2, sharex=lr_axes)
     loss_axes.plot(iterations, losses, color="C0", linewidth=0.8)
     loss_axes.set(xlabel="iteration", ylabel="loss per batch")

@@ -135,3 +135,8 @@ def cosine_restarts_lr(initial_lr: float, first_decay_steps: int, t_mul: float =
         return as_output(iterations, initial_lr * ((1.0 - alpha) * decayed + alpha))
 
     return schedule
+
+
+def momentum_schedule(cycle: dict) -> Schedule:
+    """The momentum schedule `clr.plan.momentum_cycle` describes."""
+    return {"clr": cyclical_momentum, "one_cycle": one_cycle_momentum}[cycle["policy"]](**cycle["arguments"])

@@ -13,8 +13,9 @@ import numpy as np
 from clr import datasets, models, volume
 from clr.callbacks import LRFinder
 from clr.config import SGD, Adam, DatasetSpec, JobSpec, ModelSpec, RangeTestSpec, RMSprop, TrainingSpec
-from clr.keras_schedule import CosineRestartsSchedule, CyclicalSchedule, OneCycleSchedule
-from clr.plan import TrainingPlan, plan_training, policy_arguments
+from clr.keras_momentum import ScheduledMomentumAdam, ScheduledMomentumRMSprop, ScheduledMomentumSGD
+from clr.keras_schedule import CosineRestartsSchedule, CyclicalSchedule, OneCycleSchedule, in_graph_momentum
+from clr.plan import TrainingPlan, momentum_cycle, plan_training, policy_arguments
 from clr.recording import IterationRecorder
 from clr.schedules import step_size_advice
 from clr.tasks import Task
@@ -163,15 +164,21 @@ def metrics(task: Task) -> list:
     return [keras.metrics.MeanAbsoluteError(name="mae"), keras.metrics.RootMeanSquaredError(name="rmse")]
 
 
-def make_optimizer(spec: SGD | Adam | RMSprop, learning_rate) -> keras.optimizers.Optimizer:
-    """The Keras optimizer the spec names."""
+def make_optimizer(spec: SGD | Adam | RMSprop, learning_rate, cycle: dict | None = None
+                   ) -> keras.optimizers.Optimizer:
+    """The Keras optimizer the spec names, its momentum (Adam's `beta_1`) on the schedule `cycle` describes (a
+    `clr.plan.momentum_cycle`) when there is one."""
     options = spec.model_dump(exclude={"name"})
-    classes = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
+    if cycle is None:
+        classes = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
+    else:
+        classes = {"sgd": ScheduledMomentumSGD, "adam": ScheduledMomentumAdam, "rmsprop": ScheduledMomentumRMSprop}
+        options["momentum_schedule"] = in_graph_momentum(cycle)
     return classes[spec.name](learning_rate=learning_rate, **options)
 
 
 def _prepare(spec: JobSpec, data: datasets.Dataset, learning_rate, settings: Settings, steps_per_execution: int,
-             devices: list[str]) -> tuple[keras.Model, Split]:
+             devices: list[str], cycle: dict | None = None) -> tuple[keras.Model, Split]:
     """The compiled model, on `devices` (several GPUs: one step per execution, as Keras's `fit` under
     MirroredStrategy fails with more), and the data split."""
     if spec.seed is not None:
@@ -181,7 +188,7 @@ def _prepare(spec: JobSpec, data: datasets.Dataset, learning_rate, settings: Set
     with strategy.scope():
         model = build_model(spec, data, settings)
         model.compile(
-            optimizer=make_optimizer(spec.optimizer, learning_rate),
+            optimizer=make_optimizer(spec.optimizer, learning_rate, cycle),
             loss=spec.loss,
             metrics=metrics(Task(spec.loss)),
             steps_per_execution=1 if strategy.num_replicas_in_sync > 1 else steps_per_execution,
@@ -220,16 +227,17 @@ def run_range_test(spec: RangeTestSpec, reporter: JobReporter, settings: Setting
     return result
 
 
-def lr_schedule(spec: TrainingSpec, plan: TrainingPlan, bounds: tuple[float, float] | None
-                ) -> keras.optimizers.schedules.LearningRateSchedule:
-    """The training's in-graph LR schedule, its rates taken from `bounds` (a range test's) where the spec has none:
-    1cycle and SGDR peak at the suggested `max_lr`."""
+def schedules(spec: TrainingSpec, plan: TrainingPlan, bounds: tuple[float, float] | None
+              ) -> tuple[keras.optimizers.schedules.LearningRateSchedule, dict | None]:
+    """The training's in-graph LR schedule, its rates taken from `bounds` (a range test's) where the spec has none
+    (1cycle and SGDR peak at the suggested `max_lr`), and the momentum cycle that goes with it (None: fixed)."""
     if spec.clr is not None:
-        return CyclicalSchedule(**spec.clr.resolve(plan.iterations_per_epoch, bounds).model_dump())
+        config = spec.clr.resolve(plan.iterations_per_epoch, bounds)
+        return CyclicalSchedule(**config.lr_arguments()), momentum_cycle(config, config.lr_arguments())
     classes = {"one_cycle": OneCycleSchedule, "cosine_restarts": CosineRestartsSchedule}
     peak = spec.schedule.given_lr or bounds[1]
     arguments = policy_arguments(spec.schedule, peak, plan.total_iterations, plan.iterations_per_epoch)
-    return classes[spec.schedule.policy](**arguments)
+    return classes[spec.schedule.policy](**arguments), momentum_cycle(spec.schedule, arguments)
 
 
 def train_recorded(model: keras.Model, data: Split, batch_size: int, epochs: int, reporter: JobReporter,
@@ -306,12 +314,13 @@ def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporte
         bounds = find_bounds_first(spec, reporter, settings)
     data = load_dataset(spec.dataset, settings, reporter.store)
     plan = plan_training(spec, len(data.x_train))
-    schedule = lr_schedule(spec, plan, bounds)
+    schedule, cycle = schedules(spec, plan, bounds)
     devices = job_devices(settings.gpus_per_job)
-    model, prepared = _prepare(spec, data, schedule, settings, settings.steps_per_execution, devices)
+    model, prepared = _prepare(spec, data, schedule, settings, settings.steps_per_execution, devices, cycle)
     files, storage = settings.job_files(reporter.job_id), settings.storage()
     start = _resume_point(reporter, files, storage, spec.seed)
-    reporter.set_progress(total_iterations=plan.total_iterations, epochs=plan.epochs, epoch=start.epoch)
+    reporter.set_progress(total_iterations=plan.total_iterations, epochs=plan.epochs, epoch=start.epoch,
+                          momentum_cycle=cycle)
     if start.iteration:
         checkpoints.restore(model, start)
     checkpointer = checkpoints.Checkpointer(
@@ -335,6 +344,7 @@ def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporte
         "iterations": int(model.optimizer.iterations.numpy()),
         "epochs": plan.epochs,
         "devices": devices,
+        "momentum_cycle": cycle,
         "final_metrics": history[-1] if history else {},
         "history": {name: [epoch.get(name) for epoch in history] for name in (history[0] if history else {})},
     }

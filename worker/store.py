@@ -23,7 +23,8 @@ T = TypeVar("T")
 UploadKind = Literal["datasets", "models", "uploads"]  # "uploads": unfinished chunked uploads
 POINT = np.dtype([("lr", "<f4"), ("loss", "<f4")])
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
-JSON_FIELDS = ("spec", "bounds", "warnings", "result", "epoch_history", "resumes", "range_test")
+JSON_FIELDS = (
+    "spec", "bounds", "warnings", "result", "epoch_history", "resumes", "range_test", "momentum_cycle")
 INT_FIELDS = ("attempts", "iteration", "total_iterations", "epoch", "epochs")
 
 # Time comes from Redis (`TIME`), so every worker judges staleness on one clock.
@@ -165,9 +166,9 @@ class Curve:
 
 
 def _pairs(**fields: Any) -> list[Any]:
-    """Hash fields as `HSET` arguments, dicts and lists as JSON."""
+    """Hash fields as `HSET` arguments, dicts and lists as JSON, None as empty (read back as None)."""
     return [item for name, value in fields.items()
-            for item in (name, json.dumps(value) if isinstance(value, dict | list) else value)]
+            for item in (name, json.dumps(value) if isinstance(value, dict | list) else "" if value is None else value)]
 
 
 def _decode(raw: dict[bytes, bytes]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from api.deps import JobDep, StoreDep
 from clr.analysis import downsample_indices, smooth
 from clr.bounds import BoundSuggestion
 from clr.plots import range_test_png, training_png
+from clr.policies import momentum_schedule
 
 router = APIRouter(tags=["curves"])
 PLOT_POINTS = 4000
@@ -45,7 +46,8 @@ def range_test_of(job: dict[str, Any], phase: Phase) -> tuple[str, dict[str, Any
 
 def curve_columns(job: dict[str, Any], store: StoreDep, since: int, max_points: int | None = None,
                   phase: Phase = "training") -> dict[str, np.ndarray]:
-    """The job's curve from iteration `since` (+ the smoothed loss of a range test), downsampled to `max_points`."""
+    """The job's curve from iteration `since` (+ the smoothed loss of a range test, + the momentum of a training that
+    cycles it: a function of the iteration, like the LR), downsampled to `max_points`."""
     if sweep := range_test_of(job, phase):  # the smoothed loss needs the curve from its start
         curve = store.curve(job["id"], phase=sweep[0])
         smoothed = smooth(curve.losses, sweep[1]["beta"])
@@ -54,6 +56,8 @@ def curve_columns(job: dict[str, Any], store: StoreDep, since: int, max_points: 
     else:
         curve = store.curve(job["id"], since)
         columns = {"iteration": curve.iterations, "lr": curve.lrs, "loss": curve.losses}
+        if cycle := job.get("momentum_cycle"):
+            columns["momentum"] = momentum_schedule(cycle)(curve.iterations)
     if max_points is not None:
         chosen = downsample_indices(columns["loss"], max_points)  # keeps the first non-finite point itself
         columns = {name: values[chosen] for name, values in columns.items()}
@@ -71,7 +75,8 @@ def get_curves(
     format: Literal["json", "csv"] = "json",
     phase: PhaseQuery = "training",
 ) -> Response:
-    """The LR and true loss of every iteration (+ smoothed loss for range tests, + per-epoch metrics)."""
+    """The LR and true loss of every iteration (+ smoothed loss for range tests, + momentum where it cycles, +
+    per-epoch metrics)."""
     columns = curve_columns(job, store, since, max_points, phase)
     if format == "csv":
         out = io.StringIO()
@@ -101,6 +106,8 @@ def get_plot(job: JobDep, store: StoreDep, phase: PhaseQuery = "training") -> Re
         history = job["epoch_history"] or []
         metrics = {name: [epoch.get(name) for epoch in history] for name in (history[0] if history else {})}
         clr = (job["result"] or {}).get("clr")
+        cycle = job.get("momentum_cycle")
         png = training_png(curve.iterations[chosen], curve.lrs[chosen], curve.losses[chosen], metrics,
-                           2 * clr["step_size"] if clr else None)
+                           2 * clr["step_size"] if clr else None,
+                           momentum_schedule(cycle)(curve.iterations[chosen]) if cycle else None)
     return Response(png, media_type="image/png")

@@ -47,14 +47,15 @@ TRAINING_EXAMPLES = {
         },
     },
     "one_cycle": {
-        "summary": "Smith's 1cycle policy instead of CLR (or `cosine_restarts`, SGDR)",
+        "summary": "Smith's 1cycle policy instead of CLR, momentum cycled against it (or `cosine_restarts`, SGDR)",
         "value": {
             "model": {"architecture": "mlp"},
             "dataset": {"name": "digits"},
             "optimizer": {"name": "sgd", "momentum": 0.9},
             "batch_size": 32,
             "epochs": 4,
-            "schedule": {"policy": "one_cycle", "max_lr": 0.1, "pct_start": 0.3},
+            "schedule": {"policy": "one_cycle", "max_lr": 0.1, "pct_start": 0.3, "cycle_momentum": True,
+                         "base_momentum": 0.85, "max_momentum": 0.95},
         },
     },
     "range_test": {

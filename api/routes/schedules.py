@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field, model_validator
 from api.deps import CallerDep, SettingsDep, StoreDep
 from api.routes.datasets import dataset_meta
 from clr.config import CLRConfig, DatasetSpec, Policy, Strict
-from clr.plan import cycle_end_warning, iterations_per_epoch, policy_arguments, step_size_warning
-from clr.policies import cosine_restarts_lr, one_cycle_lr
+from clr.plan import cycle_end_warning, iterations_per_epoch, momentum_cycle, policy_arguments, step_size_warning
+from clr.policies import cosine_restarts_lr, momentum_schedule, one_cycle_lr
 from clr.schedules import cyclical_lr
 
 router = APIRouter(tags=["schedules"])
@@ -38,6 +38,7 @@ class PreviewRequest(Strict):
 class Preview(BaseModel):
     iteration: list[int]
     lr: list[float]
+    momentum: list[float] | None = Field(None, description="Where the schedule cycles it")
     iterations_per_epoch: int | None = None
     warnings: list[str] = []
 
@@ -57,8 +58,8 @@ def preview_schedule(
     settings: SettingsDep,
     key: CallerDep,
 ) -> Preview:
-    """The LR of iterations 0..N-1 for a `clr` config or another `schedule`; with a dataset and batch size, Smith's
-    advice on a `clr` config too."""
+    """The LR (and the momentum, where it cycles) of iterations 0..N-1 for a `clr` config or another `schedule`; with
+    a dataset and batch size, Smith's advice on a `clr` config too."""
     iterations = np.arange(request.iterations)
     per_epoch, warnings = None, []
     try:
@@ -66,7 +67,8 @@ def preview_schedule(
             samples = dataset_meta(request.dataset, store, settings, key)["train_samples"]
             per_epoch = iterations_per_epoch(samples, request.batch_size, request.validation_split)
         if request.clr is not None:
-            schedule = cyclical_lr(**request.clr.model_dump())
+            schedule = cyclical_lr(**request.clr.lr_arguments())
+            cycle = momentum_cycle(request.clr, request.clr.lr_arguments())
             if per_epoch is not None:
                 step_size = request.clr.step_size
                 warnings = step_size_warning(step_size, per_epoch) + cycle_end_warning(step_size, request.iterations,
@@ -74,8 +76,10 @@ def preview_schedule(
         else:
             policy = request.schedule
             factory = {"one_cycle": one_cycle_lr, "cosine_restarts": cosine_restarts_lr}[policy.policy]
-            schedule = factory(**policy_arguments(policy, policy.given_lr, request.iterations, per_epoch))
+            arguments = policy_arguments(policy, policy.given_lr, request.iterations, per_epoch)
+            schedule, cycle = factory(**arguments), momentum_cycle(policy, arguments)
     except ValueError as error:
         raise HTTPException(422, str(error)) from error
-    return Preview(iteration=iterations.tolist(), lr=schedule(iterations).tolist(), iterations_per_epoch=per_epoch,
-                   warnings=warnings)
+    momentum = momentum_schedule(cycle)(iterations).tolist() if cycle else None
+    return Preview(iteration=iterations.tolist(), lr=schedule(iterations).tolist(), momentum=momentum,
+                   iterations_per_epoch=per_epoch, warnings=warnings)

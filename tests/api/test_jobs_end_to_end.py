@@ -168,6 +168,7 @@ def test_cancel_stops_a_running_training_and_keeps_its_curve(client, store):
     curves = client.get(f"/jobs/{job_id}/curves").json()
     assert 100 < len(curves["iteration"]) < job["progress"]["total_iterations"]
     assert curves["iteration"] == list(range(len(curves["iteration"])))
+    assert "momentum" not in curves  # the optimizer's own momentum, fixed
     assert client.delete(f"/jobs/{job_id}").status_code == 204
     assert store.curve(job_id).iterations.size == 0
 
@@ -177,8 +178,8 @@ def test_health_reports_redis_and_the_worker(client):
     assert health["redis"] == "ok" and len(health["workers"]) == 1
 
 
-def test_a_one_cycle_training_follows_pytorchs_one_cycle_at_every_iteration(client):
-    from clr.policies import one_cycle_lr
+def test_a_one_cycle_training_follows_pytorchs_one_cycle_and_its_momentum_at_every_iteration(client):
+    from clr.policies import one_cycle_lr, one_cycle_momentum
 
     body = TRAINING_EXAMPLES["one_cycle"]["value"] | {"epochs": 2, "seed": 0}
     submitted = client.post("/trainings", json=body)
@@ -190,6 +191,10 @@ def test_a_one_cycle_training_follows_pytorchs_one_cycle_at_every_iteration(clie
     curves = client.get(f"/jobs/{job['id']}/curves").json()
     assert curves["iteration"] == list(range(total))
     np.testing.assert_allclose(curves["lr"], one_cycle_lr(0.1, total, pct_start=0.3)(np.arange(total)), rtol=1e-6)
+    np.testing.assert_allclose(curves["momentum"], one_cycle_momentum(total)(np.arange(total)), rtol=1e-12)
+    assert job["result"]["momentum_cycle"]["arguments"]["max_momentum"] == 0.95
+    csv_header = client.get(f"/jobs/{job['id']}/curves", params={"format": "csv"}).text.split("\n")[0]
+    assert csv_header == "iteration,lr,loss,momentum"
 
 
 def test_one_request_runs_its_range_test_then_trains_with_the_bounds(client):

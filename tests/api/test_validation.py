@@ -64,6 +64,9 @@ def post_raw(client, path, body):
         ("/trainings", WITH_SCHEDULE | {"schedule": {"policy": "one_cycle"}}, "body", "`schedule.max_lr`, a `range_test_id`"),
         ("/trainings", WITH_SCHEDULE | {"schedule": {"policy": "sgdr"}}, "schedule", "'one_cycle', 'cosine_restarts'"),
         ("/trainings", WITH_SCHEDULE | {"schedule": ONE_CYCLE | {"pct_start": 1.5}}, "pct_start", "less than 1"),
+        ("/trainings", with_clr(cycle_momentum=True, base_momentum=0.95), "clr",
+         "`base_momentum` must be < `max_momentum`. Received: base_momentum=0.95, max_momentum=0.9"),
+        ("/trainings", WITH_SCHEDULE | {"schedule": ONE_CYCLE | {"max_momentum": 1.0}}, "max_momentum", "less than 1"),
         ("/trainings", WITH_SCHEDULE | {"schedule": {"policy": "cosine_restarts", "initial_lr": 0.1}},
          "cosine_restarts", "exactly one of `first_decay_steps`"),
         ("/range-tests", GOOD_RANGE_TEST | {"start_lr": 1.0, "end_lr": 0.1}, "body", "`start_lr` must be < `end_lr`"),
@@ -265,11 +268,17 @@ def test_an_archive_that_unpacks_past_the_limit_is_refused_before_loading(client
 
 
 def test_schedule_preview_of_the_other_policies_is_their_numpy_oracle(client):
-    from clr.policies import cosine_restarts_lr, one_cycle_lr
+    from clr.policies import cosine_restarts_lr, cyclical_momentum, one_cycle_lr, one_cycle_momentum
 
     body = {"schedule": {"policy": "one_cycle", "max_lr": 0.1, "three_phase": True}, "iterations": 300}
     preview = client.post("/schedules/preview", json=body).json()
     np.testing.assert_allclose(preview["lr"], one_cycle_lr(0.1, 300, three_phase=True)(np.arange(300)), rtol=1e-12)
+    assert preview["momentum"] == one_cycle_momentum(300, three_phase=True)(np.arange(300)).tolist()
+    cyclical = {"clr": {"base_lr": 0.01, "max_lr": 0.1, "step_size": 20, "cycle_momentum": True}, "iterations": 100}
+    preview = client.post("/schedules/preview", json=cyclical).json()
+    assert preview["momentum"] == cyclical_momentum(0.8, 0.9, 20)(np.arange(100)).tolist()
+    fixed = {"schedule": {"policy": "one_cycle", "max_lr": 0.1, "cycle_momentum": False}, "iterations": 300}
+    assert client.post("/schedules/preview", json=fixed).json()["momentum"] is None
     sgdr = {"policy": "cosine_restarts", "initial_lr": 0.05, "first_decay_epochs": 2, "t_mul": 1.0}
     refused = client.post("/schedules/preview", json={"schedule": sgdr, "iterations": 300})
     assert refused.status_code == 422 and "needs the data's epoch length" in refused.text

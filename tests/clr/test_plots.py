@@ -28,3 +28,11 @@ def test_training_figure_is_a_png_with_and_without_epoch_metrics():
     with_metrics = size_of(training_png(iterations, lrs, losses, {"val_accuracy": [0.5, 0.8, 0.9]}))
     without = size_of(training_png(iterations, lrs, losses))
     assert with_metrics[0] > without[0]
+
+
+def test_training_figure_draws_a_cycled_momentum():
+    iterations = np.arange(300)
+    lrs, losses = np.sin(iterations / 20) + 2, np.exp(-iterations / 100)
+    plain = imread(io.BytesIO(training_png(iterations, lrs, losses)), format="png")
+    with_momentum = imread(io.BytesIO(training_png(iterations, lrs, losses, momenta=0.9 - lrs / 20)), format="png")
+    assert plain.shape == with_momentum.shape and not np.array_equal(plain, with_momentum)

@@ -108,6 +108,13 @@ def test_one_cycle_refuses_iterations_past_its_end():
          503),
         ("CosineRestartsSchedule", {"initial_lr": 0.1, "first_decay_steps": 40, "t_mul": 1.5, "m_mul": 0.8}, 3000),
         ("CosineRestartsSchedule", {"initial_lr": 0.1, "first_decay_steps": 25, "t_mul": 1.0, "alpha": 0.05}, 3000),
+        ("OneCycleMomentumSchedule", {"total_steps": 997, "pct_start": 0.25}, 997),
+        ("OneCycleMomentumSchedule", {"total_steps": 503, "base_momentum": 0.8, "three_phase": True,
+                                      "anneal_strategy": "linear"}, 503),
+        ("CyclicalMomentumSchedule", {"base_momentum": 0.8, "max_momentum": 0.95, "step_size": 23,
+                                      "mode": "exp_range", "gamma": 0.999}, 3000),
+        ("CyclicalMomentumSchedule", {"base_momentum": 0.85, "max_momentum": 0.95, "step_size": 20,
+                                      "mode": "triangular2", "shape": "sinusoidal"}, 3000),
     ],
 )
 def test_in_graph_schedules_equal_their_oracle_and_round_trip(in_graph, oracle, steps):
@@ -116,7 +123,8 @@ def test_in_graph_schedules_equal_their_oracle_and_round_trip(in_graph, oracle, 
     from clr import keras_schedule
 
     schedule = getattr(keras_schedule, in_graph)(**oracle)
-    factory = one_cycle_lr if in_graph == "OneCycleSchedule" else cosine_restarts_lr
+    factory = {"OneCycleSchedule": one_cycle_lr, "CosineRestartsSchedule": cosine_restarts_lr,
+               "OneCycleMomentumSchedule": one_cycle_momentum, "CyclicalMomentumSchedule": cyclical_momentum}[in_graph]
     ours = keras.ops.convert_to_numpy(schedule(keras.ops.convert_to_tensor(np.arange(steps))))
     np.testing.assert_allclose(ours, factory(**oracle)(np.arange(steps)), rtol=1e-6)
     assert schedule.get_config() | oracle == schedule.get_config()
