@@ -1,5 +1,6 @@
-"""Smith's Table 1 on data we have: fixed LR against triangular, triangular2 and exp_range, through the worker's
-own range-test and training code, on digits and on a harder digits (fewer samples, noisy labels)."""
+"""Smith's Table 1 on data we have: fixed LR against triangular, triangular2, exp_range and 1cycle (with the
+optimizer's momentum and with cyclical momentum), through the worker's own range-test and training code, on digits
+and on a harder digits (fewer samples, noisy labels)."""
 
 from __future__ import annotations
 
@@ -75,11 +76,20 @@ class Experiment:
         curve = self.store.curve(reporter.job_id)
         return result | {"lrs": curve.lrs, "losses": curve.losses}
 
-    def train(self, clr: dict, seed: int, bounds: tuple[float, float] | None = None) -> list[float]:
-        """Test accuracy after each epoch."""
-        spec = TrainingSpec.model_validate(self.base | {"epochs": self.epochs, "seed": seed, "clr": clr})
+    def train(self, clr: dict, seed: int) -> list[float]:
+        """Test accuracy after each epoch of a CLR training."""
+        return self._fit({"clr": clr}, seed)
+
+    def one_cycle(self, max_lr: float, seed: int, cycle_momentum: bool) -> list[float]:
+        """Test accuracy after each epoch of a 1cycle training peaking at `max_lr`, with the optimizer's momentum or
+        with momentum cycled from 0.95 to 0.85 and back."""
+        return self._fit({"schedule": {"policy": "one_cycle", "max_lr": max_lr, "cycle_momentum": cycle_momentum}},
+                         seed)
+
+    def _fit(self, schedule: dict, seed: int) -> list[float]:
+        spec = TrainingSpec.model_validate(self.base | {"epochs": self.epochs, "seed": seed} | schedule)
         with self._reporter() as reporter:
-            result = jobs.run_training(spec, bounds, reporter, self.settings)
+            result = jobs.run_training(spec, None, reporter, self.settings)
         return result["history"]["val_accuracy"]
 
     def fixed(self, lr: float, seed: int) -> list[float]:
@@ -111,13 +121,16 @@ def run(name: str, data: datasets.Dataset, store, settings: Settings, args: argp
     best_lr = max(fixed, key=lambda lr: statistics.mean(curve[-1] for curve in fixed[lr]))
     curves = {f"fixed {best_lr:g}": fixed[best_lr]}
     curves |= {policy: [experiment.cyclical(policy, bounds, seed) for seed in seeds] for policy in POLICIES}
+    curves |= {name: [experiment.one_cycle(bounds[1], seed, cycled) for seed in seeds]
+               for name, cycled in (("one_cycle", False), ("one_cycle, cyclical momentum", True))}
     target = statistics.mean(curve[-1] for curve in fixed[best_lr])
     rows = []
     for policy, runs in curves.items():
         finals = [curve[-1] for curve in runs]
         reach = [iterations_to_reach(curve, target, experiment.per_epoch) for curve in runs]
         reached = sorted(value for value in reach if value is not None)
-        lr = f"{best_lr:g}" if policy.startswith("fixed") else f"{bounds[0]:.3g}-{bounds[1]:.3g}"
+        lr = f"{best_lr:g}" if policy.startswith("fixed") else f"{bounds[0]:.3g}-{bounds[1]:.3g}" if (
+            policy in POLICIES) else f"peak {bounds[1]:.3g}"
         rows.append([name, policy, lr, f"{statistics.mean(finals):.4f} ± {statistics.stdev(finals):.4f}",
                      f"{statistics.median(reached):,.0f}" if reached else "not reached", f"{len(reached)}/{len(seeds)}"])
         iterations = np.arange(1, epochs + 1) * experiment.per_epoch

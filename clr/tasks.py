@@ -13,6 +13,11 @@ Loss = Literal["sparse_categorical_crossentropy", "categorical_crossentropy", "b
                "mean_squared_error", "mean_absolute_error", "huber"]
 LOSSES: tuple[str, ...] = get_args(Loss)
 CLASSIFICATION = frozenset({"sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy"})
+ACTIVATIONS = {"sparse_categorical_crossentropy": "softmax", "categorical_crossentropy": "softmax",
+               "binary_crossentropy": "sigmoid"}  # regression: linear
+NEEDS = {"sparse_categorical_crossentropy": "one integer class >= 0 per sample (a 1-D integer array)",
+         "categorical_crossentropy": "one column per class, each row 0s and a single 1 (one-hot)",
+         "binary_crossentropy": "0 or 1 per sample (1-D), or per sample and label (2-D, multi-label)"}
 
 
 @dataclass(frozen=True)
@@ -63,15 +68,11 @@ class Task:
 
     @property
     def activation(self) -> str:
-        return {"sparse_categorical_crossentropy": "softmax", "categorical_crossentropy": "softmax",
-                "binary_crossentropy": "sigmoid"}.get(self.loss, "linear")
+        return ACTIVATIONS.get(self.loss, "linear")
 
     @property
     def needs(self) -> str:
-        return {"sparse_categorical_crossentropy": "one integer class >= 0 per sample (a 1-D integer array)",
-                "categorical_crossentropy": "one column per class, each row 0s and a single 1 (one-hot)",
-                "binary_crossentropy": "0 or 1 per sample (1-D), or per sample and label (2-D, multi-label)",
-                }.get(self.loss, "finite numbers, one per sample (1-D) or one row of targets per sample (2-D)")
+        return NEEDS.get(self.loss, "finite numbers, one per sample (1-D) or one row of targets per sample (2-D)")
 
     def fits(self, labels: Labels) -> bool:
         if self.loss == "sparse_categorical_crossentropy":

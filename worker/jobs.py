@@ -138,11 +138,10 @@ def build_model(spec: JobSpec, data: datasets.Dataset, settings: Settings) -> ke
     expected = tuple(model.input_shape[1:])
     if expected != data.input_shape:
         raise JobError(f"The model expects samples of shape {expected}; the dataset's are {data.input_shape}")
-    wanted = f"at least {outputs}" if spec.loss == "sparse_categorical_crossentropy" else str(outputs)
-    if model.output_shape[-1] < outputs or (spec.loss != "sparse_categorical_crossentropy"
-                                            and model.output_shape[-1] != outputs):
-        raise JobError(f"The model has {model.output_shape[-1]} outputs; the labels need {wanted} for loss "
-                       f"{spec.loss!r}")
+    sparse = spec.loss == "sparse_categorical_crossentropy"  # classes past the labels' highest are allowed
+    if not (model.output_shape[-1] >= outputs if sparse else model.output_shape[-1] == outputs):
+        raise JobError(f"The model has {model.output_shape[-1]} outputs; the labels need "
+                       f"{'at least ' if sparse else ''}{outputs} for loss {spec.loss!r}")
     return model
 
 
@@ -279,9 +278,9 @@ def _resume_point(reporter: JobReporter, files: JobFiles, storage: Storage, seed
                   ) -> checkpoints.Checkpoint:
     """The checkpoint this attempt starts from, the curve cut back to it: the last one saved (on this host or in
     the storage, with the best model so far), or a fresh start."""
-    storage.fetch(files.model("best"))
     saved = checkpoints.load(files.checkpoint) if storage.fetch(files.checkpoint) else None
     if saved is not None and reporter.resume(saved.iteration, saved.epoch, saved.history) == saved.iteration:
+        storage.fetch(files.model("best"))
         return saved
     reporter.resume(0)
     return checkpoints.Checkpoint(0, 0, fresh_data_seed(seed), [])

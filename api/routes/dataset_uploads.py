@@ -65,11 +65,11 @@ def _check_part(path: Path, name: str, arrays: dict[str, Any]) -> dict[str, Any]
         raise ValueError(f"{name}: a part holds rows of numbers. Received: dtype={part.dtype}, shape={part.shape}")
     if part.dtype.byteorder == ">" or np.isfortran(part) and part.ndim > 1:
         raise ValueError(f"{name}: send the part little-endian in C order (np.ascontiguousarray)")
-    so_far = arrays.get(name)
-    if so_far is not None and (part.dtype.str, list(part.shape[1:])) != (so_far["dtype"], so_far["shape"][1:]):
+    before = arrays.get(name)
+    if before is not None and (part.dtype.str, list(part.shape[1:])) != (before["dtype"], before["shape"][1:]):
         raise ValueError(f"{name}: the part holds {part.dtype.str} rows of shape {part.shape[1:]}; the parts before "
-                         f"held {so_far['dtype']} rows of shape {tuple(so_far['shape'][1:])}")
-    so_far = so_far or {"shape": [0], "parts": 0, "bytes": 0}
+                         f"held {before['dtype']} rows of shape {tuple(before['shape'][1:])}")
+    so_far = before or {"shape": [0], "parts": 0, "bytes": 0}
     return {"dtype": part.dtype.str, "shape": [so_far["shape"][0] + len(part), *part.shape[1:]],
             "parts": so_far["parts"] + 1, "bytes": so_far["bytes"] + path.stat().st_size}
 

@@ -84,3 +84,17 @@ def test_ending_a_job_taken_over_meanwhile_leaves_the_new_attempt_alone(store):
     runner.finish(store, job_id, first, Settings(), "failed", error="too late")
     assert store.get(job_id)["state"] == "running" and store.get(job_id)["error"] is None
     assert np.isfinite(store.get(job_id)["heartbeat_at"])
+
+
+@pytest.mark.parametrize(("loss", "units", "message"), [
+    ("sparse_categorical_crossentropy", 9, "The model has 9 outputs; the labels need at least 10 for loss"),
+    ("categorical_crossentropy", 11, "The model has 11 outputs; the labels need 10 for loss"),
+])
+def test_a_model_with_the_wrong_number_of_outputs_is_refused_naming_both(loss, units, message, tmp_path):
+    data = datasets.digits()
+    if loss == "categorical_crossentropy":
+        data = datasets.Dataset(data.x_train, np.eye(10, dtype=np.float32)[data.y_train], None, None)
+    model = keras.Sequential([keras.Input(data.input_shape), keras.layers.Flatten(), keras.layers.Dense(units)])
+    body = TRAINING_EXAMPLES["one_cycle"]["value"] | {"model": {"keras_json": model.to_json()}, "loss": loss}
+    with pytest.raises(jobs.JobError, match=message):
+        jobs.build_model(jobs.TrainingSpec.model_validate(body), data, Settings(data_dir=tmp_path))
