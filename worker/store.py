@@ -236,8 +236,15 @@ class JobStore:
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         """The job record, or None for an unknown id."""
-        raw = self.redis.hgetall(self._job_key(job_id))
-        return _decode(raw) if b"kind" in raw else None  # a record without its creation fields is no job
+        return self.get_many([job_id])[0]
+
+    def get_many(self, job_ids: list[str]) -> list[dict[str, Any] | None]:
+        """The job records (None for unknown ids), in one round trip."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hgetall(self._job_key(job_id))
+            raws = pipe.execute()
+        return [_decode(raw) if b"kind" in raw else None for raw in raws]  # without its creation fields: no job
 
     def list(self, kind: str | None, state: str | None, offset: int, limit: int,
              owner: str | None = None) -> tuple[int, list[dict[str, Any]]]:
@@ -246,8 +253,7 @@ class JobStore:
         index = "clr:jobs" if owner is None else f"clr:jobs:{owner}"
         if kind is None and state is None:
             ids = [job_id.decode() for job_id in self.redis.zrevrange(index, offset, offset + limit - 1)]
-            page = [self.get(job_id) for job_id in ids]
-            return self.redis.zcard(index), [job for job in page if job is not None]
+            return self.redis.zcard(index), [job for job in self.get_many(ids) if job is not None]
         ids = [job_id.decode() for job_id in self.redis.zrevrange(index, 0, -1)]
         with self.redis.pipeline() as pipe:
             for job_id in ids:
@@ -260,8 +266,7 @@ class JobStore:
             and kind in (None, job_kind.decode())
             and state in (None, job_state.decode())
         ]
-        page = [self.get(job_id) for job_id in matching[offset : offset + limit]]
-        return len(matching), [job for job in page if job is not None]
+        return len(matching), [job for job in self.get_many(matching[offset : offset + limit]) if job is not None]
 
     def job_heads(self) -> list[dict[str, Any]]:
         """Every job's kind, state, iteration and times (what monitoring counts), in one round trip."""
