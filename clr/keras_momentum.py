@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import keras
 
+from clr.keras_schedule import CyclicalMomentumSchedule, OneCycleMomentumSchedule
+
 
 class MomentumVariable(keras.Variable):
     """The momentum of the current step. Compared with a number in Python (`!=`, `>`: an optimizer asking whether
@@ -29,7 +31,8 @@ class MomentumVariable(keras.Variable):
 
 class ScheduledMomentum:
     """Mixin before a Keras optimizer class: `momentum_schedule` (a `clr.keras_schedule` momentum schedule) drives
-    the attribute named `MOMENTUM`. A `.keras` file round-trips it."""
+    the attribute named `MOMENTUM`. A `.keras` file round-trips it (importing this module registers the schedules
+    too)."""
 
     MOMENTUM = "momentum"
 
@@ -64,3 +67,9 @@ class ScheduledMomentumAdam(ScheduledMomentum, keras.optimizers.Adam):
     """Adam with its `beta_1` on a schedule."""
 
     MOMENTUM = "beta_1"
+
+
+def in_graph_momentum(cycle: dict) -> keras.optimizers.schedules.LearningRateSchedule:
+    """The momentum schedule `clr.plan.momentum_cycle` describes, in-graph (`clr.policies.momentum_schedule`'s)."""
+    classes = {"clr": CyclicalMomentumSchedule, "one_cycle": OneCycleMomentumSchedule}
+    return classes[cycle["policy"]](**cycle["arguments"])

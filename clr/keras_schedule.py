@@ -158,9 +158,3 @@ class OneCycleMomentumSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return {"total_steps": self.total_steps, "base_momentum": self.base_momentum,
                 "max_momentum": self.max_momentum, "pct_start": self.pct_start,
                 "anneal_strategy": self.anneal_strategy, "three_phase": self.three_phase}
-
-
-def in_graph_momentum(cycle: dict) -> keras.optimizers.schedules.LearningRateSchedule:
-    """`clr.policies.momentum_schedule` in-graph."""
-    classes = {"clr": CyclicalMomentumSchedule, "one_cycle": OneCycleMomentumSchedule}
-    return classes[cycle["policy"]](**cycle["arguments"])

@@ -13,8 +13,13 @@ import numpy as np
 from clr import datasets, models, volume
 from clr.callbacks import LRFinder
 from clr.config import SGD, Adam, DatasetSpec, JobSpec, ModelSpec, RangeTestSpec, RMSprop, TrainingSpec
-from clr.keras_momentum import ScheduledMomentumAdam, ScheduledMomentumRMSprop, ScheduledMomentumSGD
-from clr.keras_schedule import CosineRestartsSchedule, CyclicalSchedule, OneCycleSchedule, in_graph_momentum
+from clr.keras_momentum import (
+    ScheduledMomentumAdam,
+    ScheduledMomentumRMSprop,
+    ScheduledMomentumSGD,
+    in_graph_momentum,
+)
+from clr.keras_schedule import CosineRestartsSchedule, CyclicalSchedule, OneCycleSchedule
 from clr.plan import TrainingPlan, momentum_cycle, plan_training, policy_arguments
 from clr.recording import IterationRecorder
 from clr.schedules import step_size_advice

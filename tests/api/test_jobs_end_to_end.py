@@ -178,7 +178,10 @@ def test_health_reports_redis_and_the_worker(client):
     assert health["redis"] == "ok" and len(health["workers"]) == 1
 
 
-def test_a_one_cycle_training_follows_pytorchs_one_cycle_and_its_momentum_at_every_iteration(client):
+def test_a_one_cycle_training_follows_pytorchs_one_cycle_and_its_momentum_at_every_iteration(client, tmp_path):
+    import keras
+
+    import clr.keras_momentum  # noqa: F401 (registers the optimizers the model is saved with)
     from clr.policies import one_cycle_lr, one_cycle_momentum
 
     body = TRAINING_EXAMPLES["one_cycle"]["value"] | {"epochs": 2, "seed": 0}
@@ -195,6 +198,9 @@ def test_a_one_cycle_training_follows_pytorchs_one_cycle_and_its_momentum_at_eve
     assert job["result"]["momentum_cycle"]["arguments"]["max_momentum"] == 0.95
     csv_header = client.get(f"/jobs/{job['id']}/curves", params={"format": "csv"}).text.split("\n")[0]
     assert csv_header == "iteration,lr,loss,momentum"
+    (tmp_path / "trained.keras").write_bytes(client.get(f"/jobs/{job['id']}/model").content)
+    optimizer = keras.saving.load_model(tmp_path / "trained.keras").optimizer
+    assert type(optimizer).__name__ == "ScheduledMomentumSGD" and optimizer.momentum_schedule.total_steps == total
 
 
 def test_one_request_runs_its_range_test_then_trains_with_the_bounds(client):
