@@ -94,6 +94,8 @@ class Case:
     range_epochs: int
     grid: tuple[float, ...]
     noisy_labels: bool = False
+    training_epochs: int = 24  # three whole triangular cycles, ending at base_lr
+    step_epochs: int = 4
 
 
 SGD_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
@@ -108,8 +110,6 @@ CASES = (
     Case("noisy labels, CNN + SGD momentum", "seed_cnn", {"name": "sgd", "momentum": 0.9}, 16, 1e-5, 10.0, 12,
          SGD_GRID[:4], noisy_labels=True),
 )
-
-TRAINING_EPOCHS, STEP_EPOCHS = 8, 2  # two whole triangular cycles, ending at base_lr
 
 
 def case_data(case: Case) -> datasets.Dataset:
@@ -134,13 +134,14 @@ def run_case(case: Case, seed: int, store, settings) -> CaseResult:
     from bench.table1 import Experiment
 
     experiment = Experiment(case_data(case), store, settings, case.architecture, case.optimizer, case.batch_size,
-                            TRAINING_EPOCHS, STEP_EPOCHS)
+                            case.training_epochs, case.step_epochs)
     result = experiment.range_test(case.start_lr, case.end_lr, case.range_epochs, seed)
     lrs, losses = result["lrs"].astype(np.float64), result["losses"].astype(np.float64)
     bounds = result["suggested_bounds"]
     accuracy = None
     if bounds is not None:
-        clr = {"base_lr": bounds["min_lr"], "max_lr": bounds["max_lr"], "step_size": STEP_EPOCHS * experiment.per_epoch}
+        clr = {"base_lr": bounds["min_lr"], "max_lr": bounds["max_lr"],
+               "step_size": case.step_epochs * experiment.per_epoch}
         accuracy = experiment.train(clr, seed)[-1]
     return CaseResult(bounds, result.get("warning"), fastai_valley_lr(lrs, losses), steepest_gradient_lr(lrs, losses),
                       accuracy)
@@ -151,7 +152,7 @@ def best_fixed(case: Case, seeds: range, store, settings) -> tuple[float, float]
     from bench.table1 import Experiment
 
     experiment = Experiment(case_data(case), store, settings, case.architecture, case.optimizer, case.batch_size,
-                            TRAINING_EPOCHS, STEP_EPOCHS)
+                            case.training_epochs, case.step_epochs)
     means = {lr: statistics.mean(experiment.fixed(lr, seed)[-1] for seed in seeds) for lr in case.grid}
     best = max(means, key=means.get)
     return best, means[best]
@@ -165,7 +166,7 @@ def real_panel(seeds: range, cases: tuple[Case, ...] = CASES) -> list[list[objec
 
         settings = Settings(data_dir=Path(directory))
         for case in cases:
-            key = (case.name, case.architecture, case.batch_size)
+            key = (case.name, case.architecture, case.batch_size, case.training_epochs)
             if key not in reference:
                 reference[key] = best_fixed(case, seeds, store, settings)
             best_lr, best_accuracy = reference[key]
@@ -192,8 +193,9 @@ def main() -> None:
     print(table(["points", "noise", "both bounds within 2x", "worst factor"], synthetic_panel()))
     if args.synthetic_only:
         return
-    print(f"\nReal range tests through worker.jobs on digits; CLR triangular, {TRAINING_EPOCHS} epochs, step_size "
-          f"{STEP_EPOCHS} epochs; test accuracy (points against the best fixed LR of the grid, mean of seeds)\n")
+    print(f"\nReal range tests through worker.jobs on digits; CLR triangular, {CASES[0].training_epochs} epochs, "
+          f"step_size {CASES[0].step_epochs} epochs; test accuracy (points against the best fixed LR of the grid, "
+          "mean of seeds)\n")
     rows = real_panel(range(args.seeds))
     print(table(["case", "sweep", "seed", "suggested bounds", "CLR test accuracy", "best fixed LR: accuracy",
                  "fastai valley", "steepest gradient"], rows))
