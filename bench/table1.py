@@ -114,10 +114,10 @@ def run(name: str, data: datasets.Dataset, store, settings: Settings, args: argp
     epochs, seeds = args.epochs, range(args.seeds)
     experiment = Experiment(data, store, settings, args.architecture, {"name": "sgd", "momentum": 0.9},
                             args.batch_size, epochs, args.step_epochs)
-    suggested = experiment.range_test()["suggested_bounds"]
+    suggested = experiment.range_test(epochs=args.range_epochs)["suggested_bounds"]
     bounds = (suggested["min_lr"], suggested["max_lr"])
     print(f"{name}: suggested bounds {bounds[0]:.3g} .. {bounds[1]:.3g}", flush=True)
-    fixed = {lr: [experiment.fixed(lr, seed) for seed in seeds] for lr in FIXED_GRID}
+    fixed = {lr: [experiment.fixed(lr, seed) for seed in seeds] for lr in args.grid}
     best_lr = max(fixed, key=lambda lr: statistics.mean(curve[-1] for curve in fixed[lr]))
     curves = {f"fixed {best_lr:g}": fixed[best_lr]}
     curves |= {policy: [experiment.cyclical(policy, bounds, seed) for seed in seeds] for policy in POLICIES}
@@ -147,6 +147,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--step-epochs", type=int, default=2, help="step_size in epochs (half a cycle)")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--grid", type=float, nargs="+", default=FIXED_GRID, help="fixed LRs to compare with")
+    parser.add_argument("--range-epochs", type=int, default=8, help="length of the range test")
     parser.add_argument("--architecture", choices=("mlp", "seed_cnn"), default="mlp")
     parser.add_argument("--plot", type=Path, help="default: docs/table1-ARCHITECTURE.png")
     args = parser.parse_args()
