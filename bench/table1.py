@@ -131,7 +131,8 @@ def run(name: str, data: datasets.Dataset, store, settings: Settings, args: argp
         reached = sorted(value for value in reach if value is not None)
         lr = f"{best_lr:g}" if policy.startswith("fixed") else f"{bounds[0]:.3g}-{bounds[1]:.3g}" if (
             policy in POLICIES) else f"peak {bounds[1]:.3g}"
-        rows.append([name, policy, lr, f"{statistics.mean(finals):.4f} ± {statistics.stdev(finals):.4f}",
+        spread = f" ± {statistics.stdev(finals):.4f}" if len(finals) > 1 else ""
+        rows.append([name, policy, lr, f"{statistics.mean(finals):.4f}{spread}",
                      f"{statistics.median(reached):,.0f}" if reached else "not reached",
                      f"{len(reached)}/{len(seeds)}"])
         iterations = np.arange(1, epochs + 1) * experiment.per_epoch
