@@ -96,6 +96,7 @@ def test_models_that_do_not_exist_are_404_naming_why_and_409_while_queued(client
         "batch_size": 64, "epochs": 1}).json()["id"]
     assert "range test" in client.get(f"/jobs/{range_test}/model").json()["detail"]
     assert client.get(f"/jobs/{without_validation}/model", params={"which": "other"}).status_code == 422
+    client.post(f"/jobs/{range_test}/cancel")  # the worker is free for the next test
 
 
 def test_a_worker_child_killed_after_a_checkpoint_resumes_at_that_iteration_exactly(client, store, service):

@@ -1,7 +1,7 @@
 """The real part of the bound-suggestion panel, through the worker's code on a real Redis: every suggestion is
 usable and CLR training with it ends within 1 point of the best fixed LR in at least 2 of 3 seeds, never at chance.
 
-The grids here are the best of the full grids in `bench.bounds_panel.CASES` and its neighbour, and the trainings run
+The grid here is the best LR of the full grid in `bench.bounds_panel.CASES` (1, then 0.3), and the trainings run
 the issue's shorter protocol (8 epochs, two cycles of 2 epochs) instead of the benchmark's 24 epochs (three cycles
 of 4), so the suite stays short; the benchmark runs every case in full (docs/benchmarks.md).
 """
@@ -21,7 +21,7 @@ CHANCE = 0.2  # ten classes: 0.1 is chance
 SHORT = {"training_epochs": 8, "step_epochs": 2}
 MLP_SGD_FAST_SWEEP, *_, NOISY_SHORT, _ = (dataclasses.replace(case, **SHORT) for case in CASES)
 TESTED = {  # case, and how far below the best fixed LR at least 2 of 3 seeds may end
-    "MLP + SGD, 1e-5..10 (5.4 to 10 before)": (dataclasses.replace(MLP_SGD_FAST_SWEEP, grid=(0.3, 1.0)), 0.01),
+    "MLP + SGD, 1e-5..10 (5.4 to 10 before)": (dataclasses.replace(MLP_SGD_FAST_SWEEP, grid=(1.0,)), 0.01),
 }  # MLP + Adam, the noisy set with a 12-epoch test and the CNN run in the benchmark only (docs/benchmarks.md): the
 # suite stays under 10 minutes.
 
