@@ -237,7 +237,8 @@ def schedules(spec: TrainingSpec, plan: TrainingPlan, bounds: tuple[float, float
     (1cycle and SGDR peak at the suggested `max_lr`), and the momentum cycle that goes with it (None: fixed)."""
     if spec.clr is not None:
         config = spec.clr.resolve(plan.iterations_per_epoch, bounds)
-        return CyclicalSchedule(**config.lr_arguments()), momentum_cycle(config, config.lr_arguments())
+        arguments = config.lr_arguments()
+        return CyclicalSchedule(**arguments), momentum_cycle(config, arguments)
     classes = {"one_cycle": OneCycleSchedule, "cosine_restarts": CosineRestartsSchedule}
     peak = spec.schedule.given_lr or bounds[1]
     arguments = policy_arguments(spec.schedule, peak, plan.total_iterations, plan.iterations_per_epoch)

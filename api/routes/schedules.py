@@ -67,8 +67,8 @@ def preview_schedule(
             samples = dataset_meta(request.dataset, store, settings, key)["train_samples"]
             per_epoch = iterations_per_epoch(samples, request.batch_size, request.validation_split)
         if request.clr is not None:
-            schedule = cyclical_lr(**request.clr.lr_arguments())
-            cycle = momentum_cycle(request.clr, request.clr.lr_arguments())
+            arguments = request.clr.lr_arguments()
+            schedule, cycle = cyclical_lr(**arguments), momentum_cycle(request.clr, arguments)
             if per_epoch is not None:
                 step_size = request.clr.step_size
                 warnings = step_size_warning(step_size, per_epoch) + cycle_end_warning(step_size, request.iterations,
