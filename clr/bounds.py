@@ -23,12 +23,13 @@ MIN_CURVE_LENGTH = 20
 KERNEL_WIDTH_DECADES = 0.1  # standard deviation of the smoothing kernel, in decades of LR
 MIN_POINTS_PER_WIDTH = 2.5  # the kernel is widened on sparse curves until one width holds this many points
 BINS_PER_WIDTH = 8
-FALL_START, FALL_END = 0.1, 0.9  # fractions of the fall from the plateau to the lowest loss
+FALL_START, FALL_END = 0.1, 0.95  # fractions of the fall from the plateau to the lowest loss
 NOISE_FLOOR = 1e-3  # relative noise assumed at least, so a curve without noise has finite standard errors
 MIN_RELATIVE_FALL = 0.02  # a fall smaller than this fraction of the loss does not count either
 MIN_FALL_Z = 5.0  # a fall smaller than this many standard errors is noise: no suggestion
 HIGH_FALL_Z = 12.0  # below this the fall is real but weak: low confidence
 MIN_BOUND_RATIO = 3.0  # max_lr / min_lr at least
+SMITH_BOUND_RATIO = 4.0  # min_lr = max_lr / 4 where the curve gives only max_lr (Smith 2018, 4.1)
 MIN_POINTS_IN_FALL = 6  # fewer points between the bounds: low confidence
 MIN_POINTS_PER_DECADE = 10  # a sparser sweep blurs where the fall starts and ends
 RAGGED_FACTOR = 3.0  # the loss turns ragged where its roughness exceeds this multiple of the plateau's
@@ -162,14 +163,28 @@ def _find_fall(curve: LogLRCurve) -> _Fall:
     lowest = int(np.argmin(smoothed))
     top = int(np.argmax(smoothed[: lowest + 1]))
     size = float(smoothed[top] - smoothed[lowest])
-    fall = _Fall(top, lowest, size, size / float(np.hypot(error[top], error[lowest])))
-    if not (fall.z >= MIN_FALL_Z and size >= MIN_RELATIVE_FALL * smoothed[top]):
-        raise NoSuggestion(
-            f"The loss never fell by more than its noise (a fall of {size:.3g}, {fall.z:.1f} standard errors; "
-            f"{MIN_FALL_Z:g} and {MIN_RELATIVE_FALL:.0%} of the loss needed): run more iterations, use a larger batch, "
-            "or sweep to a higher `end_lr`"
-        )
-    return fall
+    return _Fall(top, lowest, size, size / float(np.hypot(error[top], error[lowest])))
+
+
+def _is_real(fall: _Fall, curve: LogLRCurve) -> bool:
+    return fall.z >= MIN_FALL_Z and fall.size >= MIN_RELATIVE_FALL * curve.smoothed[fall.top]
+
+
+def _turns_up(curve: LogLRCurve, after: int) -> int | None:
+    """The first point past `after` where the smoothed loss has risen above its value there by `MIN_FALL_Z`
+    standard errors, or None."""
+    rise = curve.smoothed[after:] - curve.smoothed[after]
+    noise = np.hypot(curve.standard_error[after:], curve.standard_error[after])
+    risen = np.flatnonzero(rise > MIN_FALL_Z * noise)
+    return after + int(risen[0]) if len(risen) else None
+
+
+def _no_fall(fall: _Fall) -> NoSuggestion:
+    return NoSuggestion(
+        f"The loss never fell by more than its noise (a fall of {fall.size:.3g}, {fall.z:.1f} standard errors; "
+        f"{MIN_FALL_Z:g} and {MIN_RELATIVE_FALL:.0%} of the loss needed) and never turned up: run more iterations, "
+        "use a larger batch, or sweep to a higher `end_lr`"
+    )
 
 
 def _index_below(curve: LogLRCurve, index: int, factor: float) -> int:
@@ -177,36 +192,87 @@ def _index_below(curve: LogLRCurve, index: int, factor: float) -> int:
     return int(np.searchsorted(curve.log_lr, curve.log_lr[index] - np.log10(factor), side="right")) - 1
 
 
-def _first_ragged(curve: LogLRCurve, start: int) -> int | None:
-    """The first point from `start` on where the per-batch loss scatters `RAGGED_FACTOR` times more than on the
-    plateau before `start`, or None."""
-    threshold = RAGGED_FACTOR * float(np.median(curve.roughness[: start + 1]))
-    ragged = np.flatnonzero(curve.roughness[start:] > threshold)
+def _first_ragged(curve: LogLRCurve, start: int, lowest: int) -> int | None:
+    """The first point from `start` on where the per-batch loss scatters (relative to its level) `RAGGED_FACTOR`
+    times more than it does while the model learns (the median over the fall from `start` to the lowest loss), or None. The untrained
+    plateau is no baseline: a classifier that predicts uniformly scatters far less than any that learns."""
+    relative = curve.roughness / np.abs(curve.smoothed)
+    threshold = RAGGED_FACTOR * float(np.median(relative[start: lowest + 1]))
+    ragged = np.flatnonzero(relative[start:] > threshold)
     return start + int(ragged[0]) if len(ragged) else None
 
 
 def _still_falling_at_end(curve: LogLRCurve, fall: _Fall, stop: int, diverged: bool) -> bool:
     """The sweep neither diverged nor turned up after its lowest loss, and `stop` lies near its end."""
-    rise = curve.smoothed[fall.lowest:] - curve.smoothed[fall.lowest]
-    noise = np.hypot(curve.standard_error[fall.lowest:], curve.standard_error[fall.lowest])
-    turned_up = diverged or bool(np.any(rise > MIN_FALL_Z * noise))
+    turned_up = diverged or _turns_up(curve, fall.lowest) is not None
     return not turned_up and curve.log_lr[-1] - curve.log_lr[stop] < 3 * curve.width
 
 
+def _largest_converging(lr: np.ndarray, curve: LogLRCurve, fall: _Fall, diverged: bool,
+                        reasons: list[str]) -> BoundSuggestion:
+    """Smith's other rule, for a curve too noisy to show its fall: `max_lr` half the largest LR at which the loss
+    has not yet turned up, `min_lr` a quarter of that (low confidence); `NoSuggestion` if it never turns up."""
+    turn = _turns_up(curve, fall.lowest)
+    if turn is None and not diverged:
+        raise _no_fall(fall)
+    stop = _index_below(curve, len(lr) - 1 if turn is None else turn, 2.0)
+    start = _index_below(curve, stop, SMITH_BOUND_RATIO)
+    if start < 0 or curve.log_lr[start] - curve.log_lr[0] < 2 * curve.width:
+        raise _no_fall(fall)
+    reasons.insert(0, f"the loss never fell by more than its noise ({fall.z:.1f} standard errors): the bounds come "
+                      "from where it turned up, not from its fall (verify them, or run more iterations)")
+    explanation = (f"The loss stays within its noise until it turns up at lr={lr[stop + 1] if turn is None else lr[turn]:.3g}; "
+                   f"max_lr={lr[stop]:.3g} is half that (Smith: within 2x of the largest rate that still converges), "
+                   f"min_lr={lr[start]:.3g} a quarter of max_lr.")
+    return _suggestion(lr, curve, start, stop, "low", reasons, explanation, fall)
+
+
+def momentum_lag(momentum: float) -> int:
+    """Iterations by which SGD's velocity lags the rate it is swept at: a step is a sum of past rates times past
+    gradients weighted by `momentum**age`, whose mean age is `momentum / (1 - momentum)`."""
+    if not 0 <= momentum < 1:
+        raise ValueError(f"Argument `momentum` must be in [0, 1). Received: momentum={momentum!r}")
+    return round(momentum / (1 - momentum))
+
+
+def _suggestion(lr: np.ndarray, curve: LogLRCurve, start: int, stop: int, confidence: Confidence,
+                reasons: list[str], explanation: str, fall: _Fall) -> BoundSuggestion:
+    """The suggestion of `lr[start]` to `lr[stop]`, with the single-LR rules on the same curve."""
+    in_fall = slice(fall.top, fall.lowest + 1)
+    steepest = fall.top + int(np.argmin(np.gradient(curve.smoothed, curve.log_lr)[in_fall]))
+    return BoundSuggestion(
+        min_lr=float(lr[start]),
+        max_lr=float(lr[stop]),
+        min_index=start,
+        max_index=stop,
+        confidence=confidence,
+        reasons=tuple(reasons),
+        steepest_lr=float(lr[steepest]),
+        minimum_lr=float(lr[fall.lowest] / 10),
+        valley_lr=float(lr[valley_index(curve.smoothed)]),
+        explanation=explanation,
+    )
+
+
 def suggest_bounds(
-    lrs: npt.ArrayLike, losses: npt.ArrayLike, beta: float = 0.98, stop_factor: float = 4.0
+    lrs: npt.ArrayLike, losses: npt.ArrayLike, beta: float = 0.98, stop_factor: float = 4.0, momentum: float = 0.0
 ) -> BoundSuggestion:
     """Suggest `min_lr`/`max_lr` from a range test, with a confidence; raise `NoSuggestion` saying what to change
-    when the curve cannot support one (too short, or no fall larger than its noise)."""
+    when the curve cannot support one (too short, or neither a fall larger than its noise nor a turn up). With
+    `momentum` (SGD's or RMSprop's), each loss is read against the rate its velocity carries, `momentum_lag`
+    iterations earlier in the sweep."""
     lr, loss = _checked(lrs, losses)
+    lag = momentum_lag(momentum)
     end = _usable_length(loss, beta, stop_factor)
-    if end < MIN_CURVE_LENGTH:
+    if end - lag < MIN_CURVE_LENGTH:
         raise NoSuggestion(
             f"A range test needs at least {MIN_CURVE_LENGTH} points before the loss diverges. Received: {end} usable "
-            f"of {len(loss)}; lower `start_lr`/`end_lr` or run more iterations"
+            f"of {len(loss)}{f' ({lag} of them taken by the momentum lag)' if lag else ''}; lower "
+            "`start_lr`/`end_lr` or run more iterations"
         )
     diverged = end < len(loss)
-    lr, curve = lr[:end], smooth_in_log_lr(lr[:end], loss[:end])
+    lr, loss = lr[: end - lag], loss[lag:end]
+    curve = smooth_in_log_lr(lr, loss)
     smoothed, fall = curve.smoothed, _find_fall(curve)
     low: list[str] = []  # reasons for low confidence
     medium: list[str] = []  # reasons for medium confidence
@@ -215,17 +281,19 @@ def suggest_bounds(
     if per_decade < MIN_POINTS_PER_DECADE:
         low.append(f"the sweep has {per_decade:.1f} points per decade of LR ({MIN_POINTS_PER_DECADE} or more "
                    "place the bounds better: run more iterations or a narrower sweep)")
+    if not _is_real(fall, curve):
+        return _largest_converging(lr, curve, fall, diverged, low)
     if fall.z < HIGH_FALL_Z:
         low.append(f"the fall is weak against the noise ({fall.z:.1f} standard errors; more iterations help)")
 
     in_fall = slice(fall.top, fall.lowest + 1)
     start = fall.top + int(np.flatnonzero(smoothed[in_fall] >= fall.level(smoothed, FALL_START))[-1])
     stop = start + int(np.argmax(smoothed[start:fall.lowest + 1] <= fall.level(smoothed, FALL_END)))
-    ragged = _first_ragged(curve, start)
+    ragged = _first_ragged(curve, start, fall.lowest)
     if ragged is not None and ragged < stop:
         stop = ragged
-        notes.append(f"the per-batch loss turns ragged at lr={lr[ragged]:.3g} ({RAGGED_FACTOR:g}x the plateau's "
-                     "scatter), so max_lr stops there")
+        notes.append(f"the per-batch loss turns ragged at lr={lr[ragged]:.3g} ({RAGGED_FACTOR:g}x its "
+                     "scatter while it learns), so max_lr stops there")
     if _still_falling_at_end(curve, fall, stop, diverged):
         stop = min(stop, _index_below(curve, len(lr) - 1, MIN_BOUND_RATIO))
         notes.append(f"the loss was still falling at end_lr={lr[-1]:.3g}: max_lr is capped at end_lr / "
@@ -239,27 +307,17 @@ def suggest_bounds(
         )
     if stop - start + 1 < MIN_POINTS_IN_FALL:
         low.append(f"the fall spans only {stop - start + 1} points (more iterations or a narrower sweep help)")
-
-    steepest = fall.top + int(np.argmin(np.gradient(smoothed, curve.log_lr)[in_fall]))
     valley = valley_index(smoothed)
-    min_lr, max_lr = float(lr[start]), float(lr[stop])
-    if not min_lr / CROSS_CHECK_FACTOR <= lr[valley] <= max_lr * CROSS_CHECK_FACTOR:
+    if not lr[start] / CROSS_CHECK_FACTOR <= lr[valley] <= lr[stop] * CROSS_CHECK_FACTOR:
         medium.append(f"fastai's valley rule gives lr={lr[valley]:.3g}, far outside the suggested range")
+    if lag:
+        notes.append(f"each loss is read against the rate {lag} iterations earlier, where the momentum's velocity "
+                     "carries it")
     made = np.clip((smoothed[fall.top] - smoothed[[start, stop]]) / fall.size, 0, 1)
     explanation = (
         f"The smoothed loss falls from {smoothed[fall.top]:.3g} to {smoothed[fall.lowest]:.3g} ({fall.z:.0f} standard "
-        f"errors); min_lr={min_lr:.3g} is where it has made {made[0]:.0%} of that fall, max_lr={max_lr:.3g} where it "
-        f"has made {made[1]:.0%}. " + " ".join(f"Note: {note}." for note in notes)
+        f"errors); min_lr={lr[start]:.3g} is where it has made {made[0]:.0%} of that fall, max_lr={lr[stop]:.3g} "
+        f"where it has made {made[1]:.0%}. " + " ".join(f"Note: {note}." for note in notes)
     ).strip()
-    return BoundSuggestion(
-        min_lr=min_lr,
-        max_lr=max_lr,
-        min_index=start,
-        max_index=stop,
-        confidence="low" if low else "medium" if medium else "high",
-        reasons=tuple(low + medium),
-        steepest_lr=float(lr[steepest]),
-        minimum_lr=float(lr[fall.lowest] / 10),
-        valley_lr=float(lr[valley]),
-        explanation=explanation,
-    )
+    return _suggestion(lr, curve, start, stop, "low" if low else "medium" if medium else "high", low + medium,
+                       explanation, fall)

@@ -106,6 +106,7 @@ class LRFinder(SetsLearningRatePerBatch):
         self.smoothed_losses: list[float] = []
         self._smoother, self._best = ExponentialSmoother(self.beta), math.inf
         optimizer = self.model.optimizer
+        self.momentum = float(getattr(optimizer, "momentum", 0.0) or 0.0)  # SGD's and RMSprop's; Adam has none
         if not optimizer.built:
             optimizer.build(self.model.trainable_variables)
         self._initial_weights = self.model.get_weights()
@@ -141,8 +142,10 @@ class LRFinder(SetsLearningRatePerBatch):
             variable.assign(value)
 
     def suggestion(self) -> BoundSuggestion:
-        """Suggested CLR bounds for the recorded curve (`clr.bounds.suggest_bounds`); raises `NoSuggestion`."""
-        return suggest_bounds(self.lrs, self.losses, beta=self.beta, stop_factor=self.stop_factor)
+        """Suggested CLR bounds for the recorded curve (`clr.bounds.suggest_bounds`, reading it against the
+        optimizer's momentum); raises `NoSuggestion`."""
+        return suggest_bounds(self.lrs, self.losses, beta=self.beta, stop_factor=self.stop_factor,
+                              momentum=self.momentum)
 
     def plot(self) -> bytes:
         """The range-test figure as PNG bytes, with the suggested bounds marked."""

@@ -16,6 +16,7 @@ from clr.bounds import (
     NoSuggestion,
     smooth_in_log_lr,
     suggest_bounds,
+    momentum_lag,
     valley_index,
 )
 from clr.schedules import range_sweep
@@ -73,10 +74,23 @@ def test_a_curve_without_a_real_fall_gets_no_suggestion_and_is_told_what_to_chan
         suggest_bounds(range_sweep(1e-5, 1.0, 200), losses)
 
 
-def test_a_curve_that_only_rises_gets_no_suggestion():
+def test_a_curve_that_never_falls_but_turns_up_gets_low_confidence_bounds_below_the_turn():
     lrs = range_sweep(1e-5, 1.0, 200)
-    with pytest.raises(NoSuggestion):
-        suggest_bounds(lrs, 1.0 + lrs)
+    bounds = suggest_bounds(lrs, 1.0 + lrs)
+    turn = lrs[np.argmax(1.0 + lrs > 1.05)]  # where the rise is far above a 0.1 % noise floor
+    assert bounds.confidence == "low" and "never fell by more than its noise" in bounds.reasons[0]
+    assert bounds.max_lr < turn and bounds.max_lr / bounds.min_lr == pytest.approx(4, rel=0.1)
+
+
+def test_momentum_reads_each_loss_against_the_rate_its_velocity_carries():
+    lrs, losses = synthetic_range_test(1000, 0.03)
+    lagging = np.concatenate([np.full(9, losses[0]), losses[:-9]])  # the loss answers 9 iterations late
+    assert momentum_lag(0.9) == 9
+    with_lag, without = suggest_bounds(lrs, lagging, momentum=0.9), suggest_bounds(lrs[:-9], losses[:-9])
+    assert (with_lag.min_lr, with_lag.max_lr) == (without.min_lr, without.max_lr)
+    assert "9 iterations earlier" in with_lag.explanation
+    with pytest.raises(ValueError, match="momentum=1"):
+        momentum_lag(1)
 
 
 def test_a_sweep_still_falling_at_end_lr_is_capped_and_says_so():
