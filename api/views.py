@@ -13,6 +13,7 @@ class Progress(BaseModel):
     total_iterations: int
     epoch: int
     epochs: int
+    verifying: dict[str, int] | None = None  # a range test training its candidates: {"candidate": i, "of": n}
 
 
 class JobView(BaseModel):
@@ -53,7 +54,8 @@ def job_view(job: dict[str, Any]) -> JobView:
         id=job["id"],
         kind=job["kind"],
         state=job["state"],
-        progress=Progress(**{name: job[name] for name in ("iteration", "total_iterations", "epoch", "epochs")}),
+        progress=Progress(**{name: job.get(name) for name in ("iteration", "total_iterations", "epoch", "epochs",
+                                                              "verifying")}),
         created_at=_time(job["created_at"]),
         started_at=_time(job["started_at"]),
         finished_at=_time(job["finished_at"]),

@@ -56,6 +56,7 @@ class BoundSuggestion:
     minimum_lr: float
     valley_lr: float
     explanation: str
+    verified: bool = False  # the bounds of the best candidate trained (`clr.verification`), not the curve's own
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready fields."""

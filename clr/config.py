@@ -14,6 +14,7 @@ from clr.datasets import BUILTIN_DATASETS
 from clr.policies import Anneal
 from clr.schedules import Mode, Shape, Sweep, check_clr_arguments, check_lr_range
 from clr.tasks import Loss
+from clr.verification import MAX_CANDIDATES
 
 LearningRate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 MAX_MODEL_JSON_CHARS = 1_000_000
@@ -268,6 +269,19 @@ class JobSpec(Strict):
     seed: int | None = Field(None, ge=0, lt=2**32)
 
 
+class VerifyRequest(Strict):
+    """Train `candidates` bound pairs from the curve, one whole triangular cycle of `epochs` each, from the same
+    initial weights, and suggest the one that does best on the validation split."""
+
+    candidates: int = Field(4, ge=2, le=MAX_CANDIDATES, description="Bound pairs to train: the curve's suggestion, "
+                            "fastai's valley (max_lr = valley, base_lr = valley / 4), half and twice the max_lr, "
+                            "then a quarter and four times it")
+    epochs: int = Field(4, ge=2, le=100, description="Epochs of each candidate's one cycle (step_size: half of it)")
+
+
+VERIFY_VALIDATION_SPLIT = 0.1  # held out to judge the candidates when the job holds out nothing
+
+
 class RangeSweep(Strict):
     """How a range test sweeps the LR: from `start_lr` to `end_lr` over `epochs` or `iterations`."""
 
@@ -278,6 +292,13 @@ class RangeSweep(Strict):
     iterations: int | None = Field(None, ge=2, le=10_000_000)
     stop_factor: float = Field(4.0, gt=1, allow_inf_nan=False)
     beta: float = Field(0.98, ge=0, lt=1)
+    verify: VerifyRequest | None = Field(None, description="Train a few bound pairs from the curve for one cycle "
+                                         "each and suggest the best on the validation split (`true`: the defaults)")
+
+    @field_validator("verify", mode="before")
+    @classmethod
+    def _verify_defaults(cls, value: Any) -> Any:
+        return {} if value is True else None if value is False else value
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -303,6 +324,12 @@ class RangeSweep(Strict):
 
 class RangeTestSpec(JobSpec, RangeSweep):
     """A learning-rate range test: the LR sweeps from `start_lr` to `end_lr` over `epochs` or `iterations`."""
+
+    @model_validator(mode="after")
+    def _held_out_for_verify(self) -> Self:
+        if self.verify is not None and self.validation_split == 0:
+            self.validation_split = VERIFY_VALIDATION_SPLIT
+        return self
 
 
 class TrainingSpec(JobSpec):

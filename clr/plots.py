@@ -27,10 +27,12 @@ def range_test_png(
     smoothed_losses: npt.ArrayLike,
     suggestion: BoundSuggestion | None = None,
     no_suggestion: str | None = None,
+    verification: Sequence[Mapping] = (),
 ) -> bytes:
     """Loss and smoothed loss against the LR on a log axis, with the suggested bounds shaded, the single-LR rules
-    marked as cross-checks, and the confidence (or why there is no suggestion) in the title."""
-    figure = Figure(figsize=(8, 5))
+    marked as cross-checks, the confidence (or why there is no suggestion) in the title, and the verification's
+    candidates as bars below the curve with their table under the figure."""
+    figure = Figure(figsize=(8, 5 + 0.25 * len(verification)))
     axes = figure.add_subplot()
     axes.plot(lrs, losses, color="0.75", linewidth=0.8, label="loss per batch")
     axes.plot(lrs, smoothed_losses, color="C0", alpha=0.5, label="smoothed loss (running)")
@@ -60,7 +62,30 @@ def range_test_png(
     axes.set(xscale="log", xlabel="learning rate", ylabel="loss")
     axes.set_title(title, fontsize=10, wrap=True)
     axes.legend(fontsize=8)
+    if verification:
+        _draw_candidates(axes, verification)
     return _png(figure)
+
+
+def _draw_candidates(axes, verification: Sequence[Mapping]) -> None:
+    """Each verified candidate's bounds as a bar near the bottom (the chosen one green), and their table below."""
+    low, high = axes.get_ylim()
+    for index, candidate in enumerate(verification):
+        y = low + (0.03 + 0.04 * index) * (high - low)
+        axes.plot([candidate["min_lr"], candidate["max_lr"]], [y, y], marker="|",
+                  color="C2" if candidate["chosen"] else "0.5", linewidth=3 if candidate["chosen"] else 1.5)
+
+    def number(value, digits: int) -> str:
+        return "-" if value is None else f"{value:.{digits}g}"
+
+    rows = [[candidate["name"] + (" (chosen)" if candidate["chosen"] else ""), number(candidate["min_lr"], 3),
+             number(candidate["max_lr"], 3), number(candidate.get("val_accuracy"), 4),
+             number(candidate["val_loss"], 4), str(candidate["iterations"])] for candidate in verification]
+    table = axes.table(rows, colLabels=["verified candidate", "min_lr", "max_lr", "val_accuracy", "val_loss",
+                                        "iterations"], loc="bottom", bbox=[0, -0.2 - 0.07 * len(rows), 1,
+                                                                           0.07 * (len(rows) + 1)])
+    table.auto_set_font_size(False)
+    table.set_fontsize(8)
 
 
 def training_png(

@@ -225,9 +225,17 @@ def run_range_test(spec: RangeTestSpec, reporter: JobReporter, settings: Setting
         "devices": devices,
     }
     try:
-        result["suggested_bounds"] = finder.suggestion().as_dict()
+        suggestion = finder.suggestion()
     except ValueError as error:
         result["warning"] = f"No bounds suggested: {error}"
+        return result
+    result["suggested_bounds"] = suggestion.as_dict()
+    if spec.verify is not None:
+        from worker.verification import verify  # it trains through this module's loop
+
+        best, result["verification"] = verify(spec, suggestion, dataset, model.get_weights(), reporter, settings,
+                                              devices, len(finder.losses))
+        result |= {"unverified_bounds": suggestion.as_dict(), "suggested_bounds": best.as_dict()}
     return result
 
 
@@ -246,13 +254,14 @@ def schedules(spec: TrainingSpec, plan: TrainingPlan, bounds: tuple[float, float
 
 
 def train_recorded(model: keras.Model, data: Split, batch_size: int, epochs: int, reporter: JobReporter,
-                   extra_callbacks: tuple = (), data_seed: int = 0, start_iteration: int = 0) -> TrainingStream:
+                   extra_callbacks: tuple = (), data_seed: int = 0, start_iteration: int = 0,
+                   stream_class: type[TrainingStream] = TrainingStream) -> TrainingStream:
     """The worker's training loop: `fit` from `start_iteration` (a checkpoint's) to the end of `epochs`, every
     iteration streamed to the job through `reporter`, the batches in the order `data_seed` fixes. A start inside an
     epoch first finishes that epoch in a `fit` of its own. Extra callbacks come first (a checkpoint restores before
     the recording starts)."""
     order = SeededEpochs(data.x, data.y, batch_size, data_seed)
-    stream = TrainingStream(reporter=reporter)
+    stream = stream_class(reporter=reporter)
     epoch, done = divmod(start_iteration, order.per_epoch)
     segments = [(order.rest_of_epoch(epoch, done), epoch, epoch + 1)] if done else []
     segments.append((order.epochs(), epoch + 1 if done else epoch, epochs))

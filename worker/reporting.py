@@ -42,6 +42,7 @@ class JobReporter:
     def __init__(self, store: JobStore, job_id: str, attempt: int, settings: Settings, worker: str = "") -> None:
         self.store, self.job_id, self.attempt, self.settings, self.worker = store, job_id, attempt, settings, worker
         self.phase = ""  # the curve written: the training's, or `range_test` while a training runs its own first
+        self._progress_from = 0
         self.cancel_requested = threading.Event()
         self.drain_requested = threading.Event()
         self.lost = threading.Event()
@@ -76,11 +77,15 @@ class JobReporter:
         """Whether training must stop: a cancel, a lost claim or a fatal reporting error."""
         return self.cancel_requested.is_set() or self.lost.is_set() or self.fatal is not None
 
-    def start_phase(self, phase: str) -> None:
-        """Write what is queued, then write to the curve of `phase` ("" for the training's own)."""
+    def start_phase(self, phase: str, fresh: bool = False, progress_from: int = 0) -> None:
+        """Write what is queued, then write to the curve of `phase` ("" for the training's own), emptied first when
+        `fresh`; the job's progress counts its iterations from `progress_from`."""
         through_redis_failures(self.flush, self.settings.stale_after_s)
+        if fresh:
+            through_redis_failures(lambda: self.store.restart_curve(self.job_id, self.attempt, phase),
+                                   self.settings.stale_after_s)
         with self._lock:
-            self.phase = phase
+            self.phase, self._progress_from = phase, progress_from
             self._written.clear()
 
     def resume(self, iteration: int, epoch: int = 0, history: list[dict[str, float | None]] = ()) -> int:
@@ -122,7 +127,7 @@ class JobReporter:
         """Queue points of consecutive iterations."""
         with self._lock:
             self._pending.append((int(iterations[0]), lrs, losses))
-            self._progress["iteration"] = int(iterations[-1]) + 1
+            self._progress["iteration"] = self._progress_from + int(iterations[-1]) + 1
 
     def set_progress(self, **progress: Any) -> None:
         """Queue fields for the next write: progress such as `total_iterations`, `epoch`, `epochs`, or a phase's

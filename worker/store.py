@@ -24,7 +24,9 @@ UploadKind = Literal["datasets", "models", "uploads"]  # "uploads": unfinished c
 POINT = np.dtype([("lr", "<f4"), ("loss", "<f4")])
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 JSON_FIELDS = (
-    "spec", "bounds", "warnings", "result", "epoch_history", "resumes", "range_test", "momentum_cycle")
+    "spec", "bounds", "warnings", "result", "epoch_history", "resumes", "range_test", "momentum_cycle", "verification",
+    "verifying")
+CANDIDATE_PHASES = tuple(f"candidate_{index}" for index in range(8))  # the curves of a range test's verification
 INT_FIELDS = ("attempts", "iteration", "total_iterations", "epoch", "epochs")
 
 # Time comes from Redis (`TIME`), so every worker judges staleness on one clock.
@@ -75,6 +77,12 @@ local resumes = cjson.decode(redis.call('HGET', KEYS[1], 'resumes') or '[]')
 table.insert(resumes, {attempt = tonumber(ARGV[1]), resumed_from = kept})
 redis.call('HSET', KEYS[1], 'resumes', cjson.encode(resumes), 'iteration', kept, unpack(ARGV, 3))
 return kept
+"""
+
+# KEYS: job, curve. ARGV: attempt. Empties the curve; returns 0, or -1 when fenced off.
+_RESTART_CURVE = _OWNED + """
+redis.call('DEL', KEYS[2])
+return 0
 """
 
 # KEYS: job, curve. ARGV: attempt, byte offset of the points, points, then field, value pairs. Writes the points at
@@ -192,6 +200,7 @@ class JobStore:
         self._claim = client.register_script(_CLAIM)
         self._resume = client.register_script(_RESUME)
         self._report = client.register_script(_REPORT)
+        self._restart_curve = client.register_script(_RESTART_CURVE)
         self._requeue = client.register_script(_REQUEUE)
         self._requeue_stale = client.register_script(_REQUEUE_STALE)
         self._cancel = client.register_script(_CANCEL)
@@ -208,7 +217,8 @@ class JobStore:
 
     @staticmethod
     def _curve_key(job_id: str, phase: str = "") -> str:
-        """The job's curve; a training that runs its range test first keeps that one under `phase="range_test"`."""
+        """The job's curve; a training that runs its range test first keeps that one under `phase="range_test"`, a
+        verification its candidates' under `CANDIDATE_PHASES`."""
         return f"clr:curve:{job_id}" + (f":{phase}" if phase else "")
 
     def create(self, kind: str, spec: dict[str, Any], bounds: tuple[float, float] | None = None,
@@ -299,6 +309,12 @@ class JobStore:
             raise LostClaim(f"Job {job_id} is no longer on attempt {attempt}: taken over or deleted")
         return kept
 
+    def restart_curve(self, job_id: str, attempt: int, phase: str) -> None:
+        """As the runner of `attempt`: empty the curve of `phase`, to write it from iteration 0 again. Raises
+        `LostClaim` if the attempt is not current."""
+        if self._restart_curve(keys=[self._job_key(job_id), self._curve_key(job_id, phase)], args=[attempt]) < 0:
+            raise LostClaim(f"Job {job_id} is no longer on attempt {attempt}: taken over or deleted")
+
     def report(self, job_id: str, attempt: int, first_iteration: int = 0, lrs: np.ndarray | None = None,
                losses: np.ndarray | None = None, phase: str = "", **fields: Any) -> int:
         """As the runner of `attempt`: write points from `first_iteration` on at their own offset, set plain fields
@@ -377,7 +393,8 @@ class JobStore:
         """Remove the job record and its curve."""
         owner = (self.redis.hget(self._job_key(job_id), "owner") or b"").decode()
         with self.redis.pipeline() as pipe:
-            pipe.delete(self._job_key(job_id), self._curve_key(job_id), self._curve_key(job_id, "range_test"))
+            pipe.delete(self._job_key(job_id), *(self._curve_key(job_id, phase)
+                                                 for phase in ("", "range_test", *CANDIDATE_PHASES)))
             pipe.zrem("clr:jobs", job_id)
             pipe.zrem(f"clr:jobs:{owner}", job_id)
             pipe.srem(f"clr:active:{owner}", job_id)

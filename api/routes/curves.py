@@ -16,11 +16,13 @@ from clr.analysis import downsample_indices, smooth
 from clr.bounds import BoundSuggestion
 from clr.plots import range_test_png, training_png
 from clr.policies import momentum_schedule
+from worker.store import CANDIDATE_PHASES
 
 router = APIRouter(tags=["curves"])
 PLOT_POINTS = 4000
-Phase = Literal["training", "range_test"]
-PhaseQuery = Annotated[Phase, Query(description="`range_test`: the range test a training ran first")]
+Phase = Literal[("training", "range_test", *CANDIDATE_PHASES)]
+PhaseQuery = Annotated[Phase, Query(description="`range_test`: the range test a training ran first; `candidate_N`: "
+                                                "the Nth bound pair a verified range test trained")]
 MAX_ITERATION = 2**40  # far beyond any curve (a Redis string holds 2**26 points), far below offset overflow
 
 
@@ -34,7 +36,9 @@ def json_column(values: np.ndarray) -> list[float | None]:
 
 def range_test_of(job: dict[str, Any], phase: Phase) -> tuple[str, dict[str, Any]] | None:
     """(curve phase, sweep spec) when the curve asked for is a range test's: a range-test job's, or the one a
-    training ran first; None for a training's own curve."""
+    training ran first; None for a training's own curve and a verification candidate's."""
+    if phase in CANDIDATE_PHASES:
+        return None
     if job["kind"] == "range_test":
         return "", job["spec"]
     if phase == "range_test":
@@ -42,6 +46,11 @@ def range_test_of(job: dict[str, Any], phase: Phase) -> tuple[str, dict[str, Any
             raise HTTPException(404, f"Job {job['id']!r} ran no range test of its own (no `range_test` in its spec)")
         return "range_test", job["spec"]["range_test"]
     return None
+
+
+def own_phase(phase: Phase) -> str:
+    """The stored curve of a phase that is no range test: the training's own (""), or a candidate's."""
+    return "" if phase == "training" else phase
 
 
 def curve_columns(job: dict[str, Any], store: StoreDep, since: int, max_points: int | None = None,
@@ -54,9 +63,9 @@ def curve_columns(job: dict[str, Any], store: StoreDep, since: int, max_points: 
         columns = {"iteration": curve.iterations, "lr": curve.lrs, "loss": curve.losses, "smoothed_loss": smoothed}
         columns = {name: values[since:] for name, values in columns.items()}
     else:
-        curve = store.curve(job["id"], since)
+        curve = store.curve(job["id"], since, own_phase(phase))
         columns = {"iteration": curve.iterations, "lr": curve.lrs, "loss": curve.losses}
-        if cycle := job.get("momentum_cycle"):
+        if phase == "training" and (cycle := job.get("momentum_cycle")):
             columns["momentum"] = momentum_schedule(cycle)(curve.iterations)
     if max_points is not None:
         chosen = downsample_indices(columns["loss"], max_points)  # keeps the first non-finite point itself
@@ -99,14 +108,14 @@ def get_plot(job: JobDep, store: StoreDep, phase: PhaseQuery = "training") -> Re
         bounds = result.get("suggested_bounds")
         smoothed = smooth(curve.losses, sweep[1]["beta"])
         png = range_test_png(curve.lrs, curve.losses, smoothed, BoundSuggestion.from_dict(bounds) if bounds else None,
-                             result.get("warning"))
+                             result.get("warning"), result.get("verification") or ())
     else:
-        curve = store.curve(job["id"])
+        curve = store.curve(job["id"], phase=own_phase(phase))
         chosen = downsample_indices(curve.losses, PLOT_POINTS) if len(curve.losses) > PLOT_POINTS else slice(None)
         history = job["epoch_history"] or []
         metrics = {name: [epoch.get(name) for epoch in history] for name in (history[0] if history else {})}
-        clr = (job["result"] or {}).get("clr")
-        cycle = job.get("momentum_cycle")
+        clr = (job["result"] or {}).get("clr") if phase == "training" else None
+        cycle = job.get("momentum_cycle") if phase == "training" else None
         png = training_png(curve.iterations[chosen], curve.lrs[chosen], curve.losses[chosen], metrics,
                            2 * clr["step_size"] if clr else None,
                            momentum_schedule(cycle)(curve.iterations[chosen]) if cycle else None)

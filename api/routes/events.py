@@ -18,7 +18,7 @@ from worker.store import TERMINAL_STATES, JobStore
 
 router = APIRouter(tags=["curves"])
 POLL_S = 0.25
-PROGRESS = ("iteration", "total_iterations", "epoch", "epochs")
+PROGRESS = ("iteration", "total_iterations", "epoch", "epochs", "verifying")
 
 
 def _event(name: str, data: dict[str, Any], event_id: int | None = None) -> dict[str, str]:
@@ -34,7 +34,7 @@ async def job_events(store: JobStore, job_id: str, since: int) -> AsyncIterator[
         if job["state"] != state and job["state"] not in TERMINAL_STATES:
             state = job["state"]
             yield _event("state", {"state": state, "attempts": job["attempts"]})
-        if (now := {name: job[name] for name in PROGRESS}) != progress:
+        if (now := {name: job.get(name) for name in PROGRESS}) != progress:
             progress = now
             yield _event("progress", progress)
         columns = await run_in_threadpool(curve_columns, job, store, since)

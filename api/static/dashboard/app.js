@@ -121,6 +121,70 @@ function submitForm(title, example, path, preview) {
   }
 }
 
+// The y range of the PNG figure (clr/plots.py): from a little below the lowest loss to a little above the plateau
+// before the fall, so a blow-up does not flatten the curve; null while there is no finite smoothed loss.
+function lossRange(loss, smoothed) {
+  const smooth = smoothed.filter(Number.isFinite);
+  if (!smooth.length) { return null; }
+  let lowest = 0;
+  smooth.forEach((value, index) => { if (value < smooth[lowest]) { lowest = index; } });
+  const high = 1.25 * smooth.slice(0, lowest + 1).reduce((a, b) => Math.max(a, b));
+  const low = loss.filter(Number.isFinite).reduce((a, b) => Math.min(a, b), smooth[lowest]);
+  return high > low ? [low - 0.05 * (high - low), high] : null;
+}
+
+// A log-LR tick: 1e-4, 3e-3, 0.01, 0.1, 1 (uPlot's own format prints 0.0001 as "0").
+function lrLabel(value) { return value < 0.01 ? value.toExponential(0) : String(+value.toPrecision(2)); }
+
+// Where the sweep diverged: its first non-finite loss (null in JSON), else its last point when it stopped early.
+function divergedAt(loss, stoppedEarly) {
+  const first = loss.findIndex((value) => !Number.isFinite(value));
+  return first >= 0 ? first : (stoppedEarly && loss.length ? loss.length - 1 : -1);
+}
+
+// A red dashed vertical line at the LR where the sweep diverged, labelled.
+function drawDivergence(u, lr) {
+  const ctx = u.ctx, x = u.valToPos(lr, "x", true), ratio = window.devicePixelRatio || 1;
+  ctx.save();
+  ctx.strokeStyle = ctx.fillStyle = "#dc2626";
+  ctx.lineWidth = 1.5 * ratio;
+  ctx.setLineDash([6 * ratio, 4 * ratio]);
+  ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
+  ctx.font = `${12 * ratio}px system-ui, sans-serif`;
+  ctx.textAlign = "right";
+  ctx.fillText("diverged", x - 4 * ratio, u.bbox.top + 14 * ratio);
+  ctx.restore();
+}
+
+// Each verified candidate's [min_lr, max_lr] as a thin bar with end ticks near the bottom, the chosen one green.
+function drawCandidates(u, candidates) {
+  const ctx = u.ctx, ratio = window.devicePixelRatio || 1, bottom = u.bbox.top + u.bbox.height;
+  ctx.save();
+  ctx.beginPath(); ctx.rect(u.bbox.left, u.bbox.top, u.bbox.width, u.bbox.height); ctx.clip();
+  candidates.forEach((candidate, index) => {
+    const y = bottom - (8 + 7 * index) * ratio;
+    const left = u.valToPos(candidate.min_lr, "x", true), right = u.valToPos(candidate.max_lr, "x", true);
+    ctx.strokeStyle = candidate.chosen ? "#16a34a" : "#9ca3af";
+    ctx.lineWidth = (candidate.chosen ? 3 : 1.5) * ratio;
+    ctx.beginPath();
+    ctx.moveTo(left, y); ctx.lineTo(right, y);
+    for (const x of [left, right]) { ctx.moveTo(x, y - 3 * ratio); ctx.lineTo(x, y + 3 * ratio); }
+    ctx.stroke();
+  });
+  ctx.restore();
+}
+
+// The verification candidates, the chosen one marked; what the server sent goes in as text only.
+function verificationTable(candidates) {
+  const number = (value, digits) => (value == null ? "-" : Number(value).toPrecision(digits));
+  const header = ["name", "min_lr", "max_lr", "val_accuracy", "val_loss", "iterations"];
+  return el("table", {id: "verification"}, el("tr", {}, ...header.map((h) => el("th", {}, h))),
+    ...candidates.map((c) => el("tr", c.chosen ? {class: "chosen"} : {},
+      el("td", {}, String(c.name)), el("td", {}, number(c.min_lr, 3)), el("td", {}, number(c.max_lr, 3)),
+      el("td", {}, number(c.val_accuracy, 4)), el("td", {}, number(c.val_loss, 4)),
+      el("td", {}, String(c.iterations ?? "-")))));
+}
+
 function logSlider(id, low, high, value) {
   const slider = el("input", {id, type: "range", min: Math.log10(low), max: Math.log10(high), step: "0.001"});
   slider.value = Math.log10(value);
@@ -133,17 +197,21 @@ async function jobPage(jobId) {
   const job = await (await api(`/jobs/${jobId}`)).json();
   const status = el("p", {id: "status"});
   const chartBox = el("div", {id: "chart"});
+  const verified = el("div", {id: "verified"});
   const extra = el("div", {id: "extra"});
   const actions = el("p", {class: "actions"});
   view.replaceChildren(el("h2", {}, `${job.kind.replace("_", " ")} ${jobId.slice(0, 8)}`), status, chartBox,
-                       extra, actions);
+                       verified, extra, actions);
   const columns = {iteration: [], lr: [], loss: [], smoothed_loss: []};
   const rangeTest = job.kind === "range_test";
-  let bounds = null;
+  let bounds = null, stoppedEarly = false, candidates = [], verifying = null;
   const opts = rangeTest
-    ? {width: 800, height: 360, title: "Loss against the learning rate", scales: {x: {time: false, distr: 3}},
-       series: [{label: "lr"}, {label: "loss", stroke: "#9ca3af"}, {label: "smoothed", stroke: "#dc2626", width: 2}],
-       hooks: {draw: [(u) => drawBounds(u)]}}
+    ? {width: 800, height: 360, title: "Loss against the learning rate",
+       scales: {x: {time: false, distr: 3}, y: {range: (u, low, high) => yRange(u, low, high)}},
+       series: [{label: "lr", value: (u, lr) => (lr == null ? "-" : lr.toPrecision(3))},
+                {label: "loss", stroke: "#9ca3af"}, {label: "smoothed", stroke: "#dc2626", width: 2}],
+       axes: [{values: (u, splits) => lrTicks(splits)}, {}],
+       hooks: {draw: [(u) => drawBounds(u), (u) => drawRangeMarks(u)]}}
     : {width: 800, height: 360, title: "Loss and learning rate per iteration", scales: {x: {time: false}},
        series: [{label: "iteration"}, {label: "loss", stroke: "#dc2626"}, {label: "lr", stroke: "#2563eb", scale: "lr"}],
        axes: [{}, {}, {scale: "lr", side: 1}]};
@@ -152,6 +220,31 @@ async function jobPage(jobId) {
   let total = job.progress.total_iterations;
   const data = () => (rangeTest ? [columns.lr, columns.loss, columns.smoothed_loss]
                                 : [columns.iteration, columns.loss, columns.lr]);
+  function yRange(u, low, high) {  // recomputed on every data update
+    const range = lossRange(u.data[1], u.data[2]);
+    if (range) { return range; }
+    return Number.isFinite(low) && Number.isFinite(high) ? uPlot.rangeNum(low, high, 0.1, true) : [0, 1];
+  }
+  function lrTicks(splits) {  // the labels, also kept on the chart for tests (drawn on canvas, they cannot be read)
+    const labels = splits.map((value) => (value == null ? "" : lrLabel(value)));
+    chartBox.dataset.xTicks = JSON.stringify(labels.filter(Boolean));
+    return labels;
+  }
+  function drawRangeMarks(u) {
+    const at = divergedAt(columns.loss, stoppedEarly);
+    if (at >= 0) { drawDivergence(u, columns.lr[at]); chartBox.dataset.divergedLr = String(columns.lr[at]); }
+    else { delete chartBox.dataset.divergedLr; }
+    if (candidates.length) { drawCandidates(u, candidates); }
+    chartBox.dataset.yMin = String(u.scales.y.min);
+    chartBox.dataset.yMax = String(u.scales.y.max);
+  }
+  function rangeResult(result) {  // a finished range test: where it stopped, its verified candidates
+    stoppedEarly = Boolean(result?.stopped_early);
+    candidates = Array.isArray(result?.verification) ? result.verification : [];
+    verified.replaceChildren(...(candidates.length
+      ? [el("h3", {}, "Verified bounds"), verificationTable(candidates)] : []));
+    plot.redraw(false);
+  }
   function drawBounds(u) {
     if (!bounds) { return; }
     const ctx = u.ctx;
@@ -169,12 +262,15 @@ async function jobPage(jobId) {
   const showStatus = (state) => {
     const done = columns.iteration.length;
     const rate = done / Math.max((Date.now() - started) / 1000, 0.001);
-    const eta = total && !TERMINAL.includes(state) ? ` · ETA ${Math.round((total - done) / Math.max(rate, 1e-9))} s` : "";
-    status.textContent = `${state} · iteration ${done}/${total || "?"}${eta}`;
+    const running = !TERMINAL.includes(state);
+    const eta = total && running ? ` · ETA ${Math.round((total - done) / Math.max(rate, 1e-9))} s` : "";
+    const checking = verifying && running ? ` · verifying candidate ${verifying.candidate}/${verifying.of}` : "";
+    status.textContent = `${state}${checking} · iteration ${done}/${total || "?"}${eta}`;
     status.dataset.points = String(done);
     status.dataset.state = state;
   };
   let state = job.state;
+  if (rangeTest && job.result) { rangeResult(job.result); }
   showStatus(state);
   actions.replaceChildren(...buttons(job));
   await followEvents(jobId, (name, event) => {
@@ -183,6 +279,7 @@ async function jobPage(jobId) {
       plot.setData(data());
     } else if (name === "progress") {
       total = event.total_iterations;
+      verifying = event.verifying ?? null;  // {candidate, of} while bounds are being verified
     } else if (name === "epoch") {
       const metrics = Object.entries(event);
       if (!epochs.rows.length) { epochs.append(el("tr", {}, ...metrics.map(([m]) => el("th", {}, m)))); }
@@ -190,6 +287,7 @@ async function jobPage(jobId) {
     } else if (name === "state") {
       state = event.state;
       if (event.error) { showError(event.error); }
+      if (rangeTest && event.result) { rangeResult(event.result); }
       if (rangeTest && event.result?.suggested_bounds) { bounds = pickBounds(event.result.suggested_bounds, job, plot); }
     }
     showStatus(state);
@@ -222,7 +320,8 @@ function pickBounds(suggested, job, plot) {
     } catch (error) { showError(error); }
   });
   document.getElementById("extra").replaceChildren(el("div", {class: "bounds"},
-    el("p", {}, `Suggested (confidence ${suggested.confidence}): ${suggested.explanation || ""}`),
+    el("p", {}, `Suggested${suggested.verified ? " and verified" : ""} (confidence ${suggested.confidence}): `
+                + `${suggested.explanation || ""}`),
     el("label", {}, "base_lr ", minSlider, " ", minText), el("br"),
     el("label", {}, "max_lr ", maxSlider, " ", maxText), el("br"), train));
   update();

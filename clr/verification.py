@@ -1,0 +1,68 @@
+"""Verified bounds: the bound pairs a range test's curve offers, and the choice among them once each has been trained
+one whole cycle from the same initial weights and judged on held-out data (pure Python; the worker trains them)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from clr.bounds import MIN_BOUND_RATIO, SMITH_BOUND_RATIO, BoundSuggestion
+
+MAX_CANDIDATES = 6
+SAME_BOUNDS = 1.25  # two pairs whose bounds both lie within this factor of each other are one candidate
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A bound pair to train, and what the curve says of it."""
+
+    name: str
+    min_lr: float
+    max_lr: float
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _pair(name: str, max_lr: float, min_lr: float) -> Candidate:
+    return Candidate(name, min(min_lr, max_lr / MIN_BOUND_RATIO), max_lr)
+
+
+def candidates(suggestion: BoundSuggestion, count: int) -> list[Candidate]:
+    """The first `count` distinct pairs of: the suggestion, fastai's valley as `max_lr` (Smith's `base_lr` a quarter
+    of it), half and twice the suggested `max_lr`, a quarter and four times it (`base_lr` kept, or lowered to keep
+    the bounds `MIN_BOUND_RATIO` apart)."""
+    low, high = suggestion.min_lr, suggestion.max_lr
+    offered = [Candidate("suggested", low, high),
+               _pair("valley", suggestion.valley_lr, suggestion.valley_lr / SMITH_BOUND_RATIO),
+               _pair("half max_lr", high / 2, low), _pair("twice max_lr", high * 2, low),
+               _pair("quarter max_lr", high / 4, low), _pair("four times max_lr", high * 4, low)]
+    chosen: list[Candidate] = []
+    for candidate in offered:
+        if not any(_same(candidate, other) for other in chosen):
+            chosen.append(candidate)
+    return chosen[:count]
+
+
+def _same(one: Candidate, other: Candidate) -> bool:
+    return all(max(a / b, b / a) < SAME_BOUNDS for a, b in ((one.min_lr, other.min_lr), (one.max_lr, other.max_lr)))
+
+
+def score(measured: dict, classification: bool) -> tuple[float, float]:
+    """What ranks a trained candidate, higher is better: validation accuracy (classification), then the negated
+    validation loss; a candidate whose loss diverged ranks last."""
+    loss = measured.get("val_loss")
+    if loss is None:
+        return (-1.0, float("-inf"))
+    return (measured.get("val_accuracy") or 0.0 if classification else 0.0, -loss)
+
+
+def verified(suggestion: BoundSuggestion, measured: list[dict], classification: bool) -> BoundSuggestion:
+    """The suggestion replaced by the best trained candidate, saying so."""
+    best = max(measured, key=lambda candidate: score(candidate, classification))
+    judged = (f"validation accuracy {best['val_accuracy']:.4f}" if classification and best.get("val_accuracy")
+              is not None else f"validation loss {best['val_loss']:.4g}")
+    note = (f" Verified: of {len(measured)} bound pairs trained one cycle of {best['epochs']} epochs each from the "
+            f"same initial weights, {best['name']!r} ({best['min_lr']:.3g} to {best['max_lr']:.3g}) did best "
+            f"({judged}).")
+    return replace(suggestion, min_lr=best["min_lr"], max_lr=best["max_lr"], verified=True,
+                   explanation=suggestion.explanation + note)
