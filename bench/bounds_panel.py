@@ -1,5 +1,6 @@
-"""The bound-suggestion panel: synthetic range tests with known bounds, and real range tests through the worker's
-code followed by CLR training with the suggested bounds against the best fixed LR of a grid.
+"""The bound-suggestion panel: synthetic range tests with known bounds, and real range tests (with `verify`) through
+the worker's code followed by CLR training with the curve's own suggestion, the verified one and fastai's valley,
+at two lengths, against the best fixed LR of a grid at the same length.
 
 fastai's `valley` and torch-lr-finder's steepest-gradient suggestions are re-implemented here from their documented
 algorithms, as reference points on the same curves (they suggest one LR, not bounds).
@@ -11,6 +12,7 @@ import argparse
 import os
 import statistics
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,29 +20,32 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from bench.common import redis_store, table  # noqa: E402
+from bench.common import claimed_job, redis_store, table  # noqa: E402
 from clr import datasets  # noqa: E402
 from clr.analysis import smooth  # noqa: E402
 from clr.bounds import suggest_bounds, valley_index  # noqa: E402
 from clr.schedules import range_sweep  # noqa: E402
 
-TRUE_BOUNDS = (1e-4, 1e-2)
+FALL_START_LR = 1e-4
+SYNTHETIC_DECADES = (1, 2, 3)
+TRUE_BOUNDS = (FALL_START_LR, 1e-2)  # of the default two-decade fall
 SYNTHETIC_LENGTHS = (100, 300, 1000, 5000)
 SYNTHETIC_NOISE = (0.01, 0.03, 0.1)
 TAILS = {"none": None, "NaN": np.nan, "inf": np.inf}
 
 
 def synthetic_range_test(num_iterations: int = 1000, noise: float = 0.05, seed: int = 0, tail: float | None = None,
-                         sweep: str = "exponential") -> tuple[np.ndarray, np.ndarray]:
-    """A plateau to 1e-4, a fall linear in log LR to 1e-2, a flat stretch, a blow-up past 1e-1 (from 0.3 on the
-    `tail` value if given), with multiplicative Gaussian noise of `noise`."""
+                         sweep: str = "exponential", decades: float = 2) -> tuple[np.ndarray, np.ndarray]:
+    """A plateau to 1e-4, a fall linear in log LR over `decades` (to 1e-2 by default), a flat decade, then a blow-up
+    (from half a decade into it on the `tail` value if given), with multiplicative Gaussian noise of `noise`."""
     lrs = range_sweep(1e-6, 10.0, num_iterations, sweep)
     position = np.log10(lrs)
-    fall = np.clip((position + 4) / 2, 0, 1)
-    blow_up = np.where(position > -1, 10 ** (3 * (position + 1)) - 1, 0.0)
+    end = np.log10(FALL_START_LR) + decades
+    fall = np.clip((position - np.log10(FALL_START_LR)) / decades, 0, 1)
+    blow_up = np.where(position > end + 1, 10 ** (3 * (position - end - 1)) - 1, 0.0)
     losses = (2.3 - 2.0 * fall + blow_up) * (1 + noise * np.random.default_rng(seed).standard_normal(num_iterations))
     if tail is not None:
-        losses[np.searchsorted(lrs, 0.3):] = tail
+        losses[np.searchsorted(lrs, 10 ** (end + 1.5)):] = tail
     return lrs, losses
 
 
@@ -65,25 +70,45 @@ def steepest_gradient_lr(lrs: np.ndarray, losses: np.ndarray, smooth_f: float = 
 
 
 def synthetic_panel(seeds: int = 5) -> list[list[object]]:
-    """One row per length and noise: how often both bounds fall within 2x of the truth, over tails and seeds."""
+    """One row per fall, length and noise: how often both bounds fall within 2x of the truth, over tails and
+    seeds."""
     rows = []
-    for length in SYNTHETIC_LENGTHS:
-        for noise in SYNTHETIC_NOISE:
-            hits, worst = 0, 1.0
-            for tail in TAILS.values():
-                for seed in range(seeds):
-                    lrs, losses = synthetic_range_test(length, noise, seed, tail)
-                    bounds = suggest_bounds(lrs, losses)
-                    hits += within(bounds.min_lr, TRUE_BOUNDS[0]) and within(bounds.max_lr, TRUE_BOUNDS[1])
-                    ratios = (bounds.min_lr / TRUE_BOUNDS[0], bounds.max_lr / TRUE_BOUNDS[1])
-                    worst = max(worst, *(max(ratio, 1 / ratio) for ratio in ratios))
-            rows.append([length, f"{noise:.0%}", f"{hits}/{len(TAILS) * seeds}", f"{worst:.2f}x"])
+    for decades in SYNTHETIC_DECADES:
+        truth = (FALL_START_LR, FALL_START_LR * 10**decades)
+        for length in SYNTHETIC_LENGTHS:
+            for noise in SYNTHETIC_NOISE:
+                hits, worst = 0, 1.0
+                for tail in TAILS.values():
+                    for seed in range(seeds):
+                        bounds = suggest_bounds(*synthetic_range_test(length, noise, seed, tail, decades=decades))
+                        hits += within(bounds.min_lr, truth[0]) and within(bounds.max_lr, truth[1])
+                        ratios = (bounds.min_lr / truth[0], bounds.max_lr / truth[1])
+                        worst = max(worst, *(max(ratio, 1 / ratio) for ratio in ratios))
+                rows.append([f"1e-4 to {truth[1]:g}", length, f"{noise:.0%}", f"{hits}/{len(TAILS) * seeds}",
+                             f"{worst:.2f}x"])
     return rows
 
 
 @dataclass(frozen=True)
+class Protocol:
+    """How a suggestion is judged: CLR triangular, `step_epochs` per half cycle, `cycles` whole cycles."""
+
+    name: str
+    cycles: int
+    step_epochs: int = 4
+
+    @property
+    def epochs(self) -> int:
+        return 2 * self.cycles * self.step_epochs
+
+
+SHORT, LONG = Protocol("8 epochs (the demo's: one cycle)", 1), Protocol("24 epochs (three cycles)", 3)
+PROTOCOLS = (SHORT, LONG)
+
+
+@dataclass(frozen=True)
 class Case:
-    """One real range test and the trainings that judge its suggestion."""
+    """One real range test (with `verify`) and the grid of fixed LRs that judges its suggestions."""
 
     name: str
     architecture: str
@@ -94,22 +119,19 @@ class Case:
     range_epochs: int
     grid: tuple[float, ...]
     noisy_labels: bool = False
-    training_epochs: int = 24  # three whole triangular cycles, ending at base_lr
-    step_epochs: int = 4
 
 
-SGD_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
 CASES = (
-    Case("MLP + SGD", "mlp", {"name": "sgd"}, 32, 1e-5, 10.0, 3, SGD_GRID),
-    Case("MLP + SGD", "mlp", {"name": "sgd"}, 32, 1e-4, 1.0, 3, SGD_GRID),
-    Case("CNN + SGD momentum", "seed_cnn", {"name": "sgd", "momentum": 0.9}, 32, 1e-5, 10.0, 3, SGD_GRID[:4]),
-    Case("CNN + SGD momentum", "seed_cnn", {"name": "sgd", "momentum": 0.9}, 32, 1e-4, 1.0, 3, SGD_GRID[:4]),
-    Case("MLP + Adam", "mlp", {"name": "adam"}, 32, 1e-5, 10.0, 3, (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)),
-    Case("noisy labels, CNN + SGD momentum", "seed_cnn", {"name": "sgd", "momentum": 0.9}, 16, 1e-5, 10.0, 3,
-         SGD_GRID[:4], noisy_labels=True),
-    Case("noisy labels, CNN + SGD momentum", "seed_cnn", {"name": "sgd", "momentum": 0.9}, 16, 1e-5, 10.0, 12,
-         SGD_GRID[:4], noisy_labels=True),
+    Case("the demo: CNN + SGD momentum, 1e-4..1", "seed_cnn", {"name": "sgd", "momentum": 0.9}, 32, 1e-4, 1.0, 8,
+         (0.01, 0.03, 0.1)),
+    Case("MLP + SGD", "mlp", {"name": "sgd"}, 32, 1e-5, 10.0, 3, (0.03, 0.1, 0.3, 1.0)),
+    Case("CNN + SGD momentum", "seed_cnn", {"name": "sgd", "momentum": 0.9}, 32, 1e-5, 10.0, 3, (0.01, 0.03, 0.1)),
+    Case("MLP + Adam", "mlp", {"name": "adam"}, 32, 1e-5, 10.0, 3, (1e-3, 3e-3, 1e-2)),
+    Case("400 noisy labels, CNN + SGD momentum, 75 points", "seed_cnn", {"name": "sgd", "momentum": 0.9}, 16, 1e-5,
+         10.0, 3, (0.003, 0.01, 0.03), noisy_labels=True),
+    Case("CNN + Adam, batch 64", "seed_cnn", {"name": "adam"}, 64, 1e-5, 1.0, 8, (1e-3, 3e-3, 1e-2)),
 )
+RULES = ("unverified", "verified", "fastai valley")
 
 
 def case_data(case: Case) -> datasets.Dataset:
@@ -118,87 +140,145 @@ def case_data(case: Case) -> datasets.Dataset:
     return harder_digits() if case.noisy_labels else datasets.digits()
 
 
+class Lab:
+    """Range tests and trainings of one case through `worker.jobs` on a real Redis: every training holds out 10 % of
+    the training data for validation (what `verify` judges on) and reports its accuracy on the untouched test set."""
+
+    def __init__(self, case: Case, store, settings) -> None:
+        self.case, self.store, self.settings = case, store, settings
+        data = case_data(case)
+        dataset_id = uuid.uuid4().hex
+        settings.datasets_dir.mkdir(parents=True, exist_ok=True)
+        np.savez(settings.datasets_dir / f"{dataset_id}.npz", x_train=data.x_train, y_train=data.y_train,
+                 x_test=data.x_test, y_test=data.y_test)
+        self.base = {"model": {"architecture": case.architecture}, "dataset": {"id": dataset_id},
+                     "optimizer": case.optimizer, "batch_size": case.batch_size, "validation_split": 0.1}
+
+    def _run(self, kind: str, spec, run):
+        from worker.reporting import JobReporter
+
+        with JobReporter(self.store, *claimed_job(self.store, kind, spec.model_dump(mode="json")),
+                         self.settings) as reporter:
+            return run(spec, reporter), reporter.job_id
+
+    def range_test(self, seed: int, verify: dict | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
+        """The range test's result (`suggested_bounds` or a `warning`; with `verify`, also `unverified_bounds` and
+        `verification`) and its curve."""
+        from clr.config import RangeTestSpec
+        from worker import jobs
+
+        case = self.case
+        spec = RangeTestSpec.model_validate(self.base | {"start_lr": case.start_lr, "end_lr": case.end_lr,
+                                                         "epochs": case.range_epochs, "seed": seed, "verify": verify})
+        result, job_id = self._run("range_test", spec, lambda spec, reporter: jobs.run_range_test(
+            spec, reporter, self.settings))
+        curve = self.store.curve(job_id)
+        return result, curve.lrs.astype(np.float64), curve.losses.astype(np.float64)
+
+    def train(self, bounds: tuple[float, float], protocol: Protocol, seed: int) -> float:
+        """Test accuracy after CLR training with `bounds` (equal bounds: a fixed LR) at `protocol`."""
+        from clr.config import TrainingSpec
+        from worker import jobs
+
+        base_lr, max_lr = bounds
+        spec = TrainingSpec.model_validate(self.base | {
+            "cycles": protocol.cycles, "seed": seed,
+            "clr": {"base_lr": base_lr, "max_lr": max(max_lr, base_lr * (1 + 1e-9)),
+                    "step_size_epochs": protocol.step_epochs}})
+        result, _ = self._run("training", spec, lambda spec, reporter: jobs.run_training(
+            spec, None, reporter, self.settings))
+        return result["test_accuracy"]
+
+
 @dataclass
-class CaseResult:
-    """What one case gave for one seed."""
+class Outcome:
+    """What one case gave for one seed: each rule's bounds (None: no suggestion) and test accuracy per protocol."""
 
-    suggestion: dict | None
-    warning: str | None
-    valley_lr: float
+    bounds: dict[str, tuple[float, float] | None]
+    accuracy: dict[tuple[str, str], float | None]
     steepest_lr: float
-    clr_accuracy: float | None
+    warning: str | None
 
 
-def run_case(case: Case, seed: int, store, settings) -> CaseResult:
-    """The range test through `worker.jobs`, then (if it suggested bounds) CLR training with them."""
-    from bench.table1 import Experiment
-
-    experiment = Experiment(case_data(case), store, settings, case.architecture, case.optimizer, case.batch_size,
-                            case.training_epochs, case.step_epochs)
-    result = experiment.range_test(case.start_lr, case.end_lr, case.range_epochs, seed)
-    lrs, losses = result["lrs"].astype(np.float64), result["losses"].astype(np.float64)
-    bounds = result["suggested_bounds"]
-    accuracy = None
-    if bounds is not None:
-        clr = {"base_lr": bounds["min_lr"], "max_lr": bounds["max_lr"],
-               "step_size": case.step_epochs * experiment.per_epoch}
-        accuracy = experiment.train(clr, seed)[-1]
-    return CaseResult(bounds, result.get("warning"), fastai_valley_lr(lrs, losses), steepest_gradient_lr(lrs, losses),
-                      accuracy)
+def run_case(lab: Lab, seed: int, protocols: tuple[Protocol, ...] = PROTOCOLS,
+             verify: dict | None = None) -> Outcome:
+    """One range test with `verify` (its curve's own suggestion is the unverified one), fastai's valley on the same
+    curve, and CLR training with each at every protocol."""
+    result, lrs, losses = lab.range_test(seed, verify or {})
+    valley = fastai_valley_lr(lrs, losses)
+    pairs = {"unverified": result.get("unverified_bounds"), "verified": result["suggested_bounds"]}
+    bounds = {rule: (pair["min_lr"], pair["max_lr"]) if pair else None for rule, pair in pairs.items()}
+    bounds["fastai valley"] = (valley / 4, valley)
+    accuracy = {(rule, protocol.name): lab.train(pair, protocol, seed) if pair else None
+                for rule, pair in bounds.items() for protocol in protocols}
+    return Outcome(bounds, accuracy, steepest_gradient_lr(lrs, losses), result.get("warning"))
 
 
-def best_fixed(case: Case, seeds: range, store, settings) -> tuple[float, float]:
-    """The grid's best fixed LR by mean final test accuracy over `seeds`, and that mean."""
-    from bench.table1 import Experiment
-
-    experiment = Experiment(case_data(case), store, settings, case.architecture, case.optimizer, case.batch_size,
-                            case.training_epochs, case.step_epochs)
-    means = {lr: statistics.mean(experiment.fixed(lr, seed)[-1] for seed in seeds) for lr in case.grid}
+def best_fixed(lab: Lab, protocol: Protocol, seeds: range) -> tuple[float, float]:
+    """The grid's best fixed LR at `protocol` by mean test accuracy over `seeds`, and that mean."""
+    means = {lr: statistics.mean(lab.train((lr, lr), protocol, seed) for seed in seeds) for lr in lab.case.grid}
     best = max(means, key=means.get)
     return best, means[best]
 
 
-def real_panel(seeds: range, cases: tuple[Case, ...] = CASES) -> list[list[object]]:
-    """One row per case and seed."""
-    rows, reference = [], {}
+def points_below(accuracy: float | None, best: float) -> str:
+    return "-" if accuracy is None else f"{accuracy:.3f} ({100 * (accuracy - best):+.1f})"
+
+
+def real_panel(seeds: range, cases: tuple[Case, ...] = CASES) -> tuple[list[list[object]], list[list[object]]]:
+    """One row per case, seed and protocol, and one summary row per rule and protocol."""
+    rows, gaps = [], {(rule, protocol.name): [] for rule in RULES for protocol in PROTOCOLS}
     with tempfile.TemporaryDirectory() as directory, redis_store() as (store, _):
         from worker.settings import Settings
 
         settings = Settings(data_dir=Path(directory))
         for case in cases:
-            key = (case.name, case.architecture, case.batch_size, case.training_epochs)
-            if key not in reference:
-                reference[key] = best_fixed(case, seeds, store, settings)
-            best_lr, best_accuracy = reference[key]
+            lab = Lab(case, store, settings)
+            reference = {protocol.name: best_fixed(lab, protocol, seeds) for protocol in PROTOCOLS}
             for seed in seeds:
-                outcome = run_case(case, seed, store, settings)
-                bounds = outcome.suggestion
-                suggested = (f"{bounds['min_lr']:.3g} to {bounds['max_lr']:.3g} ({bounds['confidence']})"
-                             if bounds else f"none: {outcome.warning}")
-                accuracy = "-" if outcome.clr_accuracy is None else (
-                    f"{outcome.clr_accuracy:.3f} ({100 * (outcome.clr_accuracy - best_accuracy):+.1f})")
-                rows.append([case.name, f"{case.start_lr:g}..{case.end_lr:g}, {case.range_epochs} ep", seed,
-                             suggested, accuracy, f"{best_lr:g}: {best_accuracy:.3f}",
-                             f"{outcome.valley_lr:.3g}", f"{outcome.steepest_lr:.3g}"])
-                print(" | ".join(str(cell) for cell in rows[-1]), flush=True)
-    return rows
+                outcome = run_case(lab, seed)
+                for protocol in PROTOCOLS:
+                    best_lr, best = reference[protocol.name]
+                    cells = []
+                    for rule in RULES:
+                        pair, accuracy = outcome.bounds[rule], outcome.accuracy[rule, protocol.name]
+                        gaps[rule, protocol.name].append(None if accuracy is None else 100 * (accuracy - best))
+                        cells.append("none" if pair is None else f"{pair[0]:.3g}-{pair[1]:.3g}: "
+                                     f"{points_below(accuracy, best)}")
+                    rows.append([case.name, seed, protocol.name.split(" (")[0], f"{best_lr:g}: {best:.3f}", *cells,
+                                 f"{outcome.steepest_lr:.3g}"])
+                    print(" | ".join(str(cell) for cell in rows[-1]), flush=True)
+    summary = []
+    for (rule, protocol), values in gaps.items():
+        measured = [value for value in values if value is not None]
+        summary.append([rule, protocol.split(" (")[0], f"{len(measured)}/{len(values)}",
+                        f"{statistics.mean(measured):+.2f}" if measured else "-",
+                        f"{min(measured):+.1f}" if measured else "-",
+                        f"{sum(value >= -1 for value in measured)}/{len(values)}",
+                        f"{sum(value >= -2 for value in measured)}/{len(values)}"])
+    return rows, summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--synthetic-only", action="store_true")
+    parser.add_argument("--cases", nargs="*", help="only the cases whose name contains one of these")
     args = parser.parse_args()
-    print("Synthetic range tests, true bounds 1e-4 and 1e-2; 3 tails (none, NaN, inf) x 5 seeds per row\n")
-    print(table(["points", "noise", "both bounds within 2x", "worst factor"], synthetic_panel()))
+    print("Synthetic range tests, falls of one to three decades from 1e-4; 3 tails (none, NaN, inf) x 5 seeds per "
+          "row\n")
+    print(table(["fall", "points", "noise", "both bounds within 2x", "worst factor"], synthetic_panel()))
     if args.synthetic_only:
         return
-    print(f"\nReal range tests through worker.jobs on digits; CLR triangular, {CASES[0].training_epochs} epochs, "
-          f"step_size {CASES[0].step_epochs} epochs; test accuracy (points against the best fixed LR of the grid, "
-          "mean of seeds)\n")
-    rows = real_panel(range(args.seeds))
-    print(table(["case", "sweep", "seed", "suggested bounds", "CLR test accuracy", "best fixed LR: accuracy",
-                 "fastai valley", "steepest gradient"], rows))
+    cases = tuple(case for case in CASES if not args.cases or any(name in case.name for name in args.cases))
+    print("\nReal range tests (with verify) through worker.jobs on digits; CLR triangular, step_size 4 epochs, "
+          "judged at 8 and 24 epochs; test accuracy (points against the best fixed LR of the grid at the same "
+          "protocol, mean of seeds)\n")
+    rows, summary = real_panel(range(args.seeds), cases)
+    print(table(["case", "seed", "protocol", "best fixed LR: accuracy", *RULES, "steepest gradient"], rows))
+    print()
+    print(table(["rule", "protocol", "runs with bounds", "mean points vs best fixed", "worst",
+                 "within 1 point", "within 2 points"], summary))
 
 
 if __name__ == "__main__":

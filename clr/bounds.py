@@ -11,7 +11,7 @@ the minimum / 10) are computed on the same curve as cross-checks.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -24,6 +24,7 @@ KERNEL_WIDTH_DECADES = 0.1  # standard deviation of the smoothing kernel, in dec
 MIN_POINTS_PER_WIDTH = 2.5  # the kernel is widened on sparse curves until one width holds this many points
 BINS_PER_WIDTH = 8
 FALL_START, FALL_END = 0.1, 0.95  # fractions of the fall from the plateau to the lowest loss
+ACCURACY_RISE_END = 0.9  # of the accuracy's rise: where it slows (Smith 2017, 3.3)
 NOISE_FLOOR = 1e-3  # relative noise assumed at least, so a curve without noise has finite standard errors
 MIN_RELATIVE_FALL = 0.02  # a fall smaller than this fraction of the loss does not count either
 MIN_FALL_Z = 5.0  # a fall smaller than this many standard errors is noise: no suggestion
@@ -57,15 +58,19 @@ class BoundSuggestion:
     valley_lr: float
     explanation: str
     verified: bool = False  # the bounds of the best candidate trained (`clr.verification`), not the curve's own
+    accuracy_bounds: tuple[float, float] | None = None  # Smith's reading of the per-batch accuracy, where recorded
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready fields."""
-        return asdict(self) | {"reasons": list(self.reasons)}
+        return asdict(self) | {"reasons": list(self.reasons),
+                               "accuracy_bounds": list(self.accuracy_bounds) if self.accuracy_bounds else None}
 
     @classmethod
     def from_dict(cls, fields: dict[str, object]) -> BoundSuggestion:
         """The inverse of `as_dict`."""
-        return cls(**fields | {"reasons": tuple(fields["reasons"])})
+        accuracy = fields.get("accuracy_bounds")
+        return cls(**fields | {"reasons": tuple(fields["reasons"]), "accuracy_bounds": tuple(accuracy) if accuracy
+                               else None})
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,11 @@ class _Fall:
         """The loss once `fraction` of the fall is made."""
         return smoothed[self.top] - fraction * self.size
 
+    def between(self, smoothed: np.ndarray, first: float, last: float) -> tuple[int, int]:
+        """The last point before the fall has made `first` of itself, and the first where it has made `last`."""
+        start = self.top + int(np.flatnonzero(smoothed[self.top: self.lowest + 1] >= self.level(smoothed, first))[-1])
+        return start, start + int(np.argmax(smoothed[start: self.lowest + 1] <= self.level(smoothed, last)))
+
 
 def _find_fall(curve: LogLRCurve) -> _Fall:
     smoothed, error = curve.smoothed, curve.standard_error
@@ -228,6 +238,18 @@ def _largest_converging(lr: np.ndarray, curve: LogLRCurve, fall: _Fall, diverged
     return _suggestion(lr, curve, start, stop, "low", reasons, explanation, fall)
 
 
+def accuracy_bounds(lrs: np.ndarray, accuracies: np.ndarray) -> tuple[float, float] | None:
+    """Smith's reading of the accuracy: `min_lr` where it starts to rise (`FALL_START` of its rise made), `max_lr`
+    where the rise slows (`ACCURACY_RISE_END` made), at least `MIN_BOUND_RATIO` apart; None without a real rise."""
+    curve = smooth_in_log_lr(lrs, 2.0 - np.asarray(accuracies, dtype=np.float64))  # a rise as a fall, never near 0
+    rise = _find_fall(curve)
+    if not _is_real(rise, curve):
+        return None
+    start, stop = rise.between(curve.smoothed, FALL_START, ACCURACY_RISE_END)
+    start = min(start, _index_below(curve, stop, MIN_BOUND_RATIO))
+    return None if start < 0 else (float(lrs[start]), float(lrs[stop]))
+
+
 def momentum_lag(momentum: float) -> int:
     """Iterations by which SGD's velocity lags the rate it is swept at: a step is a sum of past rates times past
     gradients weighted by `momentum**age`, whose mean age is `momentum / (1 - momentum)`."""
@@ -256,12 +278,25 @@ def _suggestion(lr: np.ndarray, curve: LogLRCurve, start: int, stop: int, confid
 
 
 def suggest_bounds(
-    lrs: npt.ArrayLike, losses: npt.ArrayLike, beta: float = 0.98, stop_factor: float = 4.0, momentum: float = 0.0
+    lrs: npt.ArrayLike, losses: npt.ArrayLike, beta: float = 0.98, stop_factor: float = 4.0, momentum: float = 0.0,
+    accuracies: npt.ArrayLike | None = None,
 ) -> BoundSuggestion:
     """Suggest `min_lr`/`max_lr` from a range test, with a confidence; raise `NoSuggestion` saying what to change
     when the curve cannot support one (too short, or neither a fall larger than its noise nor a turn up). With
     `momentum` (SGD's or RMSprop's), each loss is read against the rate its velocity carries, `momentum_lag`
-    iterations earlier in the sweep."""
+    iterations earlier in the sweep. With each batch's `accuracies`, Smith's reading of them is given beside
+    (`accuracy_bounds`), on the same cut of the curve."""
+    suggestion = _from_loss(lrs, losses, beta, stop_factor, momentum)
+    if accuracies is None:
+        return suggestion
+    lr, loss = _checked(lrs, losses)
+    lag, end = momentum_lag(momentum), _usable_length(loss, beta, stop_factor)
+    return replace(suggestion, accuracy_bounds=accuracy_bounds(
+        lr[: end - lag], np.asarray(accuracies, dtype=np.float64)[lag:end]))
+
+
+def _from_loss(lrs: npt.ArrayLike, losses: npt.ArrayLike, beta: float, stop_factor: float,
+               momentum: float) -> BoundSuggestion:
     lr, loss = _checked(lrs, losses)
     lag = momentum_lag(momentum)
     end = _usable_length(loss, beta, stop_factor)
@@ -287,9 +322,7 @@ def suggest_bounds(
     if fall.z < HIGH_FALL_Z:
         low.append(f"the fall is weak against the noise ({fall.z:.1f} standard errors; more iterations help)")
 
-    in_fall = slice(fall.top, fall.lowest + 1)
-    start = fall.top + int(np.flatnonzero(smoothed[in_fall] >= fall.level(smoothed, FALL_START))[-1])
-    stop = start + int(np.argmax(smoothed[start:fall.lowest + 1] <= fall.level(smoothed, FALL_END)))
+    start, stop = fall.between(smoothed, FALL_START, FALL_END)
     ragged = _first_ragged(curve, start, fall.lowest)
     if ragged is not None and ragged < stop:
         stop = ragged

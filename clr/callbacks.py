@@ -72,7 +72,7 @@ class CyclicLR(SetsLearningRatePerBatch):
     def on_train_batch_end(self, batch, logs=None):
         self.poll()
 
-    def on_iterations(self, iterations, lrs, losses):
+    def on_iterations(self, iterations, lrs, losses, accuracies):
         ours = np.arange(self.clr_iterations, self.clr_iterations + len(iterations))
         self.history["iterations"].extend(ours.tolist())
         self.history["lr"].extend(self.schedule(ours).tolist())
@@ -85,8 +85,11 @@ class LRFinder(SetsLearningRatePerBatch):
 
     With `steps=None` the sweep spans all of fit's epochs x steps per epoch. Training stops when the smoothed loss
     exceeds `stop_factor` times its best or the loss is not finite. Weights and optimizer state are restored at
-    the end; `lrs`, `losses` (true per batch) and `smoothed_losses` hold the curve.
+    the end; `lrs`, `losses` (true per batch), `smoothed_losses` and, for a classification loss, `accuracies` (of
+    each batch, from the same forward pass: Smith's signal) hold the curve.
     """
+
+    records_accuracy = True
 
     def __init__(self, min_lr=1e-5, max_lr=1e-2, steps=None, sweep="exponential", beta=0.98, stop_factor=4.0):
         super().__init__()
@@ -104,6 +107,7 @@ class LRFinder(SetsLearningRatePerBatch):
         self.lrs: list[float] = []
         self.losses: list[float] = []
         self.smoothed_losses: list[float] = []
+        self.accuracies: list[float] = []  # each batch's, where the loss is a classification one
         self._smoother, self._best = ExponentialSmoother(self.beta), math.inf
         optimizer = self.model.optimizer
         self.momentum = float(getattr(optimizer, "momentum", 0.0) or 0.0)  # SGD's and RMSprop's; Adam has none
@@ -125,7 +129,9 @@ class LRFinder(SetsLearningRatePerBatch):
     def on_train_batch_end(self, batch, logs=None):
         self.poll()
 
-    def on_iterations(self, iterations, lrs, losses):
+    def on_iterations(self, iterations, lrs, losses, accuracies):
+        if accuracies is not None:
+            self.accuracies.extend(accuracies.tolist())
         for loss in losses.tolist():
             smoothed = self._smoother(loss)
             self.lrs.append(float(self.sweep_lrs[len(self.losses)]))
@@ -143,12 +149,13 @@ class LRFinder(SetsLearningRatePerBatch):
 
     def suggestion(self) -> BoundSuggestion:
         """Suggested CLR bounds for the recorded curve (`clr.bounds.suggest_bounds`, reading it against the
-        optimizer's momentum); raises `NoSuggestion`."""
+        optimizer's momentum, with Smith's reading of the accuracy beside it); raises `NoSuggestion`."""
         return suggest_bounds(self.lrs, self.losses, beta=self.beta, stop_factor=self.stop_factor,
-                              momentum=self.momentum)
+                              momentum=self.momentum, accuracies=self.accuracies or None)
 
     def plot(self) -> bytes:
         """The range-test figure as PNG bytes, with the suggested bounds marked."""
         from clr.plots import range_test_png
 
-        return range_test_png(self.lrs, self.losses, self.smoothed_losses, self.suggestion())
+        return range_test_png(self.lrs, self.losses, self.smoothed_losses, self.suggestion(),
+                              accuracies=self.accuracies or None)

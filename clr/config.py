@@ -273,9 +273,10 @@ class VerifyRequest(Strict):
     """Train `candidates` bound pairs from the curve, one whole triangular cycle of `epochs` each, from the same
     initial weights, and suggest the one that does best on the validation split."""
 
-    candidates: int = Field(4, ge=2, le=MAX_CANDIDATES, description="Bound pairs to train: the curve's suggestion, "
-                            "fastai's valley (max_lr = valley, base_lr = valley / 4), half and twice the max_lr, "
-                            "then a quarter and four times it")
+    candidates: int = Field(5, ge=2, le=MAX_CANDIDATES, description="Bound pairs to train, the first distinct ones "
+                            "of: the curve's suggestion, fastai's valley (max_lr = valley, base_lr = valley / 4), "
+                            "Smith's reading of the per-batch accuracy (classification), half and twice the "
+                            "suggested max_lr, a quarter and four times it")
     epochs: int = Field(4, ge=2, le=100, description="Epochs of each candidate's one cycle (step_size: half of it)")
 
 

@@ -28,10 +28,12 @@ def range_test_png(
     suggestion: BoundSuggestion | None = None,
     no_suggestion: str | None = None,
     verification: Sequence[Mapping] = (),
+    accuracies: npt.ArrayLike | None = None,
 ) -> bytes:
     """Loss and smoothed loss against the LR on a log axis, with the suggested bounds shaded, the single-LR rules
-    marked as cross-checks, the confidence (or why there is no suggestion) in the title, and the verification's
-    candidates as bars below the curve with their table under the figure."""
+    marked as cross-checks, the confidence (or why there is no suggestion) in the title, each batch's accuracy on a
+    second axis where recorded, and the verification's candidates as bars below the curve with their table under
+    the figure."""
     figure = Figure(figsize=(8, 5 + 0.25 * len(verification)))
     axes = figure.add_subplot()
     axes.plot(lrs, losses, color="0.75", linewidth=0.8, label="loss per batch")
@@ -62,6 +64,14 @@ def range_test_png(
     axes.set(xscale="log", xlabel="learning rate", ylabel="loss")
     axes.set_title(title, fontsize=10, wrap=True)
     axes.legend(fontsize=8)
+    if accuracies is not None:
+        accuracy_axes = axes.twinx()
+        accuracy_axes.plot(lrs, accuracies, color="C4", linewidth=0.6, alpha=0.6)
+        accuracy_axes.set_ylabel("accuracy per batch", color="C4")
+        accuracy_axes.set_ylim(0, 1.02)
+        if suggestion is not None and suggestion.accuracy_bounds:
+            for lr in suggestion.accuracy_bounds:
+                accuracy_axes.axvline(lr, color="C4", linestyle="--", linewidth=1)
     if verification:
         _draw_candidates(axes, verification)
     return _png(figure)

@@ -6,7 +6,8 @@ step write its iteration and own loss (and, for a float LR, the LR) into a ring 
 step; `poll()` hands the points written since the last poll to `on_iterations`, in order. Each slot carries its
 iteration number, so a poll from another thread while training runs takes exactly the steps that are complete.
 An LR from a `LearningRateSchedule` is a function of the iteration: it is evaluated for the polled iterations at
-once instead of a second time inside every step.
+once instead of a second time inside every step. A recorder that `records_accuracy` also writes each step's
+accuracy on its own batch (from the same forward pass) when the model is compiled with a classification loss.
 """
 
 from __future__ import annotations
@@ -24,16 +25,28 @@ class RecorderOverrun(RuntimeError):
     """More steps ran between two polls than the ring buffer holds."""
 
 
+# Accuracy of one batch for each classification loss, as Keras's "accuracy" metric reads it.
+BATCH_ACCURACY = {
+    "sparse_categorical_crossentropy": keras.metrics.sparse_categorical_accuracy,
+    "categorical_crossentropy": keras.metrics.categorical_accuracy,
+    "binary_crossentropy": keras.metrics.binary_accuracy,
+}
+
+
+def global_batch_mean(value: tf.Tensor, x) -> tf.Tensor:
+    """The mean over the whole batch a step trains on of a replica's mean over its share: under a distribution
+    strategy, the shares' means weighted by their samples."""
+    if tf.distribute.get_strategy().num_replicas_in_sync == 1:
+        return value
+    samples = tf.cast(tf.shape(tf.nest.flatten(x)[0])[0], value.dtype)
+    total, count = tf.distribute.get_replica_context().all_reduce("sum", [value * samples, samples])
+    return total / count
+
+
 def global_batch_loss(loss: tf.Tensor, x) -> tf.Tensor:
     """The loss of the whole batch a step trains on. Under a distribution strategy each replica computes the loss of
-    its share, divided by the number of replicas (as Keras scales it for the gradient sum): the mean of the shares'
-    losses weighted by their samples is the global batch's."""
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    if replicas == 1:
-        return loss
-    samples = tf.cast(tf.shape(tf.nest.flatten(x)[0])[0], loss.dtype)
-    total, count = tf.distribute.get_replica_context().all_reduce("sum", [loss * replicas * samples, samples])
-    return total / count
+    its share divided by the number of replicas (as Keras scales it for the gradient sum)."""
+    return global_batch_mean(loss * tf.distribute.get_strategy().num_replicas_in_sync, x)
 
 
 class IterationRecorder(keras.callbacks.Callback):
@@ -43,8 +56,12 @@ class IterationRecorder(keras.callbacks.Callback):
     wait poll from another thread, and keep Keras's batch-end dispatch asynchronous. `on_train_end` polls last.
     """
 
-    def on_iterations(self, iterations: np.ndarray, lrs: np.ndarray, losses: np.ndarray) -> None:
-        """Called with the steps completed since the last poll (global optimizer iterations), in order."""
+    records_accuracy = False
+
+    def on_iterations(self, iterations: np.ndarray, lrs: np.ndarray, losses: np.ndarray,
+                      accuracies: np.ndarray | None) -> None:
+        """Called with the steps completed since the last poll (global optimizer iterations), in order; `accuracies`
+        of their batches where recorded, else None."""
 
     def on_train_begin(self, logs=None):
         model = self.model
@@ -57,14 +74,16 @@ class IterationRecorder(keras.callbacks.Callback):
         if other is not None:  # left behind by a fit that raised before its end
             other._unwrap()
         self._lock = threading.Lock()
-        self._buffer = tf.Variable(np.full((CAPACITY, 3), -1.0), trainable=False, name="iteration_buffer")
+        self._buffer = tf.Variable(np.full((CAPACITY, 4), -1.0), trainable=False, name="iteration_buffer")
+        loss_name = getattr(model.loss, "name", model.loss)  # a loss object's name is its function's
+        self._accuracy = BATCH_ACCURACY.get(loss_name) if self.records_accuracy else None
         self._next = int(model.optimizer.iterations.numpy())
         self._unwrapped_compute_loss = model.__dict__.get("compute_loss")
         model.compute_loss = self._recording_compute_loss(model.compute_loss)
         model.make_train_function(force=True)
 
     def _recording_compute_loss(self, compute_loss):
-        buffer, optimizer, schedule = self._buffer, self.model.optimizer, self._schedule()
+        buffer, optimizer, schedule, accuracy_of = self._buffer, self.model.optimizer, self._schedule(), self._accuracy
 
         def recording_compute_loss(x=None, y=None, y_pred=None, sample_weight=None, training=True):
             loss = compute_loss(x, y, y_pred, sample_weight, training=training)
@@ -72,8 +91,11 @@ class IterationRecorder(keras.callbacks.Callback):
                 return loss
             iteration = tf.cast(tf.convert_to_tensor(optimizer.iterations), tf.int64)
             lr = tf.constant(np.nan, tf.float64) if schedule else tf.cast(optimizer.learning_rate, tf.float64)
-            row = tf.stack([tf.cast(iteration, tf.float64), lr, tf.cast(global_batch_loss(loss, x), tf.float64)])
-            write = buffer.scatter_nd_update(tf.reshape(iteration % CAPACITY, (1, 1)), tf.reshape(row, (1, 3)))
+            accuracy = (tf.constant(np.nan, tf.float64) if accuracy_of is None else tf.cast(
+                global_batch_mean(tf.reduce_mean(tf.cast(accuracy_of(y, y_pred), tf.float32)), x), tf.float64))
+            row = tf.stack([tf.cast(iteration, tf.float64), lr, tf.cast(global_batch_loss(loss, x), tf.float64),
+                            accuracy])
+            write = buffer.scatter_nd_update(tf.reshape(iteration % CAPACITY, (1, 1)), tf.reshape(row, (1, 4)))
             with tf.control_dependencies([write]):
                 return tf.identity(loss)
 
@@ -101,7 +123,8 @@ class IterationRecorder(keras.callbacks.Callback):
                 iterations, lrs = expected[:count], rows[:count, 1]
                 if schedule := self._schedule():
                     lrs = keras.ops.convert_to_numpy(schedule(iterations)).astype(np.float64)
-                self.on_iterations(iterations, lrs, rows[:count, 2])
+                self.on_iterations(iterations, lrs, rows[:count, 2],
+                                   None if self._accuracy is None else rows[:count, 3])
             return count
 
     def on_train_end(self, logs=None):

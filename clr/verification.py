@@ -1,5 +1,6 @@
 """Verified bounds: the bound pairs a range test's curve offers, and the choice among them once each has been trained
-one whole cycle from the same initial weights and judged on held-out data (pure Python; the worker trains them)."""
+one whole cycle from the same initial weights and judged by its loss on held-out data (pure Python; the worker trains
+them)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import asdict, dataclass, replace
 
 from clr.bounds import MIN_BOUND_RATIO, SMITH_BOUND_RATIO, BoundSuggestion
 
-MAX_CANDIDATES = 6
+MAX_CANDIDATES = 7
 SAME_BOUNDS = 1.25  # two pairs whose bounds both lie within this factor of each other are one candidate
 
 
@@ -29,11 +30,12 @@ def _pair(name: str, max_lr: float, min_lr: float) -> Candidate:
 
 def candidates(suggestion: BoundSuggestion, count: int) -> list[Candidate]:
     """The first `count` distinct pairs of: the suggestion, fastai's valley as `max_lr` (Smith's `base_lr` a quarter
-    of it), half and twice the suggested `max_lr`, a quarter and four times it (`base_lr` kept, or lowered to keep
+    of it), Smith's reading of the accuracy (where recorded), half and twice the suggested `max_lr`, a quarter and four times it (`base_lr` kept, or lowered to keep
     the bounds `MIN_BOUND_RATIO` apart)."""
     low, high = suggestion.min_lr, suggestion.max_lr
+    accuracy = [Candidate("accuracy", *suggestion.accuracy_bounds)] if suggestion.accuracy_bounds else []
     offered = [Candidate("suggested", low, high),
-               _pair("valley", suggestion.valley_lr, suggestion.valley_lr / SMITH_BOUND_RATIO),
+               _pair("valley", suggestion.valley_lr, suggestion.valley_lr / SMITH_BOUND_RATIO), *accuracy,
                _pair("half max_lr", high / 2, low), _pair("twice max_lr", high * 2, low),
                _pair("quarter max_lr", high / 4, low), _pair("four times max_lr", high * 4, low)]
     chosen: list[Candidate] = []
@@ -47,20 +49,18 @@ def _same(one: Candidate, other: Candidate) -> bool:
     return all(max(a / b, b / a) < SAME_BOUNDS for a, b in ((one.min_lr, other.min_lr), (one.max_lr, other.max_lr)))
 
 
-def score(measured: dict, classification: bool) -> tuple[float, float]:
-    """What ranks a trained candidate, higher is better: validation accuracy (classification), then the negated
-    validation loss; a candidate whose loss diverged ranks last."""
+def score(measured: dict) -> float:
+    """What ranks a trained candidate, higher is better: its validation loss, negated (a proper score, and finer
+    than the accuracy of a small validation split, where one sample can be a point); a diverged one ranks last."""
     loss = measured.get("val_loss")
-    if loss is None:
-        return (-1.0, float("-inf"))
-    return (measured.get("val_accuracy") or 0.0 if classification else 0.0, -loss)
+    return float("-inf") if loss is None else -loss
 
 
-def verified(suggestion: BoundSuggestion, measured: list[dict], classification: bool) -> BoundSuggestion:
+def verified(suggestion: BoundSuggestion, measured: list[dict]) -> BoundSuggestion:
     """The suggestion replaced by the best trained candidate, saying so."""
-    best = max(measured, key=lambda candidate: score(candidate, classification))
-    judged = (f"validation accuracy {best['val_accuracy']:.4f}" if classification and best.get("val_accuracy")
-              is not None else f"validation loss {best['val_loss']:.4g}")
+    best = max(measured, key=score)
+    accuracy = best.get("val_accuracy")
+    judged = f"validation loss {best['val_loss']:.4g}" + (f", accuracy {accuracy:.4f}" if accuracy is not None else "")
     note = (f" Verified: of {len(measured)} bound pairs trained one cycle of {best['epochs']} epochs each from the "
             f"same initial weights, {best['name']!r} ({best['min_lr']:.3g} to {best['max_lr']:.3g}) did best "
             f"({judged}).")

@@ -44,9 +44,9 @@ class StreamsToJob:
         super().__init__(**kwargs)
         self.reporter = reporter
 
-    def on_iterations(self, iterations, lrs, losses):
-        super().on_iterations(iterations, lrs, losses)
-        self.reporter.push(iterations, lrs, losses)
+    def on_iterations(self, iterations, lrs, losses, accuracies):
+        super().on_iterations(iterations, lrs, losses, accuracies)
+        self.reporter.push(iterations, lrs, losses, accuracies)
         if self.reporter.should_stop():
             self.model.stop_training = True
 
@@ -79,8 +79,8 @@ class TrainingStream(StreamsToJob, IterationRecorder):
         self.close()
         super().on_train_end(logs)
 
-    def on_iterations(self, iterations, lrs, losses):
-        super().on_iterations(iterations, lrs, losses)
+    def on_iterations(self, iterations, lrs, losses, accuracies):
+        super().on_iterations(iterations, lrs, losses, accuracies)
         bad = np.flatnonzero(~np.isfinite(losses))
         if len(bad) and self.divergence is None:
             self.divergence = (int(iterations[bad[0]]), float(lrs[bad[0]]))

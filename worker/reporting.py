@@ -18,6 +18,7 @@ from worker.settings import Settings
 from worker.store import JobStore, LostClaim, through_redis_failures
 
 log = logging.getLogger(__name__)
+Batch = tuple[int, np.ndarray, np.ndarray, np.ndarray | None]  # first iteration, LRs, losses, accuracies or None
 
 
 def finite_or_none(value: Any) -> float | None:
@@ -48,8 +49,8 @@ class JobReporter:
         self.lost = threading.Event()
         self.fatal: Exception | None = None
         self._lock = threading.Lock()
-        self._pending: list[tuple[int, np.ndarray, np.ndarray]] = []
-        self._written: list[tuple[float, int, np.ndarray, np.ndarray]] = []
+        self._pending: list[Batch] = []
+        self._written: list[tuple[float, *Batch]] = []
         self._once_stored: list[tuple[int, Callable[[], None]]] = []
         self._progress: dict[str, Any] = {}
         self._history: list[dict[str, float | None]] = []
@@ -123,10 +124,12 @@ class JobReporter:
         """Stop polling `recorder`."""
         self._sources.remove(recorder)
 
-    def push(self, iterations: np.ndarray, lrs: np.ndarray, losses: np.ndarray) -> None:
-        """Queue points of consecutive iterations."""
+    def push(self, iterations: np.ndarray, lrs: np.ndarray, losses: np.ndarray,
+             accuracies: np.ndarray | None = None) -> None:
+        """Queue points of consecutive iterations (with their batches' accuracies, where a range test records
+        them)."""
         with self._lock:
-            self._pending.append((int(iterations[0]), lrs, losses))
+            self._pending.append((int(iterations[0]), lrs, losses, accuracies))
             self._progress["iteration"] = self._progress_from + int(iterations[-1]) + 1
 
     def set_progress(self, **progress: Any) -> None:
@@ -157,7 +160,8 @@ class JobReporter:
         if pending:
             first = pending[0][0]
             lrs, losses = (np.concatenate([batch[index] for batch in pending]) for index in (1, 2))
-            stored = self.store.report(self.job_id, self.attempt, first, lrs, losses, phase, **fields)
+            accuracies = None if pending[0][3] is None else np.concatenate([batch[3] for batch in pending])
+            stored = self.store.report(self.job_id, self.attempt, first, lrs, losses, phase, accuracies, **fields)
             if stored < first:
                 return self._write_again_from(stored)
         else:
@@ -180,11 +184,11 @@ class JobReporter:
     def _write_again_from(self, stored: int) -> None:
         """Queue again the written points from iteration `stored` on, which Redis lost."""
         with self._lock:
-            kept = [(first, lrs, losses) for _, first, lrs, losses in self._written if first + len(lrs) > stored]
+            kept = [batch for _, *batch in self._written if batch[0] + len(batch[1]) > stored]
             if not kept or kept[0][0] > stored:
                 raise RuntimeError(f"Redis lost the curve from iteration {stored} on, beyond what this runner kept")
-            first, lrs, losses = kept[0]
-            kept[0] = (stored, lrs[stored - first:], losses[stored - first:])
+            first, *columns = kept[0]
+            kept[0] = (stored, *(None if column is None else column[stored - first:] for column in columns))
             self._pending[:0] = kept
             self._written.clear()
         log.warning("Job %s: Redis lost the curve from iteration %s on; writing it again", self.job_id, stored)

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 UploadKind = Literal["datasets", "models", "uploads"]  # "uploads": unfinished chunked uploads
 POINT = np.dtype([("lr", "<f4"), ("loss", "<f4")])
+ACCURACY = np.dtype("<f4")  # a range test's per-batch accuracy, a column of its own beside the curve
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 JSON_FIELDS = (
     "spec", "bounds", "warnings", "result", "epoch_history", "resumes", "range_test", "momentum_cycle", "verification",
@@ -66,33 +67,39 @@ if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('HGET', KEYS[
 end
 """
 
-# KEYS: job, curve. ARGV: attempt, iteration, then field, value pairs. Cuts the curve back to `iteration` points
-# (fewer when fewer are stored), sets the fields, and logs the attempt's start. Returns the points kept, or -1 when
+# KEYS: job, curve, its accuracy column. ARGV: attempt, iteration, then field, value pairs. Cuts the curve (and the
+# column) back to `iteration` points (fewer when fewer are stored), sets the fields, and logs the attempt's start. Returns the points kept, or -1 when
 # fenced off.
 _RESUME = _OWNED + """
 local kept = math.min(tonumber(ARGV[2]), math.floor(redis.call('STRLEN', KEYS[2]) / 8))
-if kept == 0 then redis.call('DEL', KEYS[2])
-else redis.call('SET', KEYS[2], redis.call('GETRANGE', KEYS[2], 0, kept * 8 - 1)) end
+if kept == 0 then redis.call('DEL', KEYS[2], KEYS[3])
+else
+  redis.call('SET', KEYS[2], redis.call('GETRANGE', KEYS[2], 0, kept * 8 - 1))
+  if redis.call('STRLEN', KEYS[3]) > kept * 4 then
+    redis.call('SET', KEYS[3], redis.call('GETRANGE', KEYS[3], 0, kept * 4 - 1))
+  end
+end
 local resumes = cjson.decode(redis.call('HGET', KEYS[1], 'resumes') or '[]')
 table.insert(resumes, {attempt = tonumber(ARGV[1]), resumed_from = kept})
 redis.call('HSET', KEYS[1], 'resumes', cjson.encode(resumes), 'iteration', kept, unpack(ARGV, 3))
 return kept
 """
 
-# KEYS: job, curve. ARGV: attempt. Empties the curve; returns 0, or -1 when fenced off.
+# KEYS: job, curve, its accuracy column. ARGV: attempt. Empties both; returns 0, or -1 when fenced off.
 _RESTART_CURVE = _OWNED + """
-redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[2], KEYS[3])
 return 0
 """
 
-# KEYS: job, curve. ARGV: attempt, byte offset of the points, points, then field, value pairs. Writes the points at
-# their own offset (a repeated write changes nothing), the fields and a heartbeat. Returns the bytes the curve then
+# KEYS: job, curve, its accuracy column. ARGV: attempt, byte offset of the points, points, their accuracies (4 bytes
+# each, or empty), then field, value pairs. Writes the points (and accuracies) at their own offset (a repeated write changes nothing), the fields and a heartbeat. Returns the bytes the curve then
 # holds; the points are not written when they would leave a gap (a restarted Redis lost the last writes before them).
 _REPORT = _NOW + _OWNED + """
-redis.call('HSET', KEYS[1], 'heartbeat_at', now, unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], 'heartbeat_at', now, unpack(ARGV, 5))
 local stored = redis.call('STRLEN', KEYS[2])
 if tonumber(ARGV[2]) > stored then return stored end
 if #ARGV[3] > 0 then redis.call('SETRANGE', KEYS[2], tonumber(ARGV[2]), ARGV[3]) end
+if #ARGV[4] > 0 then redis.call('SETRANGE', KEYS[3], tonumber(ARGV[2]) / 2, ARGV[4]) end
 return redis.call('STRLEN', KEYS[2])
 """
 
@@ -171,6 +178,7 @@ class Curve:
     iterations: np.ndarray
     lrs: np.ndarray
     losses: np.ndarray
+    accuracies: np.ndarray | None = None  # a range test's, for a classification loss
 
 
 def _pairs(**fields: Any) -> list[Any]:
@@ -214,6 +222,11 @@ class JobStore:
     @staticmethod
     def _job_key(job_id: str) -> str:
         return f"clr:job:{job_id}"
+
+    @classmethod
+    def _curve_keys(cls, job_id: str, phase: str = "") -> tuple[str, str]:
+        """The curve of `phase` and its accuracy column."""
+        return cls._curve_key(job_id, phase), cls._curve_key(job_id, phase) + ":accuracy"
 
     @staticmethod
     def _curve_key(job_id: str, phase: str = "") -> str:
@@ -303,7 +316,7 @@ class JobStore:
         """As the runner of `attempt`, starting: cut the curve back to `iteration` points and set the progress of
         that point; log the attempt's `resumed_from`. Returns the points kept: fewer than `iteration` when the
         curve lost some. Raises `LostClaim` if the attempt is not current."""
-        kept = self._resume(keys=[self._job_key(job_id), self._curve_key(job_id, phase)],
+        kept = self._resume(keys=[self._job_key(job_id), *self._curve_keys(job_id, phase)],
                             args=[attempt, iteration, *_pairs(epoch=epoch, epoch_history=epoch_history)])
         if kept < 0:
             raise LostClaim(f"Job {job_id} is no longer on attempt {attempt}: taken over or deleted")
@@ -312,11 +325,12 @@ class JobStore:
     def restart_curve(self, job_id: str, attempt: int, phase: str) -> None:
         """As the runner of `attempt`: empty the curve of `phase`, to write it from iteration 0 again. Raises
         `LostClaim` if the attempt is not current."""
-        if self._restart_curve(keys=[self._job_key(job_id), self._curve_key(job_id, phase)], args=[attempt]) < 0:
+        if self._restart_curve(keys=[self._job_key(job_id), *self._curve_keys(job_id, phase)], args=[attempt]) < 0:
             raise LostClaim(f"Job {job_id} is no longer on attempt {attempt}: taken over or deleted")
 
     def report(self, job_id: str, attempt: int, first_iteration: int = 0, lrs: np.ndarray | None = None,
-               losses: np.ndarray | None = None, phase: str = "", **fields: Any) -> int:
+               losses: np.ndarray | None = None, phase: str = "", accuracies: np.ndarray | None = None,
+               **fields: Any) -> int:
         """As the runner of `attempt`: write points from `first_iteration` on at their own offset, set plain fields
         (dicts and lists as JSON) and the heartbeat, atomically; return the points the curve then holds, fewer
         than `first_iteration` (and these points not written) when it lost some. Raises `LostClaim` if the attempt
@@ -324,8 +338,10 @@ class JobStore:
         points = np.empty(0 if lrs is None else len(lrs), POINT)
         if lrs is not None:
             points["lr"], points["loss"] = lrs, losses
-        stored = self._report(keys=[self._job_key(job_id), self._curve_key(job_id, phase)],
-                              args=[attempt, first_iteration * POINT.itemsize, points.tobytes(), *_pairs(**fields)])
+        accuracy = b"" if accuracies is None else np.asarray(accuracies, ACCURACY).tobytes()
+        stored = self._report(keys=[self._job_key(job_id), *self._curve_keys(job_id, phase)],
+                              args=[attempt, first_iteration * POINT.itemsize, points.tobytes(), accuracy,
+                                    *_pairs(**fields)])
         if stored < 0:
             raise LostClaim(f"Job {job_id} is no longer on attempt {attempt}: taken over or deleted")
         return stored // POINT.itemsize
@@ -393,8 +409,8 @@ class JobStore:
         """Remove the job record and its curve."""
         owner = (self.redis.hget(self._job_key(job_id), "owner") or b"").decode()
         with self.redis.pipeline() as pipe:
-            pipe.delete(self._job_key(job_id), *(self._curve_key(job_id, phase)
-                                                 for phase in ("", "range_test", *CANDIDATE_PHASES)))
+            pipe.delete(self._job_key(job_id), *(key for phase in ("", "range_test", *CANDIDATE_PHASES)
+                                                 for key in self._curve_keys(job_id, phase)))
             pipe.zrem("clr:jobs", job_id)
             pipe.zrem(f"clr:jobs:{owner}", job_id)
             pipe.srem(f"clr:active:{owner}", job_id)
@@ -403,9 +419,13 @@ class JobStore:
 
     def curve(self, job_id: str, since: int = 0, phase: str = "") -> Curve:
         """The curve (of `phase`) from iteration `since` on."""
-        raw = self.redis.getrange(self._curve_key(job_id, phase), since * POINT.itemsize, -1) if since >= 0 else b""
+        curve_key, accuracy_key = self._curve_keys(job_id, phase)
+        raw = self.redis.getrange(curve_key, since * POINT.itemsize, -1) if since >= 0 else b""
         points = np.frombuffer(raw[: len(raw) - len(raw) % POINT.itemsize], POINT)
-        return Curve(np.arange(since, since + len(points)), points["lr"], points["loss"])
+        accuracies = np.frombuffer(self.redis.getrange(accuracy_key, since * ACCURACY.itemsize,
+                                                       (since + len(points)) * ACCURACY.itemsize - 1), ACCURACY)
+        return Curve(np.arange(since, since + len(points)), points["lr"], points["loss"],
+                     accuracies if len(points) and len(accuracies) == len(points) else None)
 
     def curve_bytes(self, job_id: str) -> int | None:
         """Memory Redis uses for the curve (`MEMORY USAGE`)."""

@@ -52,7 +52,7 @@ def train_candidate(spec: RangeTestSpec, dataset: Dataset, weights: list[np.ndar
 def verify(spec: RangeTestSpec, suggestion: BoundSuggestion, dataset: Dataset, weights: list[np.ndarray],
            reporter: JobReporter, settings: Settings, devices: list[str], swept: int) -> tuple[BoundSuggestion, list]:
     """Train the candidates the curve offers that an earlier attempt did not measure (`verification` on the job),
-    each under its own phase; return the best one as the suggestion, and every candidate measured (`chosen` marks
+    each under its own phase; return the best one (lowest validation loss) as the suggestion, and every candidate measured (`chosen` marks
     the best). Stops early, keeping what it measured, when the job is cancelled."""
     offered = candidates(suggestion, spec.verify.candidates)
     earlier = (reporter.store.get(reporter.job_id) or {}).get("verification") or []
@@ -73,7 +73,7 @@ def verify(spec: RangeTestSpec, suggestion: BoundSuggestion, dataset: Dataset, w
     reporter.start_phase("")
     if not measured:
         return suggestion, []
-    best = verified(suggestion, measured, Task(spec.loss).classification)
+    best = verified(suggestion, measured)
     return best, [entry | {"chosen": (entry["min_lr"], entry["max_lr"]) == (best.min_lr, best.max_lr)}
                   for entry in sorted(measured, key=lambda entry: entry["phase"])]
 

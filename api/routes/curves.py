@@ -55,12 +55,14 @@ def own_phase(phase: Phase) -> str:
 
 def curve_columns(job: dict[str, Any], store: StoreDep, since: int, max_points: int | None = None,
                   phase: Phase = "training") -> dict[str, np.ndarray]:
-    """The job's curve from iteration `since` (+ the smoothed loss of a range test, + the momentum of a training that
-    cycles it: a function of the iteration, like the LR), downsampled to `max_points`."""
+    """The job's curve from iteration `since` (+ the smoothed loss of a range test and each batch's accuracy where it
+    recorded them, + the momentum of a training that cycles it: a function of the iteration, like the LR), downsampled to `max_points`."""
     if sweep := range_test_of(job, phase):  # the smoothed loss needs the curve from its start
         curve = store.curve(job["id"], phase=sweep[0])
         smoothed = smooth(curve.losses, sweep[1]["beta"])
         columns = {"iteration": curve.iterations, "lr": curve.lrs, "loss": curve.losses, "smoothed_loss": smoothed}
+        if curve.accuracies is not None:
+            columns["accuracy"] = curve.accuracies
         columns = {name: values[since:] for name, values in columns.items()}
     else:
         curve = store.curve(job["id"], since, own_phase(phase))
@@ -84,8 +86,8 @@ def get_curves(
     format: Literal["json", "csv"] = "json",
     phase: PhaseQuery = "training",
 ) -> Response:
-    """The LR and true loss of every iteration (+ smoothed loss for range tests, + momentum where it cycles, +
-    per-epoch metrics)."""
+    """The LR and true loss of every iteration (+ smoothed loss and per-batch accuracy for range tests, + momentum
+    where it cycles, + per-epoch metrics)."""
     columns = curve_columns(job, store, since, max_points, phase)
     if format == "csv":
         out = io.StringIO()
@@ -108,7 +110,7 @@ def get_plot(job: JobDep, store: StoreDep, phase: PhaseQuery = "training") -> Re
         bounds = result.get("suggested_bounds")
         smoothed = smooth(curve.losses, sweep[1]["beta"])
         png = range_test_png(curve.lrs, curve.losses, smoothed, BoundSuggestion.from_dict(bounds) if bounds else None,
-                             result.get("warning"), result.get("verification") or ())
+                             result.get("warning"), result.get("verification") or (), curve.accuracies)
     else:
         curve = store.curve(job["id"], phase=own_phase(phase))
         chosen = downsample_indices(curve.losses, PLOT_POINTS) if len(curve.losses) > PLOT_POINTS else slice(None)

@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 
 from bench.bounds_panel import (
+    FALL_START_LR,
+    SYNTHETIC_DECADES,
     SYNTHETIC_LENGTHS,
     SYNTHETIC_NOISE,
     TAILS,
@@ -25,16 +27,19 @@ from clr.schedules import range_sweep
 @pytest.mark.parametrize("tail", TAILS)
 @pytest.mark.parametrize("noise", SYNTHETIC_NOISE)
 @pytest.mark.parametrize("length", SYNTHETIC_LENGTHS)
-def test_both_bounds_of_synthetic_curves_are_within_2x_of_the_truth(length, noise, tail):
+@pytest.mark.parametrize("decades", SYNTHETIC_DECADES)
+def test_both_bounds_of_synthetic_falls_of_one_to_three_decades_are_within_2x_of_the_truth(decades, length, noise,
+                                                                                           tail):
+    truth = (FALL_START_LR, FALL_START_LR * 10**decades)
     for seed in range(3):
-        lrs, losses = synthetic_range_test(length, noise, seed, TAILS[tail])
+        lrs, losses = synthetic_range_test(length, noise, seed, TAILS[tail], decades=decades)
         bounds = suggest_bounds(lrs, losses)
-        assert within(bounds.min_lr, TRUE_BOUNDS[0]) and within(bounds.max_lr, TRUE_BOUNDS[1]), bounds
+        assert within(bounds.min_lr, truth[0]) and within(bounds.max_lr, truth[1]), bounds
         assert bounds.confidence == "high", bounds.reasons
         assert lrs[bounds.min_index] == bounds.min_lr and lrs[bounds.max_index] == bounds.max_lr
-        assert TRUE_BOUNDS[0] / 2 <= bounds.steepest_lr <= TRUE_BOUNDS[1] * 2
-        assert TRUE_BOUNDS[0] / 2 <= bounds.valley_lr <= 0.1  # the fall or the flat stretch after it
-        assert TRUE_BOUNDS[1] / 10 <= bounds.minimum_lr <= 1e-2
+        assert truth[0] / 2 <= bounds.steepest_lr <= truth[1] * 2
+        assert truth[0] / 2 <= bounds.valley_lr <= truth[1] * 10  # the fall or the flat decade after it
+        assert truth[1] / 10 <= bounds.minimum_lr <= truth[1]
 
 
 def test_the_answer_does_not_depend_on_how_many_iterations_the_test_ran():

@@ -162,7 +162,7 @@ class Collect(IterationRecorder):
         self.iterations, self.lrs, self.losses, self.calls = [], [], [], 0
         self.started = True
 
-    def on_iterations(self, iterations, lrs, losses):
+    def on_iterations(self, iterations, lrs, losses, accuracies):
         self.calls += 1
         self.iterations += iterations.tolist()
         self.lrs += lrs.tolist()

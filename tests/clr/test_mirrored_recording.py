@@ -31,7 +31,7 @@ class Points(IterationRecorder):
         self.points = []
     def on_train_batch_end(self, batch, logs=None):
         self.poll()
-    def on_iterations(self, iterations, lrs, losses):
+    def on_iterations(self, iterations, lrs, losses, accuracies):
         self.points += zip(iterations.tolist(), lrs.tolist(), losses.tolist())
 
 data = synthetic_images(256, (8, 8, 1))
