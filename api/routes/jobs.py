@@ -33,6 +33,14 @@ RANGE_TEST_EXAMPLE = {
     "end_lr": 1.0,
     "epochs": 3,
 }
+RANGE_TEST_EXAMPLES = {
+    "article": {"summary": "The seed article's range test", "value": RANGE_TEST_EXAMPLE},
+    "verified": {
+        "summary": "A range test whose suggestion is checked by training: five bound pairs from the curve, one cycle "
+                   "of 4 epochs each from the same initial weights, the best on the validation split suggested",
+        "value": RANGE_TEST_EXAMPLE | {"validation_split": 0.1, "verify": {"candidates": 5, "epochs": 4}},
+    },
+}
 TRAINING_EXAMPLES = {
     "bounds": {
         "summary": "CLR with given bounds, step size in epochs",
@@ -68,6 +76,20 @@ TRAINING_EXAMPLES = {
             "cycles": 2,
             "range_test_id": "<id>",
             "clr": {"step_size_epochs": 2, "mode": "triangular2"},
+        },
+    },
+    "verified_range_test": {
+        "summary": "One request: a range test on the job's own model and data, its bounds verified by training "
+                   "(`verify: true`: the defaults), then CLR training with the best of them",
+        "value": {
+            "model": {"architecture": "seed_cnn"},
+            "dataset": {"name": "digits"},
+            "optimizer": {"name": "sgd", "momentum": 0.9},
+            "batch_size": 32,
+            "validation_split": 0.1,
+            "cycles": 1,
+            "range_test": {"start_lr": 0.0001, "end_lr": 1.0, "epochs": 8, "verify": True},
+            "clr": {"step_size_epochs": 4},
         },
     },
 }
@@ -137,7 +159,7 @@ def _enqueue(kind: str, spec: dict[str, Any], store: JobStore, celery: CeleryDep
 @router.post("/range-tests", status_code=status.HTTP_202_ACCEPTED, response_model=JobView,
              responses=error_responses(413))
 def submit_range_test(
-    spec: Annotated[RangeTestSpec, Body(openapi_examples={"article": {"value": RANGE_TEST_EXAMPLE}})],
+    spec: Annotated[RangeTestSpec, Body(openapi_examples=RANGE_TEST_EXAMPLES)],
     store: StoreDep,
     celery: CeleryDep,
     settings: SettingsDep,
