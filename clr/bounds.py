@@ -205,8 +205,9 @@ def _index_below(curve: LogLRCurve, index: int, factor: float) -> int:
 
 def _first_ragged(curve: LogLRCurve, start: int, lowest: int) -> int | None:
     """The first point from `start` on where the per-batch loss scatters (relative to its level) `RAGGED_FACTOR`
-    times more than it does while the model learns (the median over the fall from `start` to the lowest loss), or None. The untrained
-    plateau is no baseline: a classifier that predicts uniformly scatters far less than any that learns."""
+    times more than it does while the model learns (the median over the fall from `start` to the lowest loss), or
+    None. The untrained plateau is no baseline: a classifier that predicts uniformly scatters far less than any that
+    learns."""
     relative = curve.roughness / np.abs(curve.smoothed)
     threshold = RAGGED_FACTOR * float(np.median(relative[start: lowest + 1]))
     ragged = np.flatnonzero(relative[start:] > threshold)
@@ -226,13 +227,14 @@ def _largest_converging(lr: np.ndarray, curve: LogLRCurve, fall: _Fall, diverged
     turn = _turns_up(curve, fall.lowest)
     if turn is None and not diverged:
         raise _no_fall(fall)
-    stop = _index_below(curve, len(lr) - 1 if turn is None else turn, 2.0)
+    turned = len(lr) - 1 if turn is None else turn  # where the loss turned up, or where the sweep diverged
+    stop = _index_below(curve, turned, 2.0)
     start = _index_below(curve, stop, SMITH_BOUND_RATIO)
     if start < 0 or curve.log_lr[start] - curve.log_lr[0] < 2 * curve.width:
         raise _no_fall(fall)
     reasons.insert(0, f"the loss never fell by more than its noise ({fall.z:.1f} standard errors): the bounds come "
                       "from where it turned up, not from its fall (verify them, or run more iterations)")
-    explanation = (f"The loss stays within its noise until it turns up at lr={lr[stop + 1] if turn is None else lr[turn]:.3g}; "
+    explanation = (f"The loss stays within its noise until it turns up at lr={lr[turned]:.3g}; "
                    f"max_lr={lr[stop]:.3g} is half that (Smith: within 2x of the largest rate that still converges), "
                    f"min_lr={lr[start]:.3g} a quarter of max_lr.")
     return _suggestion(lr, curve, start, stop, "low", reasons, explanation, fall)

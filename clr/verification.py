@@ -30,8 +30,8 @@ def _pair(name: str, max_lr: float, min_lr: float) -> Candidate:
 
 def candidates(suggestion: BoundSuggestion, count: int) -> list[Candidate]:
     """The first `count` distinct pairs of: the suggestion, fastai's valley as `max_lr` (Smith's `base_lr` a quarter
-    of it), Smith's reading of the accuracy (where recorded), half and twice the suggested `max_lr`, a quarter and four times it (`base_lr` kept, or lowered to keep
-    the bounds `MIN_BOUND_RATIO` apart)."""
+    of it), Smith's reading of the accuracy (where recorded), half and twice the suggested `max_lr`, a quarter and
+    four times it (`base_lr` kept, or lowered to keep the bounds `MIN_BOUND_RATIO` apart)."""
     low, high = suggestion.min_lr, suggestion.max_lr
     accuracy = [Candidate("accuracy", *suggestion.accuracy_bounds)] if suggestion.accuracy_bounds else []
     offered = [Candidate("suggested", low, high),

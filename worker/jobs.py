@@ -181,8 +181,8 @@ def make_optimizer(spec: SGD | Adam | RMSprop, learning_rate, cycle: dict | None
     return classes[spec.name](learning_rate=learning_rate, **options)
 
 
-def _prepare(spec: JobSpec, data: datasets.Dataset, learning_rate, settings: Settings, steps_per_execution: int,
-             devices: list[str], cycle: dict | None = None) -> tuple[keras.Model, Split]:
+def prepare_model(spec: JobSpec, data: datasets.Dataset, learning_rate, settings: Settings,
+                  steps_per_execution: int, devices: list[str], cycle: dict | None = None) -> tuple[keras.Model, Split]:
     """The compiled model, on `devices` (several GPUs: one step per execution, as Keras's `fit` under
     MirroredStrategy fails with more), and the data split."""
     if spec.seed is not None:
@@ -204,7 +204,7 @@ def run_range_test(spec: RangeTestSpec, reporter: JobReporter, settings: Setting
     """Sweep the LR, stream the curve, and suggest bounds; the sweep ends early on divergence."""
     devices = job_devices(settings.gpus_per_job)
     dataset = load_dataset(spec.dataset, settings, reporter.store)
-    model, data = _prepare(spec, dataset, spec.start_lr, settings, 1, devices)
+    model, data = prepare_model(spec, dataset, spec.start_lr, settings, 1, devices)
     reporter.resume(0)  # a range test is short: every attempt runs it from the start
     per_epoch = data.iterations_per_epoch(spec.batch_size)
     total, epochs = spec.total_iterations(per_epoch), spec.fit_epochs(per_epoch)
@@ -213,7 +213,8 @@ def run_range_test(spec: RangeTestSpec, reporter: JobReporter, settings: Setting
         reporter=reporter, min_lr=spec.start_lr, max_lr=spec.end_lr, steps=total, sweep=spec.sweep,
         beta=spec.beta, stop_factor=spec.stop_factor,
     )
-    order = SeededEpochs(data.x, data.y, spec.batch_size, fresh_data_seed(spec.seed))
+    data_seed = fresh_data_seed(spec.seed)
+    order = SeededEpochs(data.x, data.y, spec.batch_size, data_seed)
     model.fit(order.epochs(), epochs=epochs, shuffle=False, validation_data=data.validation,
               callbacks=[order, finder], verbose=0)
     advice = step_size_advice(len(data.x), spec.batch_size)
@@ -233,8 +234,8 @@ def run_range_test(spec: RangeTestSpec, reporter: JobReporter, settings: Setting
     if spec.verify is not None:
         from worker.verification import verify  # it trains through this module's loop
 
-        best, result["verification"] = verify(spec, suggestion, dataset, model.get_weights(), reporter, settings,
-                                              devices, len(finder.losses))
+        best, result["verification"] = verify(spec, suggestion, dataset, model.get_weights(), data_seed, reporter,
+                                              settings, devices, len(finder.losses))
         result |= {"unverified_bounds": suggestion.as_dict(), "suggested_bounds": best.as_dict()}
     return result
 
@@ -330,7 +331,7 @@ def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporte
     plan = plan_training(spec, len(data.x_train))
     schedule, cycle = schedules(spec, plan, bounds)
     devices = job_devices(settings.gpus_per_job)
-    model, prepared = _prepare(spec, data, schedule, settings, settings.steps_per_execution, devices, cycle)
+    model, prepared = prepare_model(spec, data, schedule, settings, settings.steps_per_execution, devices, cycle)
     files, storage = settings.job_files(reporter.job_id), settings.storage()
     start = _resume_point(reporter, files, storage, spec.seed)
     reporter.set_progress(total_iterations=plan.total_iterations, epochs=plan.epochs, epoch=start.epoch,

@@ -68,8 +68,8 @@ end
 """
 
 # KEYS: job, curve, its accuracy column. ARGV: attempt, iteration, then field, value pairs. Cuts the curve (and the
-# column) back to `iteration` points (fewer when fewer are stored), sets the fields, and logs the attempt's start. Returns the points kept, or -1 when
-# fenced off.
+# column) back to `iteration` points (fewer when fewer are stored), sets the fields, and logs the attempt's start.
+# Returns the points kept, or -1 when fenced off.
 _RESUME = _OWNED + """
 local kept = math.min(tonumber(ARGV[2]), math.floor(redis.call('STRLEN', KEYS[2]) / 8))
 if kept == 0 then redis.call('DEL', KEYS[2], KEYS[3])
@@ -92,8 +92,9 @@ return 0
 """
 
 # KEYS: job, curve, its accuracy column. ARGV: attempt, byte offset of the points, points, their accuracies (4 bytes
-# each, or empty), then field, value pairs. Writes the points (and accuracies) at their own offset (a repeated write changes nothing), the fields and a heartbeat. Returns the bytes the curve then
-# holds; the points are not written when they would leave a gap (a restarted Redis lost the last writes before them).
+# each, or empty), then field, value pairs. Writes the points (and accuracies) at their own offset (a repeated write
+# changes nothing), the fields and a heartbeat. Returns the bytes the curve then holds; the points are not written
+# when they would leave a gap (a restarted Redis lost the last writes before them).
 _REPORT = _NOW + _OWNED + """
 redis.call('HSET', KEYS[1], 'heartbeat_at', now, unpack(ARGV, 5))
 local stored = redis.call('STRLEN', KEYS[2])

@@ -13,7 +13,7 @@ from clr.keras_schedule import CyclicalSchedule
 from clr.plan import iterations_per_epoch
 from clr.tasks import Task
 from clr.verification import Candidate, candidates, verified
-from worker.jobs import TrainingStream, _prepare, fresh_data_seed, train_recorded
+from worker.jobs import TrainingStream, prepare_model, train_recorded
 from worker.reporting import JobReporter, finite_or_none
 from worker.settings import Settings
 from worker.store import CANDIDATE_PHASES
@@ -30,15 +30,15 @@ class CandidateStream(TrainingStream):
 
 
 def train_candidate(spec: RangeTestSpec, dataset: Dataset, weights: list[np.ndarray], candidate: Candidate,
-                    reporter: JobReporter, settings: Settings, devices: list[str]) -> dict:
-    """Train `candidate` one triangular cycle of `spec.verify.epochs` from `weights`; its outcome on the validation
-    split."""
+                    data_seed: int, reporter: JobReporter, settings: Settings, devices: list[str]) -> dict:
+    """Train `candidate` one triangular cycle of `spec.verify.epochs` from `weights`, in the batch order of
+    `data_seed`; its outcome on the validation split."""
     epochs = spec.verify.epochs
     per_epoch = iterations_per_epoch(len(dataset.x_train), spec.batch_size, spec.validation_split)
     schedule = CyclicalSchedule(candidate.min_lr, candidate.max_lr, max(1, epochs * per_epoch // 2))
-    model, data = _prepare(spec, dataset, schedule, settings, settings.steps_per_execution, devices)
+    model, data = prepare_model(spec, dataset, schedule, settings, settings.steps_per_execution, devices)
     model.set_weights(weights)
-    stream = train_recorded(model, data, spec.batch_size, epochs, reporter, data_seed=fresh_data_seed(spec.seed),
+    stream = train_recorded(model, data, spec.batch_size, epochs, reporter, data_seed=data_seed,
                             stream_class=CandidateStream)
     metrics = {} if stream.divergence else stream.last_epoch
     return candidate.as_dict() | {
@@ -50,10 +50,12 @@ def train_candidate(spec: RangeTestSpec, dataset: Dataset, weights: list[np.ndar
 
 
 def verify(spec: RangeTestSpec, suggestion: BoundSuggestion, dataset: Dataset, weights: list[np.ndarray],
-           reporter: JobReporter, settings: Settings, devices: list[str], swept: int) -> tuple[BoundSuggestion, list]:
+           data_seed: int, reporter: JobReporter, settings: Settings, devices: list[str],
+           swept: int) -> tuple[BoundSuggestion, list]:
     """Train the candidates the curve offers that an earlier attempt did not measure (`verification` on the job),
-    each under its own phase; return the best one (lowest validation loss) as the suggestion, and every candidate measured (`chosen` marks
-    the best). Stops early, keeping what it measured, when the job is cancelled."""
+    from the range test's initial `weights` in its batch order (`data_seed`), each under its own phase; return the
+    best one (lowest validation loss) as the suggestion, and every candidate measured (`chosen` marks the best).
+    Stops early, keeping what it measured, when the job is cancelled."""
     offered = candidates(suggestion, spec.verify.candidates)
     earlier = (reporter.store.get(reporter.job_id) or {}).get("verification") or []
     measured = [entry for entry in earlier if entry["phase"] in CANDIDATE_PHASES[:len(offered)]
@@ -66,7 +68,7 @@ def verify(spec: RangeTestSpec, suggestion: BoundSuggestion, dataset: Dataset, w
             continue
         reporter.set_progress(verifying={"candidate": index + 1, "of": len(offered)})
         reporter.start_phase(phase, fresh=True, progress_from=swept + index * per_candidate)
-        outcome = train_candidate(spec, dataset, weights, candidate, reporter, settings, devices)
+        outcome = train_candidate(spec, dataset, weights, candidate, data_seed, reporter, settings, devices)
         if not reporter.should_stop():
             measured.append(outcome | {"phase": phase})
             reporter.set_progress(verification=measured)

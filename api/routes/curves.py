@@ -56,7 +56,8 @@ def own_phase(phase: Phase) -> str:
 def curve_columns(job: dict[str, Any], store: StoreDep, since: int, max_points: int | None = None,
                   phase: Phase = "training") -> dict[str, np.ndarray]:
     """The job's curve from iteration `since` (+ the smoothed loss of a range test and each batch's accuracy where it
-    recorded them, + the momentum of a training that cycles it: a function of the iteration, like the LR), downsampled to `max_points`."""
+    recorded them, + the momentum of a training that cycles it: a function of the iteration, like the LR),
+    downsampled to `max_points`."""
     if sweep := range_test_of(job, phase):  # the smoothed loss needs the curve from its start
         curve = store.curve(job["id"], phase=sweep[0])
         smoothed = smooth(curve.losses, sweep[1]["beta"])
