@@ -133,9 +133,10 @@ def worker() -> None:
 
 @app.command()
 def demo(output_dir: Annotated[Path, typer.Option(help="Where the figures go")] = Path("out"),
-         data_dir: DataDir = Path(".clr-data")) -> None:
+         data_dir: DataDir = Path(".clr-data"),
+         seed: Annotated[int, typer.Option(help="Seed of the range test and the training")] = 0) -> None:
     """Start the embedded service, run the article's workflow on digits over HTTP, save both figures, stop."""
     _stop_on_sigterm()
     with EmbeddedStack(port=free_port(), data_dir=data_dir, worker_loglevel="WARNING") as stack:
         console.print(f"Embedded service at {stack.url}")
-        workflow.run(stack.url, stack.api_key, output_dir, console)
+        workflow.run(stack.url, stack.api_key, output_dir, console, seed)

@@ -200,17 +200,17 @@ class Outcome:
     warning: str | None
 
 
-def run_case(lab: Lab, seed: int, protocols: tuple[Protocol, ...] = PROTOCOLS,
-             verify: dict | None = None) -> Outcome:
+def run_case(lab: Lab, seed: int, protocols: tuple[Protocol, ...] = PROTOCOLS, verify: dict | None = None,
+             rules: tuple[str, ...] = RULES) -> Outcome:
     """One range test with `verify` (its curve's own suggestion is the unverified one), fastai's valley on the same
-    curve, and CLR training with each at every protocol."""
+    curve, and CLR training with each of `rules` at every protocol."""
     result, lrs, losses = lab.range_test(seed, verify or {})
     valley = fastai_valley_lr(lrs, losses)
     pairs = {"unverified": result.get("unverified_bounds"), "verified": result["suggested_bounds"]}
     bounds = {rule: (pair["min_lr"], pair["max_lr"]) if pair else None for rule, pair in pairs.items()}
     bounds["fastai valley"] = (valley / 4, valley)
-    accuracy = {(rule, protocol.name): lab.train(pair, protocol, seed) if pair else None
-                for rule, pair in bounds.items() for protocol in protocols}
+    accuracy = {(rule, protocol.name): lab.train(bounds[rule], protocol, seed) if bounds[rule] else None
+                for rule in rules for protocol in protocols}
     return Outcome(bounds, accuracy, steepest_gradient_lr(lrs, losses), result.get("warning"))
 
 
@@ -225,16 +225,19 @@ def points_below(accuracy: float | None, best: float) -> str:
     return "-" if accuracy is None else f"{accuracy:.3f} ({100 * (accuracy - best):+.1f})"
 
 
-def real_panel(seeds: range, cases: tuple[Case, ...] = CASES) -> tuple[list[list[object]], list[list[object]]]:
-    """One row per case, seed and protocol, and one summary row per rule and protocol."""
-    rows, gaps = [], {(rule, protocol.name): [] for rule in RULES for protocol in PROTOCOLS}
+def real_panel(seeds: range, cases: tuple[Case, ...] = CASES
+               ) -> tuple[list[list[object]], list[list[object]], dict[str, dict[str, tuple[float, float]]]]:
+    """One row per case, seed and protocol, one summary row per rule and protocol, and each case's best fixed LR
+    and its accuracy per protocol."""
+    rows, gaps, references = [], {(rule, protocol.name): [] for rule in RULES for protocol in PROTOCOLS}, {}
     with tempfile.TemporaryDirectory() as directory, redis_store() as (store, _):
         from worker.settings import Settings
 
         settings = Settings(data_dir=Path(directory))
         for case in cases:
             lab = Lab(case, store, settings)
-            reference = {protocol.name: best_fixed(lab, protocol, seeds) for protocol in PROTOCOLS}
+            reference = references[case.name] = {protocol.name: best_fixed(lab, protocol, seeds)
+                                                 for protocol in PROTOCOLS}
             for seed in seeds:
                 outcome = run_case(lab, seed)
                 for protocol in PROTOCOLS:
@@ -256,7 +259,20 @@ def real_panel(seeds: range, cases: tuple[Case, ...] = CASES) -> tuple[list[list
                         f"{min(measured):+.1f}" if measured else "-",
                         f"{sum(value >= -1 for value in measured)}/{len(values)}",
                         f"{sum(value >= -2 for value in measured)}/{len(values)}"])
-    return rows, summary
+    return rows, summary, references
+
+
+def demo_through_the_service(seeds: range) -> list[float]:
+    """`clr-service demo --seed S`'s test accuracy for each seed: its workflow over HTTP on an embedded stack."""
+    from rich.console import Console
+
+    from api import workflow
+    from api.stack import EmbeddedStack, free_port
+
+    with tempfile.TemporaryDirectory() as directory, EmbeddedStack(
+            port=free_port(), data_dir=Path(directory), worker_loglevel="WARNING") as stack:
+        return [workflow.run(stack.url, stack.api_key, Path(directory) / "out", Console(quiet=True), seed)
+                ["result"]["test_accuracy"] for seed in seeds]
 
 
 def main() -> None:
@@ -274,11 +290,19 @@ def main() -> None:
     print("\nReal range tests (with verify) through worker.jobs on digits; CLR triangular, step_size 4 epochs, "
           "judged at 8 and 24 epochs; test accuracy (points against the best fixed LR of the grid at the same "
           "protocol, mean of seeds)\n")
-    rows, summary = real_panel(range(args.seeds), cases)
+    rows, summary, references = real_panel(range(args.seeds), cases)
     print(table(["case", "seed", "protocol", "best fixed LR: accuracy", *RULES, "steepest gradient"], rows))
     print()
     print(table(["rule", "protocol", "runs with bounds", "mean points vs best fixed", "worst",
                  "within 1 point", "within 2 points"], summary))
+    if CASES[0].name in references:
+        best_lr, best = references[CASES[0].name][SHORT.name]
+        print(f"\n`clr-service demo --seed S` through the service (embedded stack, HTTP), against the best fixed LR "
+              f"at its protocol ({best_lr:g}: {best:.3f})\n")
+        demo = demo_through_the_service(range(args.seeds))
+        print(table(["seed", "demo's test accuracy", "points vs best fixed"],
+                    [[seed, f"{accuracy:.4f}", f"{100 * (accuracy - best):+.1f}"]
+                     for seed, accuracy in enumerate(demo)]))
 
 
 if __name__ == "__main__":

@@ -220,21 +220,21 @@ def _still_falling_at_end(curve: LogLRCurve, fall: _Fall, stop: int, diverged: b
     return not turned_up and curve.log_lr[-1] - curve.log_lr[stop] < 3 * curve.width
 
 
-def _largest_converging(lr: np.ndarray, curve: LogLRCurve, fall: _Fall, diverged: bool,
-                        reasons: list[str]) -> BoundSuggestion:
-    """Smith's other rule, for a curve too noisy to show its fall: `max_lr` half the largest LR at which the loss
-    has not yet turned up, `min_lr` a quarter of that (low confidence); `NoSuggestion` if it never turns up."""
+def _largest_converging(lr: np.ndarray, curve: LogLRCurve, fall: _Fall, diverged: bool, reasons: list[str],
+                        why: str, refusal: NoSuggestion) -> BoundSuggestion:
+    """Smith's other rule, for a curve whose fall does not give the bounds (`why`): `max_lr` half the largest LR at
+    which the loss has not yet turned up, `min_lr` a quarter of that (low confidence); `refusal` if it never turns
+    up."""
     turn = _turns_up(curve, fall.lowest)
     if turn is None and not diverged:
-        raise _no_fall(fall)
+        raise refusal
     turned = len(lr) - 1 if turn is None else turn  # where the loss turned up, or where the sweep diverged
     stop = _index_below(curve, turned, 2.0)
     start = _index_below(curve, stop, SMITH_BOUND_RATIO)
     if start < 0 or curve.log_lr[start] - curve.log_lr[0] < 2 * curve.width:
-        raise _no_fall(fall)
-    reasons.insert(0, f"the loss never fell by more than its noise ({fall.z:.1f} standard errors): the bounds come "
-                      "from where it turned up, not from its fall (verify them, or run more iterations)")
-    explanation = (f"The loss stays within its noise until it turns up at lr={lr[turned]:.3g}; "
+        raise refusal
+    reasons.insert(0, f"{why}: the bounds come from where it turned up, not from its fall")
+    explanation = (f"The loss turns up at lr={lr[turned]:.3g}; "
                    f"max_lr={lr[stop]:.3g} is half that (Smith: within 2x of the largest rate that still converges), "
                    f"min_lr={lr[start]:.3g} a quarter of max_lr.")
     return _suggestion(lr, curve, start, stop, "low", reasons, explanation, fall)
@@ -320,7 +320,9 @@ def _from_loss(lrs: npt.ArrayLike, losses: npt.ArrayLike, beta: float, stop_fact
         low.append(f"the sweep has {per_decade:.1f} points per decade of LR ({MIN_POINTS_PER_DECADE} or more "
                    "place the bounds better: run more iterations or a narrower sweep)")
     if not _is_real(fall, curve):
-        return _largest_converging(lr, curve, fall, diverged, low)
+        return _largest_converging(lr, curve, fall, diverged, low, f"the loss never fell by more than its noise "
+                                   f"({fall.z:.1f} standard errors; verify the bounds, or run more iterations)",
+                                   _no_fall(fall))
     if fall.z < HIGH_FALL_Z:
         low.append(f"the fall is weak against the noise ({fall.z:.1f} standard errors; more iterations help)")
 
@@ -337,10 +339,10 @@ def _from_loss(lrs: npt.ArrayLike, losses: npt.ArrayLike, beta: float, stop_fact
         medium.append("the sweep ended before the loss turned up")
     start = min(start, _index_below(curve, stop, MIN_BOUND_RATIO))
     if start < 0 or curve.log_lr[start] - curve.log_lr[0] < 2 * curve.width:
-        raise NoSuggestion(
-            f"The loss was already falling at start_lr={lr[0]:.3g}: lower `start_lr` so the plateau before the fall "
-            "shows"
-        )
+        return _largest_converging(lr, curve, fall, diverged, low, f"the loss was already falling at start_lr="
+                                   f"{lr[0]:.3g} (a lower `start_lr` shows where its fall starts)", NoSuggestion(
+                                       f"The loss was already falling at start_lr={lr[0]:.3g}: lower `start_lr` so "
+                                       "the plateau before the fall shows"))
     if stop - start + 1 < MIN_POINTS_IN_FALL:
         low.append(f"the fall spans only {stop - start + 1} points (more iterations or a narrower sweep help)")
     valley = valley_index(smoothed)

@@ -56,13 +56,34 @@ def score(measured: dict) -> float:
     return float("-inf") if loss is None else -loss
 
 
-def verified(suggestion: BoundSuggestion, measured: list[dict]) -> BoundSuggestion:
-    """The suggestion replaced by the best trained candidate, saying so."""
+def chosen(measured: list[dict]) -> dict:
+    """The one-standard-error rule: of the candidates whose validation loss is within one standard error of the
+    lowest (the lowest one's `val_loss_se`), the curve's own suggestion if it is one of them, else the one with the
+    lowest `max_lr`, the most stable: a higher rate that wins a short cycle by less than the noise of the validation
+    split is no better, and may not hold over a longer training."""
     best = max(measured, key=score)
-    accuracy = best.get("val_accuracy")
-    judged = f"validation loss {best['val_loss']:.4g}" + (f", accuracy {accuracy:.4f}" if accuracy is not None else "")
-    note = (f" Verified: of {len(measured)} bound pairs trained one cycle of {best['epochs']} epochs each from the "
-            f"same initial weights, {best['name']!r} ({best['min_lr']:.3g} to {best['max_lr']:.3g}) did best "
-            f"({judged}).")
-    return replace(suggestion, min_lr=best["min_lr"], max_lr=best["max_lr"], verified=True,
-                   explanation=suggestion.explanation + note)
+    if best.get("val_loss") is None:
+        return best
+    close = [row for row in measured if row.get("val_loss") is not None
+             and row["val_loss"] <= best["val_loss"] + (best.get("val_loss_se") or 0.0)]
+    return next((row for row in close if row["name"] == "suggested"), min(close, key=lambda row: row["max_lr"]))
+
+
+def verified(suggestion: BoundSuggestion, measured: list[dict]) -> BoundSuggestion:
+    """The suggestion replaced by the chosen trained candidate, saying so."""
+    best, pick = max(measured, key=score), chosen(measured)
+
+    def judged(row: dict) -> str:
+        if row.get("val_loss") is None:
+            return "diverged"
+        accuracy = row.get("val_accuracy")
+        return f"validation loss {row['val_loss']:.4g}" + (f", accuracy {accuracy:.4f}" if accuracy is not None else "")
+
+    note = (f" Verified: of {len(measured)} bound pairs trained one cycle of {pick['epochs']} epochs each from the "
+            f"same initial weights, {pick['name']!r} ({pick['min_lr']:.3g} to {pick['max_lr']:.3g}) is chosen "
+            f"({judged(pick)})")
+    if best is not pick:
+        note += (f": {best['name']!r} did best ({judged(best)}), but by less than one standard error, and "
+                 + ("the curve's own suggestion is kept" if pick["name"] == "suggested" else "its max_lr is lower"))
+    return replace(suggestion, min_lr=pick["min_lr"], max_lr=pick["max_lr"], verified=True,
+                   explanation=suggestion.explanation + note + ".")

@@ -4,6 +4,7 @@ as they finish, so an attempt resumed after a lost worker trains only the rest."
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 
 from clr.bounds import BoundSuggestion
@@ -45,8 +46,21 @@ def train_candidate(spec: RangeTestSpec, dataset: Dataset, weights: list[np.ndar
         "epochs": epochs,
         "iterations": int(model.optimizer.iterations.numpy()),
         "val_loss": metrics.get("val_loss"),
+        "val_loss_se": None if stream.divergence else validation_loss_error(model, data.validation, spec),
         "val_accuracy": metrics.get("val_accuracy") if Task(spec.loss).classification else None,
     }
+
+
+def validation_loss_error(model: keras.Model, validation: tuple[np.ndarray, np.ndarray], spec: RangeTestSpec
+                          ) -> float | None:
+    """The standard error of the validation loss: the spread of the per-sample losses over the square root of their
+    number (None when any is not finite)."""
+    x, y = validation
+    predicted = model.predict(x, batch_size=spec.batch_size, verbose=0)
+    if spec.loss != "sparse_categorical_crossentropy" and np.ndim(y) < predicted.ndim:
+        y = np.reshape(y, predicted.shape)  # one target per sample, as `fit` aligns it with a one-unit output
+    losses = np.asarray(keras.losses.get(spec.loss)(y, predicted))
+    return float(np.std(losses) / np.sqrt(len(losses))) if np.all(np.isfinite(losses)) else None
 
 
 def verify(spec: RangeTestSpec, suggestion: BoundSuggestion, dataset: Dataset, weights: list[np.ndarray],
@@ -54,7 +68,7 @@ def verify(spec: RangeTestSpec, suggestion: BoundSuggestion, dataset: Dataset, w
            swept: int) -> tuple[BoundSuggestion, list]:
     """Train the candidates the curve offers that an earlier attempt did not measure (`verification` on the job),
     from the range test's initial `weights` in its batch order (`data_seed`), each under its own phase; return the
-    best one (lowest validation loss) as the suggestion, and every candidate measured (`chosen` marks the best).
+    chosen one (`clr.verification.chosen`) as the suggestion, and every candidate measured (`chosen` marks it).
     Stops early, keeping what it measured, when the job is cancelled."""
     offered = candidates(suggestion, spec.verify.candidates)
     earlier = (reporter.store.get(reporter.job_id) or {}).get("verification") or []
@@ -75,9 +89,10 @@ def verify(spec: RangeTestSpec, suggestion: BoundSuggestion, dataset: Dataset, w
     reporter.start_phase("")
     if not measured:
         return suggestion, []
-    best = verified(suggestion, measured)
-    return best, [entry | {"chosen": (entry["min_lr"], entry["max_lr"]) == (best.min_lr, best.max_lr)}
-                  for entry in sorted(measured, key=lambda entry: entry["phase"])]
+    suggested = verified(suggestion, measured)
+    pair = (suggested.min_lr, suggested.max_lr)
+    return suggested, [entry | {"chosen": (entry["min_lr"], entry["max_lr"]) == pair}
+                       for entry in sorted(measured, key=lambda entry: entry["phase"])]
 
 
 def _same_candidate(entry: dict, candidate: Candidate) -> bool:

@@ -6,6 +6,7 @@ import pytest
 
 from api.routes.jobs import RANGE_TEST_EXAMPLES, TRAINING_EXAMPLES
 from clr.schedules import cyclical_lr
+from clr.verification import chosen as one_standard_error_rule
 from tests.helpers import wait_for_state, wait_until
 from worker.store import JobStore
 
@@ -33,7 +34,8 @@ def test_a_verified_range_test_lists_every_candidate_and_suggests_the_best(verif
         assert row["iterations"] == VERIFY["epochs"] * PER_EPOCH and row["epochs"] == VERIFY["epochs"]
         assert 0 <= row["val_accuracy"] <= 1 and row["val_loss"] > 0 and row["max_lr"] >= 3 * row["min_lr"] * 0.999
     (chosen,) = [row for row in rows if row["chosen"]]
-    assert chosen["val_loss"] == min(row["val_loss"] for row in rows)
+    assert chosen["phase"] == one_standard_error_rule(rows)["phase"]
+    assert all(0 < row["val_loss_se"] < row["val_loss"] for row in rows)
     bounds = result["suggested_bounds"]
     assert bounds["verified"] and (bounds["min_lr"], bounds["max_lr"]) == (chosen["min_lr"], chosen["max_lr"])
     assert "Verified: of 3 bound pairs" in bounds["explanation"]

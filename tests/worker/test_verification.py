@@ -8,6 +8,7 @@ import pytest
 
 from clr.config import RangeTestSpec
 from clr.schedules import cyclical_lr
+from clr.verification import chosen as one_standard_error_rule
 from worker import jobs
 from worker.reporting import JobReporter
 from worker.settings import Settings
@@ -52,7 +53,8 @@ def test_each_candidate_trains_one_cycle_from_the_same_weights_under_its_own_pha
         np.testing.assert_allclose(curve.lrs, expected, rtol=1e-5)  # one whole triangular cycle, every iteration
         assert np.all(np.isfinite(curve.losses))
     chosen = [row for row in rows if row["chosen"]]
-    assert len(chosen) == 1 and chosen[0]["val_loss"] == min(row["val_loss"] for row in rows)
+    assert chosen == [row for row in rows if row["phase"] == one_standard_error_rule(rows)["phase"]]
+    assert all(row["val_loss_se"] > 0 for row in rows)
     bounds = result["suggested_bounds"]
     assert bounds["verified"] and (bounds["min_lr"], bounds["max_lr"]) == (chosen[0]["min_lr"], chosen[0]["max_lr"])
     job = store.get(job_id)
