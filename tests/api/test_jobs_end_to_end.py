@@ -66,7 +66,8 @@ def test_curves_since_max_points_and_csv(client, range_test):
     losses = [loss for loss in full["loss"] if loss is not None]
     assert max(losses) in small["loss"] and min(losses) in small["loss"]
     rows = list(csv.reader(io.StringIO(client.get(path, params={"format": "csv"}).text)))
-    assert rows[0] == ["iteration", "lr", "loss", "smoothed_loss"] and len(rows) == len(full["iteration"]) + 1
+    assert rows[0] == ["iteration", "lr", "loss", "smoothed_loss", "accuracy"]
+    assert len(rows) == len(full["iteration"]) + 1
     assert client.get(path, params={"max_points": 2}).status_code == 422
     png = client.get(f"/jobs/{range_test['id']}/plot.png")
     assert png.headers["content-type"] == "image/png" and png.content.startswith(b"\x89PNG")

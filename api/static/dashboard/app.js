@@ -202,23 +202,25 @@ async function jobPage(jobId) {
   const actions = el("p", {class: "actions"});
   view.replaceChildren(el("h2", {}, `${job.kind.replace("_", " ")} ${jobId.slice(0, 8)}`), status, chartBox,
                        verified, extra, actions);
-  const columns = {iteration: [], lr: [], loss: [], smoothed_loss: []};
+  const columns = {iteration: [], lr: [], loss: [], smoothed_loss: [], accuracy: []};
   const rangeTest = job.kind === "range_test";
   let bounds = null, stoppedEarly = false, candidates = [], verifying = null;
   const opts = rangeTest
     ? {width: 800, height: 360, title: "Loss against the learning rate",
-       scales: {x: {time: false, distr: 3}, y: {range: (u, low, high) => yRange(u, low, high)}},
+       scales: {x: {time: false, distr: 3}, y: {range: (u, low, high) => yRange(u, low, high)},
+                accuracy: {range: [0, 1]}},
        series: [{label: "lr", value: (u, lr) => (lr == null ? "-" : lr.toPrecision(3))},
-                {label: "loss", stroke: "#9ca3af"}, {label: "smoothed", stroke: "#dc2626", width: 2}],
-       axes: [{values: (u, splits) => lrTicks(splits)}, {}],
+                {label: "loss", stroke: "#9ca3af"}, {label: "smoothed", stroke: "#dc2626", width: 2},
+                {label: "accuracy", stroke: "#7c3aed", scale: "accuracy", width: 1}],
+       axes: [{values: (u, splits) => lrTicks(splits)}, {}, {scale: "accuracy", side: 1, grid: {show: false}}],
        hooks: {draw: [(u) => drawBounds(u), (u) => drawRangeMarks(u)]}}
     : {width: 800, height: 360, title: "Loss and learning rate per iteration", scales: {x: {time: false}},
        series: [{label: "iteration"}, {label: "loss", stroke: "#dc2626"}, {label: "lr", stroke: "#2563eb", scale: "lr"}],
        axes: [{}, {}, {scale: "lr", side: 1}]};
-  const plot = new uPlot(opts, [[], [], []], chartBox);
+  const plot = new uPlot(opts, rangeTest ? [[], [], [], []] : [[], [], []], chartBox);
   const started = Date.now();
   let total = job.progress.total_iterations;
-  const data = () => (rangeTest ? [columns.lr, columns.loss, columns.smoothed_loss]
+  const data = () => (rangeTest ? [columns.lr, columns.loss, columns.smoothed_loss, columns.accuracy]
                                 : [columns.iteration, columns.loss, columns.lr]);
   function yRange(u, low, high) {  // recomputed on every data update
     const range = lossRange(u.data[1], u.data[2]);
@@ -276,6 +278,7 @@ async function jobPage(jobId) {
   await followEvents(jobId, (name, event) => {
     if (name === "points") {
       Object.keys(event).forEach((column) => columns[column]?.push(...event[column]));
+      if (!event.accuracy) { columns.accuracy.push(...event.iteration.map(() => null)); }  // regression: none
       plot.setData(data());
     } else if (name === "progress") {
       total = event.total_iterations;
