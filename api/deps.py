@@ -10,14 +10,14 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.keys import ApiKey
-from worker.settings import Settings
+from api.settings import ApiSettings
 from worker.store import JobStore
 
 bearer = HTTPBearer(auto_error=False, description="An API key (`clr-service keys create NAME`)")
 UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
-def get_settings(request: Request) -> Settings:
+def get_settings(request: Request) -> ApiSettings:
     return request.app.state.settings
 
 
@@ -42,7 +42,7 @@ def caller(request: Request, credentials: Annotated[HTTPAuthorizationCredentials
     return key
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
 CallerDep = Annotated[ApiKey, Depends(caller)]

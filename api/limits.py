@@ -3,6 +3,7 @@ limit (answered before the body is read whole)."""
 
 from __future__ import annotations
 
+import email.message
 import json
 from collections.abc import Callable
 
@@ -81,6 +82,15 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+def parsed_as_json(content_type: bytes) -> bool:
+    """Whether FastAPI parses a body of this content type as JSON: `application/json` or `application/...+json`, in
+    any case, with any parameters."""
+    message = email.message.Message()
+    message["content-type"] = content_type.decode("latin-1")
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
 class JsonNestingLimit:
     """ASGI middleware: a JSON body nested deeper than `MAX_JSON_DEPTH` gets 422 naming the body, before any parser
     recurses into it. Bodies are bounded by `BodySizeLimit`, which must wrap this one."""
@@ -90,7 +100,7 @@ class JsonNestingLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         content_type = dict(scope.get("headers", [])).get(b"content-type", b"")
-        if scope["type"] != "http" or not content_type.startswith(b"application/json"):
+        if scope["type"] != "http" or not parsed_as_json(content_type):
             return await self.app(scope, receive, send)
         messages = [await receive()]
         while messages[-1]["type"] == "http.request" and messages[-1].get("more_body"):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import re
+import reprlib
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,6 +18,8 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors, metrics
 from api.deps import caller
@@ -24,8 +28,9 @@ from api.keys import ApiKey, KeyStore
 from api.limits import BodySizeLimit, JsonNestingLimit, RateLimiter
 from api.metrics import RequestMetrics, StoreCollector
 from api.routes import curves, dataset_uploads, datasets, docs, events, health, jobs, models, schedules
+from api.settings import ApiSettings
+from clr.config import MAX_JSON_DEPTH
 from worker.celery_app import make_celery
-from worker.settings import Settings
 from worker.store import JobStore
 
 MULTIPART_SLACK_BYTES = 2**16  # an upload's form framing around its file
@@ -34,37 +39,76 @@ UPLOADS = re.compile(r"^/(datasets|models|datasets/uploads/[0-9a-f]{32}/arrays/[
 
 
 KEYED_RESPONSES = error_responses(400, 401, 413, 422, 429, 503)
+log = logging.getLogger(__name__)
+# Nothing from another origin, no plugins, no framing; the docs pages also run Swagger UI's inline script, ReDoc's
+# inline styles and search worker (a blob), and the data: images of Swagger UI's stylesheet.
+OWN_ONLY = "default-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'"
+DOCS_CSP = (f"{OWN_ONLY}; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; worker-src 'self' blob:")
+DOCS_PATHS = ("/docs", "/redoc")
 
 
-def _json_safe(value: Any) -> Any:
-    """Echoed input as JSON can hold it: NaN and inf become strings."""
+class SecurityHeaders:
+    """ASGI middleware: every answer forbids browsers to sniff its type or frame it, and says what a page may load
+    (`Content-Security-Policy`: the service's own files only)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        policy = DOCS_CSP if scope["path"].endswith(DOCS_PATHS) else OWN_ONLY
+
+        async def hardened(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.update({"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+                                "Content-Security-Policy": policy})
+            await send(message)
+
+        await self.app(scope, receive, hardened)
+
+
+def _encodable(text: str) -> str:
+    """`text` as UTF-8 can hold it: a lone surrogate (JSON can escape one) becomes its backslash escape."""
+    return text.encode(errors="backslashreplace").decode()
+
+
+def _json_safe(value: Any, depth: int = 0) -> Any:
+    """Echoed input as JSON can hold it: NaN and inf become strings, lone surrogates escapes, and what nests deeper
+    than `MAX_JSON_DEPTH` its short `repr` (the handler never recurses deeper)."""
+    if depth > MAX_JSON_DEPTH:
+        return _encodable(reprlib.repr(value))
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, str):
+        return _encodable(value)
     if isinstance(value, dict):
-        return {str(key): _json_safe(item) for key, item in value.items()}
+        return {_encodable(str(key)): _json_safe(item, depth + 1) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
-    return value if value is None or isinstance(value, str | int | float | bool) else repr(value)
+        return [_json_safe(item, depth + 1) for item in value]
+    return value if value is None or isinstance(value, int | float | bool) else _encodable(repr(value))
 
 
 async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
     """422 naming each bad field and its value."""
-    details = [
-        {"loc": list(item["loc"]), "msg": item["msg"], "type": item["type"], "input": _json_safe(item.get("input"))}
-        for item in error.errors()
-    ]
+    details = [{"loc": _json_safe(list(item["loc"])), "msg": _encodable(item["msg"]), "type": item["type"],
+                "input": _json_safe(item.get("input"))} for item in error.errors()]
     return JSONResponse(status_code=422, content={"detail": details})
 
 
 async def store_unreachable(request: Request, error: redis.ConnectionError | redis.TimeoutError) -> JSONResponse:
-    """503 while Redis is away (restarting, say): nothing was changed, retry shortly."""
-    return JSONResponse(status_code=503, content={"detail": f"The job store (Redis) is unreachable: {error}; "
-                                                            "retry in a few seconds"})
+    """503 while Redis is away (restarting, say): nothing was changed, retry shortly. The answer names no host: the
+    caller may not have been authenticated yet."""
+    log.warning("Redis is unreachable: %s", error)
+    return JSONResponse(status_code=503, content={"detail": "The job store (Redis) is unreachable; retry in a few "
+                                                            "seconds"})
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """The app, with its store and Celery client made from `settings`."""
-    settings = settings or Settings()
+    settings = settings or ApiSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -106,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(JsonNestingLimit)
     app.add_middleware(BodySizeLimit, limit_for=lambda scope: (
         settings.max_upload_bytes + MULTIPART_SLACK_BYTES if UPLOADS.match(scope["path"]) else settings.max_body_bytes))
+    app.add_middleware(SecurityHeaders)  # outermost: the answers of the limits above carry them too
     app.mount("/static", StaticFiles(directory=docs.STATIC_DIR), name="static")
     return app
 

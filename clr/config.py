@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import reprlib
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -174,13 +175,18 @@ Optimizer = Annotated[SGD | Adam | RMSprop, Field(discriminator="name")]
 
 
 def code_carrying_objects(config: Any) -> set[str]:
-    """The classes in a Keras config that carry code or come from outside Keras (custom objects)."""
+    """The classes in a Keras config that carry code or come from outside Keras (custom objects), and any whose
+    `module` or `class_name` is no string (`module=None`: Keras's mark of a class of `__main__`)."""
     found: set[str] = set()
     if isinstance(config, dict):
-        if config.get("class_name") in CODE_CARRYING_CLASSES:
-            found.add(config["class_name"])
-        if config.get("module", "keras").split(".")[0] not in {"keras", "builtins"}:
-            found.add(f"{config.get('module')}.{config.get('class_name')}")
+        module, class_name = config.get("module", "keras"), config.get("class_name", "")
+        if not (isinstance(module, str) and isinstance(class_name, str)):
+            found.add(f"module={reprlib.repr(module)} class_name={reprlib.repr(class_name)}")
+        else:
+            if class_name in CODE_CARRYING_CLASSES:
+                found.add(class_name)
+            if module.split(".")[0] not in {"keras", "builtins"}:
+                found.add(f"{module}.{class_name}")
         for value in config.values():
             found |= code_carrying_objects(value)
     elif isinstance(config, list):
@@ -216,8 +222,8 @@ def safe_keras_config(text: bytes, name: str) -> dict[str, Any]:
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(f"{name} must be what `model.to_json()` returns")
     if refused := code_carrying_objects(config):
-        raise ValueError(f"{name} holds custom objects or layers that carry code, refused in safe mode: "
-                         f"{sorted(refused)}")
+        raise ValueError(f"{name} holds custom objects, layers that carry code or a `module` or `class_name` that is "
+                         f"no string, refused in safe mode: {sorted(refused)}")
     return config
 
 

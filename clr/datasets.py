@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import io
+import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from clr.tasks import Labels
+from clr.tasks import Labels, holds_real_numbers
 
 BUILTIN_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
 @dataclass(frozen=True)
@@ -89,13 +91,38 @@ def unpacked_size(source: bytes | Path) -> int:
 
 def from_npz(source: bytes | Path) -> Dataset:
     """A dataset from an `.npz` (bytes or a file) with `x_train`, `y_train` and optional `x_test`, `y_test` (no
-    pickles), loaded into memory."""
+    pickles), loaded into memory once each array's header is checked."""
     try:
         with np.load(_readable(source), allow_pickle=False) as archive:
+            _check_npy_headers(archive.zip)
             arrays = {key: archive[key] for key in NPZ_KEYS if key in archive.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"Not a readable .npz archive without pickles: {error}") from error
     return _checked(arrays, "The .npz archive")
+
+
+def _check_npy_headers(archive: zipfile.ZipFile) -> None:
+    """Raise naming the first array member (`x_train` or `x_train.npy`, ...) that is no `.npy` array or whose header
+    declares more bytes (shape × itemsize) than the member holds: read before numpy allocates what it declares."""
+    for member in archive.infolist():
+        if (key := member.filename.removesuffix(".npy")) in NPZ_KEYS:
+            with archive.open(member) as file:
+                shape, dtype = _npy_header(file, key)
+            if (declared := math.prod(shape) * dtype.itemsize) > member.file_size:
+                raise ValueError(f"`{key}` declares shape {shape} of {dtype} in its .npy header, {declared} bytes, "
+                                 f"but holds {member.file_size}")
+
+
+def _npy_header(file: io.BufferedIOBase, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype the `.npy` header of member `key` declares; `ValueError` naming it if it has none."""
+    try:
+        version = np.lib.format.read_magic(file)
+        if version not in NPY_HEADER_READERS:
+            raise ValueError(f"format version {version} is not one of {sorted(NPY_HEADER_READERS)}")
+        shape, _, dtype = NPY_HEADER_READERS[version](file)
+    except ValueError as error:
+        raise ValueError(f"`{key}` is not an `.npy` array (np.save): {error}") from error
+    return shape, dtype
 
 
 def from_npy_folder(folder: Path) -> Dataset:
@@ -129,8 +156,8 @@ def _checked(arrays: dict[str, np.ndarray], holder: str) -> Dataset:
         if x_key not in arrays:
             continue
         x, y = arrays[x_key], arrays[y_key]
-        if x.ndim < 2 or not np.issubdtype(x.dtype, np.number):
-            raise ValueError(f"`{x_key}` must be a numeric array of samples. Received: dtype={x.dtype}, "
+        if x.ndim < 2 or not holds_real_numbers(x):
+            raise ValueError(f"`{x_key}` must be an array of samples of real numbers. Received: dtype={x.dtype}, "
                              f"shape={x.shape}")
         if len(y) != len(x):
             raise ValueError(f"`{y_key}` must hold one label (row) per sample of `{x_key}`. Received: {y.shape} for "

@@ -20,6 +20,11 @@ NEEDS = {"sparse_categorical_crossentropy": "one integer class >= 0 per sample (
          "binary_crossentropy": "0 or 1 per sample (1-D), or per sample and label (2-D, multi-label)"}
 
 
+def holds_real_numbers(array: np.ndarray) -> bool:
+    """Whether `array` holds booleans, integers or floats: not complex numbers, times, strings or objects."""
+    return array.dtype.kind in "biuf"
+
+
 @dataclass(frozen=True)
 class Labels:
     """What an array of labels holds, enough to check it against any loss (kept with an upload's metadata)."""
@@ -33,8 +38,9 @@ class Labels:
 
     @classmethod
     def of(cls, y: np.ndarray) -> Labels:
-        if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_) or y.ndim not in (1, 2) or not len(y):
-            raise ValueError(f"holds {y.dtype} of shape {y.shape}; labels are numbers, one row per sample")
+        if not holds_real_numbers(y) or y.ndim not in (1, 2) or not len(y):
+            raise ValueError(f"holds {y.dtype} of shape {y.shape}; labels are real numbers (booleans, integers or "
+                             f"floats), one row per sample")
         if not np.isfinite(y).all():
             raise ValueError(f"holds {int(np.size(y) - np.isfinite(y).sum())} NaN or infinite values")
         integer = bool(np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_)
@@ -54,6 +60,13 @@ class Labels:
 
     def describe(self) -> str:
         return f"{self.dtype} of shape {self.shape} with values from {self.low:g} to {self.high:g}"
+
+    def check_classes(self, name: str, max_classes: int) -> None:
+        """Raise naming the array when its integer labels, as classes 0 to `max_classes` - 1 (an output unit each
+        for a sparse loss), would need more."""
+        if self.integer and len(self.shape) == 1 and self.high >= max_classes:
+            raise ValueError(f"`{name}` holds class {self.high:.0f}; classes are 0 to {max_classes - 1} (integer "
+                             f"labels are classes, an output unit each: send regression targets as floats)")
 
 
 @dataclass(frozen=True)

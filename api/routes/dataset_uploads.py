@@ -19,9 +19,11 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import CallerDep, SettingsDep, StoreDep, owns
 from api.errors import error_responses
 from api.keys import ApiKey
-from api.routes.datasets import dataset_record
+from api.routes.datasets import dataset_record, within_class_limit
+from api.settings import ApiSettings
 from api.uploads import check_quota
-from clr.datasets import from_npy_folder
+from clr.datasets import Dataset, from_npy_folder
+from clr.tasks import holds_real_numbers
 from worker.settings import Settings
 from worker.store import JobStore
 
@@ -61,8 +63,9 @@ def _check_part(path: Path, name: str, arrays: dict[str, Any]) -> dict[str, Any]
         part = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
         raise ValueError(f"{name}: the body is not one `.npy` array without pickles (np.save): {error}") from error
-    if not (np.issubdtype(part.dtype, np.number) or part.dtype == np.bool_) or part.ndim < 1 or not len(part):
-        raise ValueError(f"{name}: a part holds rows of numbers. Received: dtype={part.dtype}, shape={part.shape}")
+    if not holds_real_numbers(part) or part.ndim < 1 or not len(part):
+        raise ValueError(f"{name}: a part holds rows of real numbers (booleans, integers or floats). Received: "
+                         f"dtype={part.dtype}, shape={part.shape}")
     if part.dtype.byteorder == ">" or np.isfortran(part) and part.ndim > 1:
         raise ValueError(f"{name}: send the part little-endian in C order (np.ascontiguousarray)")
     before = arrays.get(name)
@@ -136,34 +139,52 @@ async def append_part(
         return session
 
 
-def _assemble(folder: Path, arrays: dict[str, Any]) -> None:
-    """Each array's parts copied, in order, into one `.npy` file, then the parts removed."""
+def _parts(folder: Path, name: str, meta: dict[str, Any]) -> list[Path]:
+    return [folder / f"{name}.{index:05d}.npy" for index in range(meta["parts"])]
+
+
+def _join(folder: Path, name: str, meta: dict[str, Any]) -> None:
+    """The array's parts copied, in order, into one `.npy` file."""
+    whole = np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=np.dtype(meta["dtype"]),
+                                      shape=tuple(meta["shape"]))
+    row = 0
+    for part_path in _parts(folder, name, meta):
+        part = np.load(part_path, mmap_mode="r")
+        whole[row:row + len(part)] = part  # page by page, from one file mapping to the other
+        row += len(part)
+    whole.flush()
+    del whole
+
+
+def _assembled(folder: Path, arrays: dict[str, Any], settings: ApiSettings) -> Dataset:
+    """The dataset of the upload's arrays, each joined into one `.npy` file and checked; the parts are removed only
+    once it passes (the upload takes twice its size on disk meanwhile), so a refused or failed one stays as it was."""
+    try:
+        for name, meta in arrays.items():
+            _join(folder, name, meta)
+        dataset = within_class_limit(from_npy_folder(folder), settings)
+    except BaseException:
+        for name in arrays:
+            (folder / f"{name}.npy").unlink(missing_ok=True)
+        raise
     for name, meta in arrays.items():
-        whole = np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=np.dtype(meta["dtype"]),
-                                          shape=tuple(meta["shape"]))
-        row = 0
-        for index in range(meta["parts"]):
-            part_path = folder / f"{name}.{index:05d}.npy"
-            part = np.load(part_path, mmap_mode="r")
-            whole[row:row + len(part)] = part  # page by page, from one file mapping to the other
-            row += len(part)
+        for part_path in _parts(folder, name, meta):
             part_path.unlink()
-        whole.flush()
-        del whole
+    return dataset
 
 
 @router.post("/{upload_id}/finish", status_code=status.HTTP_201_CREATED, responses=error_responses(404, 409))
 async def finish_upload(upload_id: str, settings: SettingsDep, store: StoreDep, key: CallerDep) -> dict[str, Any]:
-    """Check the arrays together (as a `.npz` upload is checked) and make the dataset: its id is the upload's."""
+    """Check the arrays together (as a `.npz` upload is checked) and make the dataset: its id is the upload's. A
+    refused upload is kept as it was: add the rows it lacks and finish again, or abandon it."""
     with _one_at_a_time(upload_id, store, key):
         session = _session(upload_id, store, key)
         folder = staging(settings, upload_id)
-        await run_in_threadpool(_assemble, folder, session["arrays"])
         try:
-            dataset = await run_in_threadpool(from_npy_folder, folder)
+            dataset = await run_in_threadpool(_assembled, folder, session["arrays"], settings)
         except ValueError as error:
-            _remove(upload_id, session, settings, store, key)
-            raise HTTPException(422, f"{error}; the upload is removed, start again") from error
+            raise HTTPException(422, f"{error}; the upload is kept as it was: add what it lacks and finish again, "
+                                     f"or abandon it (DELETE)") from error
         size = sum(meta["bytes"] for meta in session["arrays"].values())
         meta = dataset_record(upload_id, key, "(chunked upload)", size, dataset)
         os.replace(folder, settings.datasets_dir / upload_id)

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import CallerDep, SettingsDep, StoreDep, owns
 from api.errors import error_responses
 from api.keys import ApiKey
+from api.settings import ApiSettings
 from api.uploads import received
 from clr import datasets, volume
 from clr.config import DatasetSpec, Strict
@@ -24,11 +25,23 @@ from worker.store import JobStore
 router = APIRouter(tags=["datasets"])
 
 
-def _check(path: Path, settings: Settings) -> Dataset:
+def within_class_limit(dataset: Dataset, settings: ApiSettings) -> Dataset:
+    """`dataset` once its integer labels are at most `settings.max_classes` classes (`CLR_MAX_CLASSES`): a sparse
+    loss's output layer has a unit for each; `ValueError` naming the array and the class otherwise."""
+    for name, labels in dataset.labels().items():
+        labels.check_classes(name, settings.max_classes)
+    return dataset
+
+
+def _check(path: Path, settings: ApiSettings) -> Dataset:
     if (unpacked := unpacked_size(path)) > settings.max_dataset_bytes:
         raise HTTPException(413, f"file: the archive unpacks to {unpacked} bytes, more than the limit of "
                                  f"{settings.max_dataset_bytes}")
-    return from_npz(path)
+    return within_class_limit(from_npz(path), settings)
+
+
+def _check_registered(path: Path, settings: ApiSettings) -> Dataset:
+    return within_class_limit(datasets.from_path(path), settings)
 
 
 @router.post("/datasets", status_code=status.HTTP_201_CREATED, responses=error_responses(413))
@@ -81,9 +94,11 @@ async def register_dataset(registration: Registration, settings: SettingsDep, st
         raise HTTPException(403, f"Key {key.name!r} is not an admin key: registering by path reads the host's files")
     try:
         path = settings.registered(registration.path)
-        dataset = await run_in_threadpool(datasets.from_path, path)
+        dataset = await run_in_threadpool(_check_registered, path, settings)
     except ValueError as error:
         raise HTTPException(422, f"path: {error}") from error
+    except OSError as error:  # a name too long for the file system, say
+        raise HTTPException(422, f"path: {registration.path!r} cannot be read: {error.strerror}") from error
     dataset_id = uuid.uuid4().hex
     meta = dataset_record(dataset_id, key, path.name, 0, dataset) | {
         "path": path.relative_to(settings.datasets_root.resolve()).as_posix()}

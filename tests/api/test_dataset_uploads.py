@@ -63,12 +63,14 @@ def test_a_part_that_does_not_fit_is_refused_and_not_kept(client, upload, servic
     assert staged == ["x_train.00000.npy"]
 
 
-def test_arrays_that_do_not_fit_together_fail_the_finish_and_free_the_upload(client, upload, service):
+def test_arrays_that_do_not_fit_together_fail_the_finish_and_keep_the_upload_till_abandoned(client, upload, service):
     put(client, upload, "x_train", np.zeros((5, 8, 8), np.float32), 0)
     put(client, upload, "y_train", np.zeros(4, np.int64), 0)
     finish = client.post(f"/datasets/uploads/{upload}/finish")
     assert finish.status_code == 422 and "`y_train` must hold one label (row) per sample" in finish.text
-    assert client.get(f"/datasets/uploads/{upload}").status_code == 404
+    assert "the upload is kept as it was" in finish.text
+    assert client.get(f"/datasets/uploads/{upload}").json()["arrays"]["y_train"]["shape"] == [4]
+    assert client.delete(f"/datasets/uploads/{upload}").status_code == 204
     assert not (service.data_dir / "datasets" / f"{upload}.uploading").exists()
 
 
