@@ -1,4 +1,4 @@
-"""Dependencies of the route handlers, as `Annotated` aliases: the caller's key, its tenancy, the store."""
+"""Dependencies of the route handlers, as `Annotated` aliases: the caller's key, its tenancy, the stores."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from celery import Celery
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.keys import ApiKey
+from api.keys import ApiKey, KeyStore
 from api.settings import ApiSettings
 from worker.store import JobStore
 
 bearer = HTTPBearer(auto_error=False, description="An API key (`clr-service keys create NAME`)")
+CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
 UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
@@ -29,13 +30,23 @@ def get_celery(request: Request) -> Celery:
     return request.app.state.celery
 
 
-def caller(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> ApiKey:
-    """The key the request carries: 401 without a valid one, 429 past its rate."""
+def get_keys(request: Request) -> KeyStore:
+    return request.app.state.keys
+
+
+def verified(keys: KeyStore, credentials: HTTPAuthorizationCredentials | None) -> ApiKey:
+    """The key whose token `credentials` carry: 401 without a valid one."""
     if credentials is None:
         raise HTTPException(401, "Authorization: send `Bearer <API key>`", headers=UNAUTHORIZED)
-    key = request.app.state.keys.verify(credentials.credentials)
+    key = keys.verify(credentials.credentials)
     if key is None:
         raise HTTPException(401, "Authorization: the API key is unknown or revoked", headers=UNAUTHORIZED)
+    return key
+
+
+def caller(request: Request, credentials: CredentialsDep) -> ApiKey:
+    """The key the request carries: 401 without a valid one, 429 past its rate."""
+    key = verified(request.app.state.keys, credentials)
     if key.rate is not None and (wait := request.app.state.rate_limiter.wait_s(key.name, key.rate)) > 0:
         raise HTTPException(429, f"Key {key.name!r} is limited to {key.rate:g} requests per second",
                             headers={"Retry-After": str(math.ceil(wait))})
@@ -45,6 +56,7 @@ def caller(request: Request, credentials: Annotated[HTTPAuthorizationCredentials
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
+KeysDep = Annotated[KeyStore, Depends(get_keys)]
 CallerDep = Annotated[ApiKey, Depends(caller)]
 
 

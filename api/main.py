@@ -11,18 +11,19 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import redis
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors, metrics
-from api.deps import caller
+from api.deps import bearer, caller, verified
 from api.errors import error_responses
 from api.keys import ApiKey, KeyStore
 from api.limits import BodySizeLimit, JsonNestingLimit, RateLimiter
@@ -106,6 +107,35 @@ async def store_unreachable(request: Request, error: redis.ConnectionError | red
                                                             "seconds"})
 
 
+def carries_body(scope: Scope) -> bool:
+    """Whether the request has a body: a `Content-Length` other than 0, or a `Transfer-Encoding`."""
+    headers = dict(scope["headers"])
+    return headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers
+
+
+class KeyBeforeBody:
+    """ASGI middleware: a request with a body and no valid key is answered 401 before any of the body is read (every
+    route that takes a body needs a key), so no anonymous client makes the service read or spool an upload. The
+    routes check the key again, and its rate."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not carries_body(scope):
+            return await self.app(scope, receive, send)
+        request = Request(scope)
+        try:
+            await run_in_threadpool(verified, request.app.state.keys, await bearer(request))
+        except HTTPException as error:
+            answer = JSONResponse({"detail": error.detail}, error.status_code, error.headers)
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            answer = await store_unreachable(request, error)
+        else:
+            return await self.app(scope, receive, send)
+        await answer(scope, receive, send)
+
+
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """The app, with its store and Celery client made from `settings`."""
     settings = settings or ApiSettings()
@@ -150,6 +180,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(JsonNestingLimit)
     app.add_middleware(BodySizeLimit, limit_for=lambda scope: (
         settings.max_upload_bytes + MULTIPART_SLACK_BYTES if UPLOADS.match(scope["path"]) else settings.max_body_bytes))
+    app.add_middleware(KeyBeforeBody)  # before the limits above or a route read any of a body
     app.add_middleware(SecurityHeaders)  # outermost: the answers of the limits above carry them too
     app.mount("/static", StaticFiles(directory=docs.STATIC_DIR), name="static")
     return app

@@ -54,6 +54,14 @@ class Storage:
             shutil.rmtree(temporary)
         return True
 
+    def delete(self, local: Path) -> None:
+        """Delete a file or folder here and from the storage."""
+        if local.is_dir():
+            shutil.rmtree(local)
+        else:
+            local.unlink(missing_ok=True)
+        self.remove(local)
+
     def remove(self, local: Path) -> None:
         """Delete a file or folder from the storage (the caller removes the local copy)."""
         if self.remote is None:

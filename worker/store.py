@@ -146,6 +146,23 @@ redis.call('SREM', 'clr:running', KEYS[2])
 return 1
 """
 
+# KEYS: usage. ARGV: bytes, quota (bytes; empty: none). Counts the bytes unless the total would pass the quota;
+# returns the total they make, counted or not.
+_RESERVE = """
+local after = tonumber(redis.call('GET', KEYS[1]) or '0') + tonumber(ARGV[1])
+local quota = tonumber(ARGV[2])
+if not quota or after <= quota then redis.call('INCRBY', KEYS[1], ARGV[1]) end
+return after
+"""
+
+# KEYS: the kind's uploads, usage. ARGV: upload id, its bytes. Forgets the upload and gives its bytes back, once:
+# returns 0 when it was gone already.
+_FORGET_UPLOAD = """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('DECRBY', KEYS[2], ARGV[2])
+return 1
+"""
+
 
 class LostClaim(RuntimeError):
     """The job was taken over by another attempt, or deleted: this runner must stop writing to it."""
@@ -214,6 +231,8 @@ class JobStore:
         self._requeue_stale = client.register_script(_REQUEUE_STALE)
         self._cancel = client.register_script(_CANCEL)
         self._finish = client.register_script(_FINISH)
+        self._reserve = client.register_script(_RESERVE)
+        self._forget_upload = client.register_script(_FORGET_UPLOAD)
 
     @classmethod
     def from_url(cls, url: str) -> JobStore:
@@ -386,6 +405,10 @@ class JobStore:
         return bool(self.redis.exists(f"clr:drain:{worker}"))
 
     def active_jobs(self, owner: str) -> int:
+        """How many queued and running jobs tenant `owner` has."""
+        return len(self.active_job_ids(owner))
+
+    def active_job_ids(self, owner: str) -> list[str]:
         """Tenant `owner`'s queued and running jobs (ended ones leave its active set here)."""
         members = [job_id.decode() for job_id in self.redis.smembers(f"clr:active:{owner}")]
         with self.redis.pipeline(transaction=False) as pipe:
@@ -396,15 +419,24 @@ class JobStore:
                  if state is None or state.decode() in TERMINAL_STATES]
         if ended:
             self.redis.srem(f"clr:active:{owner}", *ended)
-        return len(members) - len(ended)
+        return [job_id for job_id in members if job_id not in ended]
+
+    @staticmethod
+    def _usage_key(owner: str) -> str:
+        return f"clr:usage:{owner}"
 
     def add_usage(self, owner: str, stored_bytes: int) -> None:
         """Count bytes tenant `owner` stores (datasets, models); negative when removed."""
-        self.redis.incrby(f"clr:usage:{owner}", stored_bytes)
+        self.redis.incrby(self._usage_key(owner), stored_bytes)
+
+    def reserve_usage(self, owner: str, stored_bytes: int, quota: float | None) -> int:
+        """Count `stored_bytes` more for tenant `owner` only if it then stores at most `quota` bytes (None: no
+        quota), in one atomic step; return the bytes it would store: more than `quota` when nothing was counted."""
+        return self._reserve(keys=[self._usage_key(owner)], args=[stored_bytes, "" if quota is None else quota])
 
     def usage(self, owner: str) -> int:
         """Bytes tenant `owner` stores."""
-        return int(self.redis.get(f"clr:usage:{owner}") or 0)
+        return int(self.redis.get(self._usage_key(owner)) or 0)
 
     def delete(self, job_id: str) -> None:
         """Remove the job record and its curve."""
@@ -444,6 +476,11 @@ class JobStore:
     def delete_upload(self, kind: UploadKind, upload_id: str) -> None:
         """Forget an upload's metadata."""
         self.redis.hdel(f"clr:{kind}", upload_id)
+
+    def forget_upload(self, kind: UploadKind, upload_id: str, owner: str, stored_bytes: int) -> bool:
+        """Forget an upload's metadata and give its `stored_bytes` back to tenant `owner`, atomically and once; False
+        when another request forgot it first."""
+        return self._forget_upload(keys=[f"clr:{kind}", self._usage_key(owner)], args=[upload_id, stored_bytes]) == 1
 
     def uploads(self, kind: UploadKind, owner: str | None = None) -> list[dict[str, Any]]:
         """Uploaded datasets' or models' metadata: tenant `owner`'s (None: everyone's)."""

@@ -21,7 +21,7 @@ from api.errors import error_responses
 from api.keys import ApiKey
 from api.routes.datasets import dataset_record, within_class_limit
 from api.settings import ApiSettings
-from api.uploads import check_quota
+from api.uploads import reserved
 from clr.datasets import Dataset, from_npy_folder
 from clr.tasks import holds_real_numbers
 from worker.settings import Settings
@@ -77,6 +77,20 @@ def _check_part(path: Path, name: str, arrays: dict[str, Any]) -> dict[str, Any]
             "parts": so_far["parts"] + 1, "bytes": so_far["bytes"] + path.stat().st_size}
 
 
+async def _checked_part(path: Path, name: str, arrays: dict[str, Any], settings: ApiSettings) -> dict[str, Any]:
+    """The array as `_check_part` describes it with this part added: 422 when the part does not fit, 413 when the
+    upload would hold more than `max_dataset_bytes`."""
+    try:
+        described = await run_in_threadpool(_check_part, path, name, arrays)
+    except ValueError as error:
+        raise HTTPException(422, str(error)) from error
+    total = sum(meta["bytes"] for other, meta in arrays.items() if other != name) + described["bytes"]
+    if total > settings.max_dataset_bytes:
+        raise HTTPException(413, f"{name}: the upload would hold {total} bytes, more than the limit of "
+                                 f"{settings.max_dataset_bytes}")
+    return described
+
+
 async def _receive(request: Request, path: Path) -> int:
     size = 0
     with path.open("wb") as file:
@@ -120,22 +134,12 @@ async def append_part(
             size = await _receive(request, path)
             if size > settings.max_upload_bytes:
                 raise HTTPException(413, f"{array}: the part exceeds the limit of {settings.max_upload_bytes} bytes")
-            check_quota(store, key, size)
-            try:
-                described = await run_in_threadpool(_check_part, path, array, session["arrays"])
-            except ValueError as error:
-                raise HTTPException(422, str(error)) from error
-            total = sum(meta["bytes"] for name, meta in session["arrays"].items() if name != array) + described[
-                "bytes"]
-            if total > settings.max_dataset_bytes:
-                raise HTTPException(413, f"{array}: the upload would hold {total} bytes, more than the limit of "
-                                         f"{settings.max_dataset_bytes}")
+            with reserved(store, key, size, array):
+                session["arrays"][array] = await _checked_part(path, array, session["arrays"], settings)
+                store.save_upload("uploads", upload_id, session)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        session["arrays"][array] = described
-        store.save_upload("uploads", upload_id, session)
-        store.add_usage(key.name, size)
         return session
 
 
@@ -203,5 +207,4 @@ def abandon_upload(upload_id: str, settings: SettingsDep, store: StoreDep, key: 
 
 def _remove(upload_id: str, session: dict[str, Any], settings: Settings, store: JobStore, key: ApiKey) -> None:
     shutil.rmtree(staging(settings, upload_id), ignore_errors=True)
-    store.delete_upload("uploads", upload_id)
-    store.add_usage(key.name, -sum(meta["bytes"] for meta in session["arrays"].values()))
+    store.forget_upload("uploads", upload_id, key.name, sum(meta["bytes"] for meta in session["arrays"].values()))

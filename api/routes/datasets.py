@@ -1,4 +1,4 @@
-"""Uploading `.npz` datasets, registering datasets by path, and listing the available ones."""
+"""Uploading `.npz` datasets, registering datasets by path, listing the available ones and deleting them."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, UploadFile, status
+from fastapi import APIRouter, HTTPException, Response, UploadFile, status
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CallerDep, SettingsDep, StoreDep, owns
+from api.deps import CallerDep, KeysDep, SettingsDep, StoreDep, owns
 from api.errors import error_responses
 from api.keys import ApiKey
 from api.settings import ApiSettings
-from api.uploads import received
+from api.uploads import owned_upload, received, remove_upload
 from clr import datasets, volume
 from clr.config import DatasetSpec, Strict
 from clr.datasets import BUILTIN_DATASETS, Dataset, from_npz, unpacked_size
@@ -112,6 +112,16 @@ def list_datasets(store: StoreDep, settings: SettingsDep, key: CallerDep) -> dic
     admin key's: everyone's)."""
     return {"builtin": [volume.info(name, settings.builtin_dir) for name in BUILTIN_DATASETS],
             "uploaded": store.uploads("datasets", None if key.admin else key.name)}
+
+
+@router.delete("/datasets/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 409))
+def delete_dataset(dataset_id: str, settings: SettingsDep, store: StoreDep, keys: KeysDep, key: CallerDep) -> Response:
+    """Delete an uploaded dataset, its files and their published copies, and give its bytes back to its owner's
+    quota; a registered one is only forgotten (its files stay). 409 while a queued or running job uses it."""
+    meta = owned_upload("datasets", dataset_id, store, key)
+    files = [] if "path" in meta else [settings.datasets_dir / f"{dataset_id}.npz", settings.datasets_dir / dataset_id]
+    remove_upload("datasets", meta, files, settings.storage(), store, keys)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 def dataset_meta(dataset: DatasetSpec, store: JobStore, settings: Settings, key: ApiKey) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -11,13 +12,15 @@ from fastapi import APIRouter, Header
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import JobDep, SettingsDep, StoreDep
+from api.deps import CredentialsDep, JobDep, KeysDep, SettingsDep, StoreDep
 from api.errors import error_responses
+from api.keys import KeyStore
 from api.routes.curves import curve_columns, json_column
 from worker.store import TERMINAL_STATES, JobStore
 
 router = APIRouter(tags=["curves"])
 POLL_S = 0.25
+KEY_CHECK_S = 1.0  # an open stream asks again at most this often whether its key was revoked
 PROGRESS = ("iteration", "total_iterations", "epoch", "epochs", "verifying")
 
 
@@ -25,9 +28,22 @@ def _event(name: str, data: dict[str, Any], event_id: int | None = None) -> dict
     return {"event": name, "data": json.dumps(data)} | ({"id": str(event_id)} if event_id is not None else {})
 
 
-async def job_events(store: JobStore, job_id: str, since: int) -> AsyncIterator[dict[str, str]]:
+class KeyCheck:
+    """Whether the API key a stream was opened with is revoked, asked of the key store at most every `KEY_CHECK_S`."""
+
+    def __init__(self, keys: KeyStore, token: str) -> None:
+        self.keys, self.token, self.due = keys, token, time.monotonic() + KEY_CHECK_S
+
+    async def revoked(self) -> bool:
+        if time.monotonic() < self.due:
+            return False
+        self.due = time.monotonic() + KEY_CHECK_S
+        return await run_in_threadpool(self.keys.verify, self.token) is None
+
+
+async def job_events(store: JobStore, job_id: str, since: int, key: KeyCheck) -> AsyncIterator[dict[str, str]]:
     """`state`, `progress`, `points` (from iteration `since`; each event's id is the next iteration) and `epoch`
-    events as the stored job changes; the last is the terminal `state`."""
+    events as the stored job changes; the last is the terminal `state`, or an `error` once `key` is revoked."""
     state = progress = None
     epochs_sent = 0
     while (job := await run_in_threadpool(store.get, job_id)) is not None:
@@ -48,15 +64,21 @@ async def job_events(store: JobStore, job_id: str, since: int) -> AsyncIterator[
             yield _event("state", {"state": job["state"], "attempts": job["attempts"], "error": job["error"],
                                    "result": job["result"]})
             return
+        if await key.revoked():
+            yield _event("error", {"detail": "Authorization: the API key was revoked; the stream ends"})
+            return
         await asyncio.sleep(POLL_S)
 
 
 @router.get("/jobs/{job_id}/events", response_class=EventSourceResponse, responses={
-    200: {"content": {"text/event-stream": {}}, "description": "`state`, `progress`, `points` and `epoch` events"}}
+    200: {"content": {"text/event-stream": {}},
+          "description": "`state`, `progress`, `points` and `epoch` events; `error` once the key is revoked"}}
     | error_responses(404))
 async def stream_job_events(
-    job: JobDep, store: StoreDep, settings: SettingsDep,
+    job: JobDep, store: StoreDep, settings: SettingsDep, keys: KeysDep, credentials: CredentialsDep,
     last_event_id: Annotated[str | None, Header(pattern=r"^\d{1,13}$", description="Resume after this event")] = None,
 ) -> EventSourceResponse:
-    """The job live, until it ends: every iteration once, in order, from `Last-Event-ID` on after a reconnect."""
-    return EventSourceResponse(job_events(store, job["id"], int(last_event_id or 0)), ping=settings.sse_ping_s)
+    """The job live, until it ends (or the key is revoked: an `error` event, within seconds): every iteration once,
+    in order, from `Last-Event-ID` on after a reconnect."""
+    events = job_events(store, job["id"], int(last_event_id or 0), KeyCheck(keys, credentials.credentials))
+    return EventSourceResponse(events, ping=settings.sse_ping_s)

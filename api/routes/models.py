@@ -1,4 +1,4 @@
-"""Uploading `.keras` models for jobs to train (`model: {"id": ...}`) and listing them."""
+"""Uploading `.keras` models for jobs to train (`model: {"id": ...}`), listing and deleting them."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, UploadFile, status
+from fastapi import APIRouter, HTTPException, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CallerDep, SettingsDep, StoreDep
+from api.deps import CallerDep, KeysDep, SettingsDep, StoreDep
 from api.errors import error_responses
-from api.uploads import received
+from api.uploads import owned_upload, received, remove_upload
 from clr.config import MAX_MODEL_JSON_CHARS, safe_keras_config
 
 router = APIRouter(tags=["models"])
@@ -53,3 +53,12 @@ async def upload_model(file: UploadFile, settings: SettingsDep, store: StoreDep,
 def list_models(store: StoreDep, key: CallerDep) -> dict[str, list]:
     """The caller's uploaded models (an admin key's: everyone's)."""
     return {"uploaded": store.uploads("models", None if key.admin else key.name)}
+
+
+@router.delete("/models/{model_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 409))
+def delete_model(model_id: str, settings: SettingsDep, store: StoreDep, keys: KeysDep, key: CallerDep) -> Response:
+    """Delete an uploaded model, its file and its published copy, and give its bytes back to its owner's quota; 409
+    while a queued or running job trains it."""
+    meta = owned_upload("models", model_id, store, key)
+    remove_upload("models", meta, [settings.models_dir / f"{model_id}.keras"], settings.storage(), store, keys)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
