@@ -136,6 +136,12 @@ class KeyBeforeBody:
         await answer(scope, receive, send)
 
 
+# A hung Redis (stopped, its disk stalled) answers nothing: a request gives up after one timeout, with its 503, not
+# after a timeout per retry; a restarting one refuses connections, which are retried briefly.
+REDIS_TIMEOUT_S, REDIS_CONNECT_TIMEOUT_S = 5, 2
+REDIS_RETRY = Retry(ExponentialBackoff(cap=0.5), 2, supported_errors=(redis.ConnectionError,))
+
+
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """The app, with its store and Celery client made from `settings`."""
     settings = settings or ApiSettings()
@@ -143,8 +149,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.settings = settings
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=10,
-                                      retry=Retry(ExponentialBackoff(cap=0.5), 2))
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=REDIS_TIMEOUT_S,
+                                      socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S, retry=REDIS_RETRY)
         app.state.store = JobStore(client)
         app.state.keys = KeyStore(client)
         if settings.admin_key and not app.state.keys.list():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import tokenize
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from clr.tasks import Labels, holds_real_numbers
 BUILTIN_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+# What numpy's header parser (`ast.literal_eval` of the header's text) raises on a malformed header, not only ValueError
+NPY_HEADER_ERRORS = (ValueError, SyntaxError, tokenize.TokenError, TypeError, MemoryError, RecursionError)
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,8 @@ def from_npz(source: bytes | Path) -> Dataset:
 
 def _check_npy_headers(archive: zipfile.ZipFile) -> None:
     """Raise naming the first array member (`x_train` or `x_train.npy`, ...) that is no `.npy` array or whose header
-    declares more bytes (shape × itemsize) than the member holds: read before numpy allocates what it declares."""
+    declares more bytes (shape × itemsize) than the member holds, or a dimension that is negative or larger than the
+    member: read before numpy allocates what it declares."""
     for member in archive.infolist():
         if (key := member.filename.removesuffix(".npy")) in NPZ_KEYS:
             with archive.open(member) as file:
@@ -111,6 +115,9 @@ def _check_npy_headers(archive: zipfile.ZipFile) -> None:
             if (declared := math.prod(shape) * dtype.itemsize) > member.file_size:
                 raise ValueError(f"`{key}` declares shape {shape} of {dtype} in its .npy header, {declared} bytes, "
                                  f"but holds {member.file_size}")
+            if not all(0 <= size <= member.file_size for size in shape):
+                raise ValueError(f"`{key}` declares shape {shape} in its .npy header; each dimension must be 0 to "
+                                 f"the {member.file_size} bytes it holds")
 
 
 def _npy_header(file: io.BufferedIOBase, key: str) -> tuple[tuple[int, ...], np.dtype]:
@@ -120,7 +127,7 @@ def _npy_header(file: io.BufferedIOBase, key: str) -> tuple[tuple[int, ...], np.
         if version not in NPY_HEADER_READERS:
             raise ValueError(f"format version {version} is not one of {sorted(NPY_HEADER_READERS)}")
         shape, _, dtype = NPY_HEADER_READERS[version](file)
-    except ValueError as error:
+    except NPY_HEADER_ERRORS as error:
         raise ValueError(f"`{key}` is not an `.npy` array (np.save): {error}") from error
     return shape, dtype
 

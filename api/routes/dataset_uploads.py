@@ -45,11 +45,12 @@ def _session(upload_id: str, store: JobStore, key: ApiKey) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _one_at_a_time(upload_id: str, store: JobStore, key: ApiKey) -> Iterator[None]:
-    """Hold the upload while a part is added or it is finished: 409 while another request holds it."""
+    """Hold the upload while a part is added, it is finished or abandoned: 409 while another request holds it."""
     _session(upload_id, store, key)
     lock = store.redis.lock(f"clr:lock:uploads:{upload_id}", timeout=3600)
     if not lock.acquire(blocking=False):
-        raise HTTPException(409, "another request is adding a part to this upload or finishing it; one at a time")
+        raise HTTPException(409, f"another request is adding a part to upload {upload_id!r}, finishing or abandoning "
+                                 f"it; one at a time")
     try:
         yield
     finally:
@@ -198,10 +199,11 @@ async def finish_upload(upload_id: str, settings: SettingsDep, store: StoreDep, 
         return meta
 
 
-@router.delete("/{upload_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
+@router.delete("/{upload_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 409))
 def abandon_upload(upload_id: str, settings: SettingsDep, store: StoreDep, key: CallerDep) -> Response:
-    """Abandon an unfinished upload and free what it stored."""
-    _remove(upload_id, _session(upload_id, store, key), settings, store, key)
+    """Abandon an unfinished upload and free what it stored (409 while a part is being added or it is finished)."""
+    with _one_at_a_time(upload_id, store, key):
+        _remove(upload_id, _session(upload_id, store, key), settings, store, key)
     return Response(status_code=204)
 
 
