@@ -106,7 +106,8 @@ def test_training_with_step_size_in_epochs_records_every_iteration(client):
     expected = cyclical_lr(0.01, 0.1, clr["step_size"], "exp_range", 0.999, "sinusoidal")(np.arange(3 * per_epoch))
     np.testing.assert_allclose(curves["lr"], expected, rtol=1e-6)
     assert [epoch["val_accuracy"] is not None for epoch in curves["epochs"]] == [True] * 3
-    assert job["progress"] == {"iteration": 3 * per_epoch, "total_iterations": 3 * per_epoch, "epoch": 3, "epochs": 3}
+    assert job["progress"] == {"iteration": 3 * per_epoch, "total_iterations": 3 * per_epoch, "epoch": 3, "epochs": 3,
+                               "verifying": None}
     assert client.get(f"/jobs/{job['id']}/plot.png").content.startswith(b"\x89PNG")
 
 
