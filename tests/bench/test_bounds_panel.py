@@ -14,7 +14,7 @@ from worker.store import JobStore
 
 pytestmark = pytest.mark.slow
 
-SEEDS = range(3)
+SEEDS = range(2)
 _, MLP_SGD, _, _, NOISY, _ = CASES
 TESTED = {  # case with the best LR of its grid at 8 epochs, and how far below it every seed may end
     "MLP + SGD, 1e-5..10": (dataclasses.replace(MLP_SGD, grid=(0.3,)), 0.01),
