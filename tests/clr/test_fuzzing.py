@@ -120,7 +120,7 @@ BODY = st.fixed_dictionaries(
               "range_test": STRINGY, "sweep": STRINGY, "epochs": STRINGY})
 
 
-@FUZZ
+@settings(FUZZ, max_examples=50)  # each example validates a whole spec: the slowest of these
 @given(BODY, st.sampled_from([RangeTestSpec, TrainingSpec]))
 def test_request_models_only_raise_validation_errors(body, model):
     try:
