@@ -237,7 +237,7 @@ def _largest_converging(lr: np.ndarray, curve: LogLRCurve, fall: _Fall, diverged
     explanation = (f"The loss turns up at lr={lr[turned]:.3g}; "
                    f"max_lr={lr[stop]:.3g} is half that (Smith: within 2x of the largest rate that still converges), "
                    f"min_lr={lr[start]:.3g} a quarter of max_lr.")
-    return _suggestion(lr, curve, start, stop, "low", reasons, explanation, fall)
+    return _suggestion(lr, curve, start, stop, "low", reasons, explanation, fall, valley_index(curve.smoothed))
 
 
 def accuracy_bounds(lrs: np.ndarray, accuracies: np.ndarray) -> tuple[float, float] | None:
@@ -261,8 +261,9 @@ def momentum_lag(momentum: float) -> int:
 
 
 def _suggestion(lr: np.ndarray, curve: LogLRCurve, start: int, stop: int, confidence: Confidence,
-                reasons: list[str], explanation: str, fall: _Fall) -> BoundSuggestion:
-    """The suggestion of `lr[start]` to `lr[stop]`, with the single-LR rules on the same curve."""
+                reasons: list[str], explanation: str, fall: _Fall, valley: int) -> BoundSuggestion:
+    """The suggestion of `lr[start]` to `lr[stop]`, with the single-LR rules on the same curve (`valley`: fastai's
+    point on it, `valley_index`)."""
     in_fall = slice(fall.top, fall.lowest + 1)
     steepest = fall.top + int(np.argmin(np.gradient(curve.smoothed, curve.log_lr)[in_fall]))
     return BoundSuggestion(
@@ -274,7 +275,7 @@ def _suggestion(lr: np.ndarray, curve: LogLRCurve, start: int, stop: int, confid
         reasons=tuple(reasons),
         steepest_lr=float(lr[steepest]),
         minimum_lr=float(lr[fall.lowest] / 10),
-        valley_lr=float(lr[valley_index(curve.smoothed)]),
+        valley_lr=float(lr[valley]),
         explanation=explanation,
     )
 
@@ -288,17 +289,6 @@ def suggest_bounds(
     `momentum` (SGD's or RMSprop's), each loss is read against the rate its velocity carries, `momentum_lag`
     iterations earlier in the sweep. With each batch's `accuracies`, Smith's reading of them is given beside
     (`accuracy_bounds`), on the same cut of the curve."""
-    suggestion = _from_loss(lrs, losses, beta, stop_factor, momentum)
-    if accuracies is None:
-        return suggestion
-    lr, loss = _checked(lrs, losses)
-    lag, end = momentum_lag(momentum), _usable_length(loss, beta, stop_factor)
-    return replace(suggestion, accuracy_bounds=accuracy_bounds(
-        lr[: end - lag], np.asarray(accuracies, dtype=np.float64)[lag:end]))
-
-
-def _from_loss(lrs: npt.ArrayLike, losses: npt.ArrayLike, beta: float, stop_factor: float,
-               momentum: float) -> BoundSuggestion:
     lr, loss = _checked(lrs, losses)
     lag = momentum_lag(momentum)
     end = _usable_length(loss, beta, stop_factor)
@@ -308,8 +298,15 @@ def _from_loss(lrs: npt.ArrayLike, losses: npt.ArrayLike, beta: float, stop_fact
             f"of {len(loss)}{f' ({lag} of them taken by the momentum lag)' if lag else ''}; lower "
             "`start_lr`/`end_lr` or run more iterations"
         )
-    diverged = end < len(loss)
-    lr, loss = lr[: end - lag], loss[lag:end]
+    suggestion = _from_loss(lr[: end - lag], loss[lag:end], diverged=end < len(loss), lag=lag)
+    if accuracies is None:
+        return suggestion
+    return replace(suggestion, accuracy_bounds=accuracy_bounds(
+        lr[: end - lag], np.asarray(accuracies, dtype=np.float64)[lag:end]))
+
+
+def _from_loss(lr: np.ndarray, loss: np.ndarray, diverged: bool, lag: int) -> BoundSuggestion:
+    """The suggestion of the usable curve, each loss paired with the rate `lag` iterations before it."""
     curve = smooth_in_log_lr(lr, loss)
     smoothed, fall = curve.smoothed, _find_fall(curve)
     low: list[str] = []  # reasons for low confidence
@@ -358,4 +355,4 @@ def _from_loss(lrs: npt.ArrayLike, losses: npt.ArrayLike, beta: float, stop_fact
         f"where it has made {made[1]:.0%}. " + " ".join(f"Note: {note}." for note in notes)
     ).strip()
     return _suggestion(lr, curve, start, stop, "low" if low else "medium" if medium else "high", low + medium,
-                       explanation, fall)
+                       explanation, fall, valley)

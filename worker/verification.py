@@ -30,12 +30,12 @@ class CandidateStream(TrainingStream):
         self.last_epoch = {name: finite_or_none(value) for name, value in (logs or {}).items()}
 
 
-def train_candidate(spec: RangeTestSpec, dataset: Dataset, weights: list[np.ndarray], candidate: Candidate,
-                    data_seed: int, reporter: JobReporter, settings: Settings, devices: list[str]) -> dict:
-    """Train `candidate` one triangular cycle of `spec.verify.epochs` from `weights`, in the batch order of
-    `data_seed`; its outcome on the validation split."""
+def train_candidate(spec: RangeTestSpec, dataset: Dataset, per_epoch: int, weights: list[np.ndarray],
+                    candidate: Candidate, data_seed: int, reporter: JobReporter, settings: Settings,
+                    devices: list[str]) -> dict:
+    """Train `candidate` one triangular cycle of `spec.verify.epochs` (of `per_epoch` iterations) from `weights`, in
+    the batch order of `data_seed`; its outcome on the validation split."""
     epochs = spec.verify.epochs
-    per_epoch = iterations_per_epoch(len(dataset.x_train), spec.batch_size, spec.validation_split)
     schedule = CyclicalSchedule(candidate.min_lr, candidate.max_lr, max(1, epochs * per_epoch // 2))
     model, data = prepare_model(spec, dataset, schedule, settings, settings.steps_per_execution, devices)
     model.set_weights(weights)
@@ -74,15 +74,16 @@ def verify(spec: RangeTestSpec, suggestion: BoundSuggestion, dataset: Dataset, w
     earlier = (reporter.store.get(reporter.job_id) or {}).get("verification") or []
     measured = [entry for entry in earlier if entry["phase"] in CANDIDATE_PHASES[:len(offered)]
                 and _same_candidate(entry, offered[CANDIDATE_PHASES.index(entry["phase"])])]
-    per_candidate = spec.verify.epochs * iterations_per_epoch(len(dataset.x_train), spec.batch_size,
-                                                              spec.validation_split)
+    per_epoch = iterations_per_epoch(len(dataset.x_train), spec.batch_size, spec.validation_split)
+    per_candidate = spec.verify.epochs * per_epoch
     reporter.set_progress(total_iterations=swept + len(offered) * per_candidate)
     for index, (candidate, phase) in enumerate(zip(offered, CANDIDATE_PHASES, strict=False)):
         if reporter.should_stop() or any(entry["phase"] == phase for entry in measured):
             continue
         reporter.set_progress(verifying={"candidate": index + 1, "of": len(offered)})
         reporter.start_phase(phase, fresh=True, progress_from=swept + index * per_candidate)
-        outcome = train_candidate(spec, dataset, weights, candidate, data_seed, reporter, settings, devices)
+        outcome = train_candidate(spec, dataset, per_epoch, weights, candidate, data_seed, reporter, settings,
+                                  devices)
         if not reporter.should_stop():
             measured.append(outcome | {"phase": phase})
             reporter.set_progress(verification=measured)
