@@ -14,7 +14,7 @@ from rich.console import Console
 
 from api import client_cli, workflow
 from api.keys import ApiKey, KeyStore
-from api.stack import REDIS_URL_FILE, EmbeddedStack, free_port
+from api.stack import REDIS_URL_FILE, EmbeddedStack, free_port, uvicorn_command
 from clr import volume
 from clr.datasets import BUILTIN_DATASETS
 from worker.settings import Settings
@@ -120,8 +120,7 @@ def up(host: Host = "127.0.0.1", port: Port = 8000, data_dir: DataDir = Path(".c
 def api(host: Host = "0.0.0.0", port: Port = 8000,
         workers: Annotated[int, typer.Option(min=1, help="API processes serving the port")] = 1) -> None:
     """Only the API (needs REDIS_URL)."""
-    os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "api.main:app", "--host", host, "--port", str(port),
-                              "--workers", str(workers)])
+    os.execv(sys.executable, uvicorn_command(host, port, workers))
 
 
 @app.command()

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import redis
+
+from api.private import write_private
 
 KEY_FILE = "api-key"
 
@@ -81,9 +82,5 @@ def first_admin_key(keys: KeyStore, data_dir: Path) -> Path | None:
     if keys.redis.hlen("clr:keys"):
         return None
     token = keys.create(ApiKey("admin", admin=True))
-    path = data_dir / KEY_FILE
     data_dir.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(token + "\n")
-    return path
+    return write_private(data_dir / KEY_FILE, token + "\n")

@@ -22,7 +22,9 @@ MAX_MODEL_JSON_CHARS = 1_000_000
 BuiltinDataset = Literal[BUILTIN_DATASETS]
 
 # Layers whose config carries Python code or calls arbitrary functions: refused before any worker sees them.
-CODE_CARRYING_CLASSES = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda", "TorchModuleWrapper", "JaxLayer"})
+# Layers that carry code, and Keras's form of a serialized `lambda` (bytecode)
+CODE_CARRYING_CLASSES = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda", "TorchModuleWrapper", "JaxLayer",
+                                   "__lambda__"})
 
 
 class Strict(BaseModel):
@@ -174,9 +176,17 @@ class RMSprop(Strict):
 Optimizer = Annotated[SGD | Adam | RMSprop, Field(discriminator="name")]
 
 
+def serialized_lambda(config: dict) -> bool:
+    """Whether `config` is a `lambda` as a layer's argument saves it: `{"value": [bytecode, defaults, closure]}`."""
+    value = config.get("value")
+    return config.keys() == {"value"} and isinstance(value, list) and bool(value) and isinstance(value[0], str)
+
+
 def code_carrying_objects(config: Any) -> set[str]:
     """The classes in a Keras config that carry code or come from outside Keras (custom objects), and any whose
-    `module` or `class_name` is no string (`module=None`: Keras's mark of a class of `__main__`)."""
+    `module` or `class_name` is no string (`module=None`: Keras's mark of a class of `__main__`). A model's own
+    functions are custom objects too: Keras saves them as `builtins.function` by name (its own activations it saves
+    as strings); the `compile_config`, which a job does not load, is not looked into."""
     found: set[str] = set()
     if isinstance(config, dict):
         module, class_name = config.get("module", "keras"), config.get("class_name", "")
@@ -187,6 +197,11 @@ def code_carrying_objects(config: Any) -> set[str]:
                 found.add(class_name)
             if module.split(".")[0] not in {"keras", "builtins"}:
                 found.add(f"{module}.{class_name}")
+            if (module, class_name) == ("builtins", "function"):
+                found.add(f"function {reprlib.repr(config.get('config'))}")
+        if serialized_lambda(config):
+            found.add("__lambda__")
+        config = {key: value for key, value in config.items() if key != "compile_config"}
         for value in config.values():
             found |= code_carrying_objects(value)
     elif isinstance(config, list):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import clr.keras_schedule  # noqa: F401  (registers the schedules a saved model names)
-from api.stack import EmbeddedStack, free_port, start_redis
+from api.stack import EmbeddedStack, free_port
 from clr import datasets
 from clr.schedules import cyclical_lr
 from tests.conftest import SERVICE_ENV
@@ -156,7 +156,7 @@ def test_redis_killed_and_restarted_mid_job_loses_no_point_and_the_api_says_503(
         answer = client.get(f"/jobs/{job_id}")
         assert answer.status_code == 503 and "Redis" in answer.json()["detail"]
         time.sleep(2)  # the worker trains on meanwhile
-        stack.processes.insert(0, start_redis(int(stack.redis_url.split(":")[2].split("/")[0]), tmp_path / "redis"))
+        stack.processes.insert(0, stack.start_redis())
         job = wait_for_state(client, job_id, {"succeeded", "failed"}, timeout=240)
         assert_one_point_per_iteration_on_schedule(client, job, total)
         assert job["attempts"] == 1

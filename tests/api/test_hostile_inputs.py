@@ -5,6 +5,7 @@ import io
 import json
 import os
 import shutil
+import warnings
 import zipfile
 
 import httpx
@@ -214,3 +215,35 @@ def test_the_pages_render_under_the_content_security_policy(service, path, rende
         page.wait_for_timeout(500)
         browser.close()
     assert refused == []
+
+
+def own_activation(x):
+    return x
+
+
+@pytest.mark.parametrize(("activation", "named"), [(lambda x: x, "__lambda__"), (own_activation, "own_activation")],
+                         ids=["a lambda", "a function of the user's"])
+def test_a_model_whose_layers_call_code_of_its_own_is_refused_before_any_job_fails_on_it(client, tmp_path,
+                                                                                          activation, named):
+    import keras
+
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2, activation=activation)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras warns that a lambda will not load in safe mode: the point here
+        model.save(tmp_path / "own.keras")
+        model_json = model.to_json()
+    uploaded = client.post("/models", files={"file": ("own.keras", (tmp_path / "own.keras").read_bytes())})
+    assert uploaded.status_code == 422 and named in uploaded.text, uploaded.text
+    inline = client.post("/trainings", json=GOOD_TRAINING | {"model": {"keras_json": model_json}})
+    assert inline.status_code == 422 and named in inline.text, inline.text
+
+
+def test_a_compiled_model_with_keras_functions_for_its_loss_is_accepted(client, tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2, activation=keras.activations.softmax)])
+    model.compile("sgd", keras.losses.sparse_categorical_crossentropy, [keras.metrics.sparse_categorical_accuracy])
+    model.save(tmp_path / "compiled.keras")
+    uploaded = client.post("/models", files={"file": ("compiled.keras", (tmp_path / "compiled.keras").read_bytes())})
+    assert uploaded.status_code == 201, uploaded.text
+    assert client.delete(f"/models/{uploaded.json()['id']}").status_code == 204
