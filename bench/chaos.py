@@ -320,7 +320,7 @@ def uninterrupted_references(chaos: Chaos, timeout: float) -> dict[int, np.ndarr
 def fault_table(faults: list[Fault], skipped: collections.Counter) -> str:
     counts = collections.Counter(fault.kind for fault in faults)
     rows = [[kind, counts[kind], skipped[kind]] for kind in FAULTS]
-    return table(["fault", "count", "skipped: nothing to act on"], rows + [["all", len(faults), skipped.total()]])
+    return table(["fault", "count", "skipped: nothing to act on"], rows + [["total", len(faults), skipped.total()]])
 
 
 def outcome_row(name: str, outcomes: list[Outcome]) -> list[object]:
