@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import reprlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,12 +19,24 @@ TERMINAL_STATES = ("succeeded", "failed", "cancelled")
 RECONNECTS = 30
 
 
+def readable(detail: Any) -> str:
+    """The server's message as a person reads it: a validation error list as `field: message (got value)` per
+    field (a missing one without the object it is missing from), any other detail as it came."""
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list) and all(isinstance(item, dict) and {"loc", "msg"} <= item.keys() for item in detail):
+        return "; ".join(f"{'.'.join(str(part) for part in item['loc'][1:] or item['loc'])}: {item['msg']}"
+                         + (f" (got {reprlib.repr(item['input'])})" if item.get("type") != "missing" else "")
+                         for item in detail)
+    return json.dumps(detail)
+
+
 class ServiceError(RuntimeError):
     """An error answer: its status code and the server's message."""
 
     def __init__(self, status_code: int, detail: Any) -> None:
         self.status_code, self.detail = status_code, detail
-        super().__init__(f"{status_code}: {detail if isinstance(detail, str) else json.dumps(detail)}")
+        super().__init__(f"{status_code}: {readable(detail)}")
 
 
 class Client:

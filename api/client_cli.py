@@ -7,8 +7,9 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
+import httpx
 import typer
 import yaml
 from rich.console import Console
@@ -18,6 +19,7 @@ from api.client import Client, ServiceError
 from api.keys import KEY_FILE
 
 console = Console()
+error_console = Console(stderr=True, style="red", soft_wrap=True)
 Url = Annotated[str, typer.Option("--url", envvar="CLR_URL", help="The service")]
 Key = Annotated[str | None, typer.Option("--key", envvar="CLR_API_KEY", help="API key (default: <data-dir>/api-key)")]
 DataDir = Annotated[Path, typer.Option(help="Where `clr-service up` keeps its admin key")]
@@ -26,25 +28,52 @@ Output = Annotated[Path, typer.Option("-o", "--output", help="File to write")]
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
+def fail(message: str, code: int = 1) -> NoReturn:
+    """End the command with `message` on one line, no traceback."""
+    error_console.print(message, markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+def _key(key: str | None, data_dir: Path) -> str:
+    """The API key given, else the one `clr-service up` wrote to `data_dir`; a usable header value either way."""
+    source = "--key / CLR_API_KEY"
+    if key is None and (data_dir / KEY_FILE).exists():
+        key, source = (data_dir / KEY_FILE).read_text().strip(), str(data_dir / KEY_FILE)
+    if key is None:
+        fail(f"No API key: pass --key, set CLR_API_KEY, or run next to {data_dir / KEY_FILE}", 2)
+    if not key or not key.isascii() or not key.isprintable() or " " in key:
+        fail(f"The API key from {source} is {'empty' if not key else 'not a key (spaces or unprintable characters)'}",
+             2)
+    return key
+
+
 @contextlib.contextmanager
 def _service(url: str, key: str | None, data_dir: Path) -> Iterator[Client]:
-    """A client of the service; an error answer ends the command with its message and exit code 1."""
-    if key is None and (data_dir / KEY_FILE).exists():
-        key = (data_dir / KEY_FILE).read_text().strip()
-    if key is None:
-        console.print(f"[red]No API key: pass --key, set CLR_API_KEY, or run next to {data_dir / KEY_FILE}[/red]")
-        raise typer.Exit(2)
-    with Client(url, key) as client:
+    """A client of the service; an error answer, or no answer, ends the command with one line and exit code 1."""
+    with Client(url, _key(key, data_dir)) as client:
         try:
             yield client
         except ServiceError as error:
-            console.print(f"[red]{error}[/red]")
-            raise typer.Exit(1) from error
+            fail(str(error))
+        except httpx.TransportError as error:
+            fail(f"No answer from the service at {url} ({type(error).__name__}: {error}); is it running there? "
+                 "(--url or CLR_URL)")
+
+
+SpecFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                          help="The job's spec, JSON or YAML, as `POST` takes it")]
 
 
 def _spec(file: Path) -> dict[str, Any]:
+    """The spec in `file`, or the command ends naming the file and where it is not JSON or YAML."""
     text = file.read_text()
-    return json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+    try:
+        spec = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        fail(f"{file} is not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {' '.join(str(error).split())}")
+    if not isinstance(spec, dict):
+        fail(f"{file} must hold a mapping of the job's fields, not {type(spec).__name__}")
+    return spec
 
 
 submit_app = typer.Typer(help="Queue a job from a JSON or YAML file holding its spec (as `POST` takes it).",
@@ -62,14 +91,14 @@ def _submit(kind: str, file: Path, url: str, key: str | None, data_dir: Path, th
 
 
 @submit_app.command("range-test")
-def submit_range_test(file: Path, url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = Path(".clr-data"),
+def submit_range_test(file: SpecFile, url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = Path(".clr-data"),
                       watch: Annotated[bool, typer.Option(help="Then watch it")] = False) -> None:
     """Queue a range test; print its id."""
     _submit("range-test", file, url, key, data_dir, watch)
 
 
 @submit_app.command("training")
-def submit_training(file: Path, url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = Path(".clr-data"),
+def submit_training(file: SpecFile, url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = Path(".clr-data"),
                     watch: Annotated[bool, typer.Option(help="Then watch it")] = False) -> None:
     """Queue a training; print its id."""
     _submit("training", file, url, key, data_dir, watch)
