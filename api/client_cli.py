@@ -14,6 +14,7 @@ import typer
 import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Column
 
 from api.client import Client, ServiceError
 from api.keys import KEY_FILE
@@ -106,24 +107,26 @@ def submit_training(file: SpecFile, url: Url = DEFAULT_URL, key: Key = None, dat
 
 def _watch(client: Client, job_id: str) -> None:
     """A progress bar from the job's event stream; exit 1 unless it succeeds."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    columns = (TextColumn("{task.description}"), BarColumn(None, table_column=Column(ratio=1)), MofNCompleteColumn(),
                TextColumn("epoch {task.fields[epoch]}"), TextColumn("loss {task.fields[loss]}"),
                TextColumn("lr {task.fields[lr]}"), TextColumn("{task.fields[speed]} it/s"), TimeRemainingColumn())
     started, final = time.monotonic(), {}
-    with Progress(*columns, console=console) as progress:
+    with Progress(*columns, console=console, expand=True) as progress:  # the bar takes what the figures leave
         task = progress.add_task(job_id[:8], total=None, epoch="-", loss="-", lr="-", speed="-")
-        first = None
+        first, total, epochs = None, None, None
         for name, data in client.events(job_id):
             if name == "progress":
-                progress.update(task, total=data["total_iterations"] or None, epoch=f"{data['epoch']}/{data['epochs']}")
+                total, epochs = data["total_iterations"] or None, data["epochs"]
+                progress.update(task, total=total)
             elif name == "points" and data["iteration"]:
                 first = data["iteration"][0] if first is None else first
                 done = data["iteration"][-1] + 1
                 speed = (done - first) / max(time.monotonic() - started, 1e-9)
                 progress.update(task, completed=done, loss=f"{data['loss'][-1]:.4g}" if data["loss"][-1] is not None
                                 else "nan", lr=f"{data['lr'][-1]:.3g}", speed=f"{speed:.0f}")
+                if total and epochs:  # the epoch under way, as Keras counts (the job's `epoch` counts those ended)
+                    progress.update(task, epoch=f"{min((done - 1) * epochs // total + 1, epochs)}/{epochs}")
             elif name == "state":
-                progress.update(task, description=f"{job_id[:8]} {data['state']}")
                 final = data
     console.print(f"{job_id}: {final.get('state')}" + (f" ({final['error']})" if final.get("error") else ""))
     if final.get("state") != "succeeded":
