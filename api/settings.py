@@ -13,5 +13,5 @@ class ApiSettings(Settings):
 
     max_classes: int = Field(100_000, ge=2)  # integer labels are classes 0 to max_classes - 1, an output unit each
     max_head_bytes: int = Field(32 * 2**10, ge=1024)  # a request's line and headers together
-    head_timeout_s: float = Field(10.0, gt=0)  # to send a request's line and headers, from connecting or the last answer
+    head_timeout_s: float = Field(10.0, gt=0)  # to send a request's head, from connecting or from the last answer
     body_idle_s: float = Field(30.0, gt=0)  # the longest pause within a request's body

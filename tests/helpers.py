@@ -1,8 +1,15 @@
 """Helpers shared by the service tests."""
 
+import json
+import os
+import subprocess
+import sys
 import time
 
 import httpx
+import numpy as np
+
+from clr import datasets
 
 
 def wait_for_state(client: httpx.Client, job_id: str, states: set[str], timeout: float = 180) -> dict:
@@ -23,3 +30,31 @@ def wait_until(condition, what: str, timeout: float = 120):
         assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
         time.sleep(0.1)
     return value
+
+
+# Loads a downloaded model where neither this package nor its schedules can be imported, as a serving team or a
+# notebook would, and scores it on the test split.
+PLAIN_KERAS = """
+import json, sys
+sys.modules.update(clr=None, worker=None, api=None)
+import keras, numpy as np
+model, test = keras.saving.load_model(sys.argv[1]), np.load(sys.argv[2])
+scores = model.evaluate(test["x"], test["y"], verbose=0, return_dict=True)
+print(json.dumps({"accuracy": scores["accuracy"], "optimizer": type(model.optimizer).__name__,
+                  "lr": float(model.optimizer.learning_rate), "iterations": int(model.optimizer.iterations),
+                  "momentum": float(getattr(model.optimizer, "momentum", 0.0))}))
+"""
+
+
+def in_plain_keras(client: httpx.Client, job_id: str, which: str, folder) -> dict:
+    """What plain Keras, without this package, makes of the job's downloaded model."""
+    response = client.get(f"/jobs/{job_id}/model", params={"which": which})
+    assert response.status_code == 200, response.text
+    (folder / f"{which}.keras").write_bytes(response.content)
+    digits = datasets.digits()
+    np.savez(folder / "test.npz", x=digits.x_test, y=digits.y_test)
+    run = subprocess.run([sys.executable, "-c", PLAIN_KERAS, str(folder / f"{which}.keras"), str(folder / "test.npz")],
+                         capture_output=True, text=True, timeout=120, cwd=folder,
+                         env=os.environ | {"PYTHONPATH": "", "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])

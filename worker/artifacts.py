@@ -1,8 +1,9 @@
-"""Trained models as `.keras` files (Keras's native format, compiled, the schedule registered by
-`clr.keras_schedule`), each written whole or not at all."""
+"""Trained models as `.keras` files (Keras's native format, compiled), each written whole or not at all; the files
+a job hands out load in plain Keras."""
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 from collections.abc import Callable
@@ -19,6 +20,37 @@ def save_model(model: keras.Model, path: Path) -> int:
     model.save(temporary)
     os.replace(temporary, path)
     return path.stat().st_size
+
+
+MOMENTA = ("momentum", "beta_1")  # the attribute a momentum schedule drives (SGD's and RMSprop's, Adam's)
+
+
+def with_plain_optimizer(model: keras.Model) -> keras.Model:
+    """`model`, compiled again with the Keras optimizer its own is built on (SGD, Adam, RMSprop) at the rate and
+    momentum of its last step, its state (iteration count, slots) carried over: saved, it loads in plain Keras, without
+    this package's schedules. Only for a model that trains no further here."""
+    trained = model.optimizer
+    plain_class = next(cls for cls in type(trained).__mro__ if cls.__module__.startswith("keras."))
+    accepted = inspect.signature(plain_class).parameters
+    config = {name: value for name, value in trained.get_config().items() if name in accepted}
+    if isinstance(rate := config["learning_rate"], dict):  # a schedule: the rate of the last step taken
+        rate = keras.optimizers.schedules.deserialize(rate)(max(int(trained.iterations) - 1, 0))
+    config["learning_rate"] = float(rate)
+    config |= {name: float(getattr(trained, name)) for name in MOMENTA if name in config}
+    compile_config = model.get_compile_config()
+    compile_config["optimizer"] = keras.optimizers.serialize(plain_class.from_config(config))
+    with model.distribute_strategy.scope():
+        model.compile_from_config(compile_config)
+    state = {variable.path: variable for variable in model.optimizer.variables}
+    for variable in trained.variables:
+        if variable.path in state:
+            state[variable.path].assign(variable)
+    return model
+
+
+def save_portable(path: Path) -> int:
+    """Save the model in the file at `path` again, as `with_plain_optimizer` makes it; return the file's size."""
+    return save_model(with_plain_optimizer(keras.saving.load_model(path)), path)
 
 
 class BestModel(keras.callbacks.Callback):

@@ -25,7 +25,7 @@ from clr.recording import IterationRecorder
 from clr.schedules import step_size_advice
 from clr.tasks import Task
 from worker import checkpoints
-from worker.artifacts import BestModel, save_model
+from worker.artifacts import BestModel, save_model, save_portable, with_plain_optimizer
 from worker.data_order import SeededEpochs
 from worker.devices import job_devices, job_strategy
 from worker.errors import Drained, JobError
@@ -368,10 +368,11 @@ def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporte
     else:
         result["schedule"] = {"policy": spec.schedule.policy, **schedule.get_config()}
     if not reporter.should_stop():
-        result["model_bytes"] = save_model(model, files.model("final"))
+        result["model_bytes"] = save_model(with_plain_optimizer(model), files.model("final"))
         storage.publish(files.model("final"))
         if files.model("best").exists():
-            result["best_model_bytes"] = files.model("best").stat().st_size
+            result["best_model_bytes"] = save_portable(files.model("best"))
+            storage.publish(files.model("best"))
     if data.x_test is not None:
         test = model.evaluate(data.x_test, data.y_test, batch_size=spec.batch_size, verbose=0, return_dict=True)
         result |= {f"test_{name}": finite_or_none(value) for name, value in test.items()}

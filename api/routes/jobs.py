@@ -223,8 +223,8 @@ def cancel_job(job: JobDep, store: StoreDep, settings: SettingsDep) -> JobView:
     | error_responses(404, 409),
 )
 def download_model(job: JobDep, settings: SettingsDep, which: Literal["final", "best"] = "final") -> FileResponse:
-    """A training's model as a `.keras` file: `final` (trained) or `best` (lowest validation loss). Load it with
-    `keras.saving.load_model` after `import clr.keras_schedule`."""
+    """A training's model as a `.keras` file: `final` (trained) or `best` (lowest validation loss). Plain Keras
+    loads it (`keras.saving.load_model`): Keras's own optimizer at the rate and momentum of the job's last step."""
     if job["kind"] != "training":
         raise HTTPException(404, f"Job {job['id']!r} is a range test: it trains no model to keep")
     if job["state"] not in TERMINAL_STATES:

@@ -54,8 +54,8 @@ def test_schemathesis_finds_no_failure_in_json_or_other_media_types(redis_server
             [str(Path(sys.executable).parent / "st"), "--config-file", str(tmp_path / "schemathesis.toml"), "run",
              str(tmp_path / "openapi.json"), "--url", f"http://127.0.0.1:{port}",
              "--header", f"Authorization: Bearer {(tmp_path / 'api-key').read_text().strip()}", "--checks", "all",
-             "--exclude-checks", ",".join(EXCLUDED_CHECKS), "--exclude-path", EXCLUDED_PATH, "--max-examples", "10", "--workers", "2",
-             "--seed", "1", "--no-color"],
+             "--exclude-checks", ",".join(EXCLUDED_CHECKS), "--exclude-path", EXCLUDED_PATH, "--max-examples", "10",
+             "--workers", "2", "--seed", "1", "--no-color"],
             capture_output=True, text=True, cwd=tmp_path, timeout=300,
         )
     finally:

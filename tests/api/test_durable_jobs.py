@@ -11,12 +11,11 @@ import keras
 import numpy as np
 import pytest
 
-import clr.keras_schedule  # noqa: F401  (registers the schedules a saved model names)
 from api.stack import EmbeddedStack, free_port
 from clr import datasets
 from clr.schedules import cyclical_lr
 from tests.conftest import SERVICE_ENV
-from tests.helpers import wait_for_state, wait_until
+from tests.helpers import in_plain_keras, wait_for_state, wait_until
 from worker.job_files import JobFiles
 from worker.store import JobStore
 
@@ -60,7 +59,8 @@ def assert_one_point_per_iteration_on_schedule(client: httpx.Client, job: dict, 
     return curves
 
 
-def test_the_trained_model_downloads_loads_and_scores_the_jobs_test_accuracy(client, service):
+def test_the_trained_model_downloads_and_loads_in_plain_keras_scoring_the_jobs_test_accuracy(client, service,
+                                                                                              tmp_path):
     job = wait_for_state(client, client.post("/trainings", json=training(3, validation_split=0.2)).json()["id"],
                          {"succeeded", "failed"})
     assert job["state"] == "succeeded", job["error"]
@@ -68,14 +68,15 @@ def test_the_trained_model_downloads_loads_and_scores_the_jobs_test_accuracy(cli
     assert response.status_code == 200 and response.headers["content-type"] == "application/octet-stream"
     assert response.headers["content-disposition"] == f'attachment; filename="{job["id"]}.keras"'
     assert len(response.content) == job["result"]["model_bytes"]
-    path = service.data_dir / "downloaded.keras"
-    path.write_bytes(response.content)
-    model = keras.saving.load_model(path)
-    digits = datasets.digits()
-    scores = model.evaluate(digits.x_test, digits.y_test, verbose=0, return_dict=True)
-    assert abs(scores["accuracy"] - job["result"]["test_accuracy"]) <= 1e-6
+    final = in_plain_keras(client, job["id"], "final", tmp_path)
+    assert abs(final["accuracy"] - job["result"]["test_accuracy"]) <= 1e-6
+    assert final["optimizer"] == "SGD" and final["iterations"] == job["result"]["iterations"]
+    # the rate of the last step taken
+    assert final["lr"] == pytest.approx(float(cyclical_lr(0.005, 0.05, 150)(job["result"]["iterations"] - 1)), rel=1e-5)
+    assert final["momentum"] == pytest.approx(0.9)
     best = client.get(f"/jobs/{job['id']}/model", params={"which": "best"})
     assert best.status_code == 200 and len(best.content) == job["result"]["best_model_bytes"]
+    assert in_plain_keras(client, job["id"], "best", tmp_path)["optimizer"] == "SGD"
 
     files = JobFiles.of(service.data_dir, job["id"])
     assert files.model().exists() and not files.checkpoint.exists()  # a finished job keeps no checkpoint

@@ -242,7 +242,8 @@ def test_a_compiled_model_with_keras_functions_for_its_loss_is_accepted(client, 
     import keras
 
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2, activation=keras.activations.softmax)])
-    model.compile("sgd", keras.losses.sparse_categorical_crossentropy, [keras.metrics.sparse_categorical_accuracy])
+    model.compile("sgd", keras.losses.sparse_categorical_crossentropy,
+                  metrics=[keras.metrics.sparse_categorical_accuracy])
     model.save(tmp_path / "compiled.keras")
     uploaded = client.post("/models", files={"file": ("compiled.keras", (tmp_path / "compiled.keras").read_bytes())})
     assert uploaded.status_code == 201, uploaded.text
