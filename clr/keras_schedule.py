@@ -39,10 +39,11 @@ def cycle_amplitude(step, step_size: float, mode: str, gamma: float, shape: str)
 
 
 def phased(step, phases: list[tuple[float, float, float, float]], anneal_strategy: str):
-    """The value of `clr.policies.one_cycle_phases` at the optimizer's iteration `step`, in float32."""
-    it = ops.cast(step, "float64")
+    """The value of `clr.policies.one_cycle_phases` at the optimizer's iteration `step`, in float32; past the last
+    phase it holds the final value (`fit` cannot be refused mid-run, as the numpy oracle refuses such steps)."""
+    it = ops.minimum(ops.cast(step, "float64"), phases[-1][1])
     value = None
-    for start, end, first, last in reversed(phases):  # the last phase also holds every later step
+    for start, end, first, last in reversed(phases):
         here = anneal(first, last, (it - start) / (end - start), anneal_strategy, ops.cos)
         value = here if value is None else ops.where(it <= end, here, value)
     return ops.cast(value, "float32")

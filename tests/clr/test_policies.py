@@ -95,9 +95,17 @@ def test_bad_arguments_name_the_argument_and_value(factory, arguments, message):
         factory(**arguments)
 
 
-def test_one_cycle_refuses_iterations_past_its_end():
+def test_one_cycle_refuses_iterations_past_its_end_and_in_graph_holds_its_final_value():
+    import keras
+
+    from clr.keras_schedule import OneCycleMomentumSchedule, OneCycleSchedule
+
     with pytest.raises(ValueError, match="Argument `iterations` must be < total_steps=100"):
         one_cycle_lr(0.1, 100)(100)
+    past = keras.ops.convert_to_tensor(np.array([100, 150, 200, 300, 10_000]))
+    for in_graph, oracle in ((OneCycleSchedule(0.1, 100), one_cycle_lr(0.1, 100)),
+                             (OneCycleMomentumSchedule(100, three_phase=True), one_cycle_momentum(100, three_phase=True))):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(in_graph(past)), oracle(99), rtol=1e-6)
 
 
 @pytest.mark.parametrize(
