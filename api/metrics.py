@@ -3,36 +3,41 @@ same workers' figures) and this API process's requests."""
 
 from __future__ import annotations
 
+import itertools
 import time
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import CallerDep
 from api.errors import error_responses
-from worker.store import JobStore
+from worker.store import DURATION_BUCKETS, TERMINAL_STATES, JobStore
 
 router = APIRouter(tags=["health"])
-DURATION_BUCKETS = (1, 10, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
+JOB_KINDS = ("range_test", "training")
+JOB_STATES = ("queued", "running", *sorted(TERMINAL_STATES))
 QUEUE = "celery"  # the Celery queue jobs wait in (a Redis list)
 
 
 class StoreCollector(Collector):
-    """Job figures read from Redis at scrape time."""
+    """Job figures read from Redis at scrape time: gauges of the jobs held now (0 for a kind and state none is
+    in), and counters of the jobs ended so far, which only grow (deleting a job takes nothing from them)."""
 
     def __init__(self, store: JobStore) -> None:
         self.store = store
 
     def collect(self):
         heads = self.store.job_heads()
-        jobs = GaugeMetricFamily("clr_jobs", "Jobs by kind and state", labels=["kind", "state"])
-        counts: dict[tuple[str, str], int] = {}
+        counts = dict.fromkeys(itertools.product(JOB_KINDS, JOB_STATES), 0)
         for head in heads:
             counts[head["kind"], head["state"]] = counts.get((head["kind"], head["state"]), 0) + 1
+        jobs = GaugeMetricFamily("clr_jobs", "Jobs held now, by kind and state", labels=["kind", "state"])
         for (kind, state), count in sorted(counts.items()):
             jobs.add_metric([kind, state], count)
         yield jobs
@@ -44,11 +49,25 @@ class StoreCollector(Collector):
         yield GaugeMetricFamily("clr_training_iterations_per_second", "Iterations per second of the running jobs",
                                 value=sum(head["iteration"] / max(now - head["started_at"], 1e-9)
                                           for head in running if head["started_at"]))
-        durations = [head["finished_at"] - head["started_at"] for head in heads
-                     if head["finished_at"] and head["started_at"]]
-        buckets = [[str(bound), sum(duration <= bound for duration in durations)] for bound in DURATION_BUCKETS]
-        yield HistogramMetricFamily("clr_job_duration_seconds", "Seconds from start to end of finished jobs",
-                                    buckets=[*buckets, ["+Inf", len(durations)]], sum_value=sum(durations))
+        ended, durations = self.store.ended_counts()
+        finished = CounterMetricFamily("clr_jobs_ended", "Jobs ended so far, by kind and final state",
+                                       labels=["kind", "state"])
+        for kind, state in itertools.product(JOB_KINDS, TERMINAL_STATES):
+            finished.add_metric([kind, state], ended.get((kind, state), 0))
+        yield finished
+        buckets = [[str(bound), durations.get(f"le:{bound}", 0)] for bound in DURATION_BUCKETS]
+        yield HistogramMetricFamily("clr_job_duration_seconds", "Seconds from the last start to the end of ended jobs",
+                                    buckets=[*buckets, ["+Inf", durations.get("count", 0)]],
+                                    sum_value=durations.get("sum", 0))
+
+
+def route_template(scope: Scope) -> str:
+    """The path template of the route a request matched (`/jobs/{job_id}`; the docs' and static files' routes
+    too, which record no route in the scope), else `unmatched`."""
+    if (route := scope.get("route")) is not None:
+        return route.path
+    matched = (route.path for route in scope["app"].routes if route.matches(scope)[0] == Match.FULL)
+    return next(matched, "unmatched")
 
 
 class RequestMetrics:
@@ -64,20 +83,22 @@ class RequestMetrics:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        started, status = time.perf_counter(), 500
+        started, status, streamed = time.perf_counter(), 500, False
 
         async def recorded_send(message: Message) -> None:
-            nonlocal status
+            nonlocal status, streamed
             if message["type"] == "http.response.start":
                 status = message["status"]
+                streamed = MutableHeaders(scope=message).get("content-type", "").startswith("text/event-stream")
             await send(message)
 
         try:
             await self.app(scope, receive, recorded_send)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = route_template(scope)
             self.requests.labels(scope["method"], route, str(status)).inc()
-            self.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
+            if not streamed:  # an event stream lasts as long as its job: no request latency
+                self.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
 
 
 @router.get("/metrics", response_class=Response, responses={

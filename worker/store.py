@@ -36,9 +36,27 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1e6
 """
 
+# Ended jobs, counted as each ends (once: every end is a fenced state change), for monitoring: `kind:state` counts,
+# and a histogram of the seconds from the last attempt's start to the end (`le:BOUND` counts, `count`, `sum`).
+ENDED_KEY, DURATION_KEY = "clr:stats:ended", "clr:stats:duration"
+DURATION_BUCKETS = (1, 10, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
+_ENDED = _NOW + f"""
+local function ended(job, state)
+  redis.call('HINCRBY', '{ENDED_KEY}', redis.call('HGET', job, 'kind') .. ':' .. state, 1)
+  local started = tonumber(redis.call('HGET', job, 'started_at') or '')
+  if not started then return end
+  local seconds = now - started
+  for _, bound in ipairs({{{", ".join(map(str, DURATION_BUCKETS))}}}) do
+    if seconds <= bound then redis.call('HINCRBY', '{DURATION_KEY}', 'le:' .. bound, 1) end
+  end
+  redis.call('HINCRBY', '{DURATION_KEY}', 'count', 1)
+  redis.call('HINCRBYFLOAT', '{DURATION_KEY}', 'sum', seconds)
+end
+"""
+
 # KEYS: job, curve, job id. ARGV: runner, max_attempts, stale_after, force. Returns [outcome, attempts]. The curve
 # is kept: the runner cuts it back to where it resumes (`_RESUME`).
-_CLAIM = _NOW + """
+_CLAIM = _ENDED + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing', 0} end
 local stale = now - tonumber(redis.call('HGET', KEYS[1], 'heartbeat_at') or '0') > tonumber(ARGV[3])
@@ -46,12 +64,14 @@ if state == 'running' and not (stale or ARGV[4] == '1') then return {'busy', 0} 
 if state ~= 'queued' and state ~= 'running' then return {'finished', 0} end
 if redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then
   redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', now)
+  ended(KEYS[1], 'cancelled')
   return {'finished', 0}
 end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 if attempts > tonumber(ARGV[2]) then
   redis.call('HSET', KEYS[1], 'state', 'failed', 'finished_at', now, 'error',
     'Gave up after ' .. ARGV[2] .. ' attempts: the worker running this job was lost each time')
+  ended(KEYS[1], 'failed')
   redis.call('SREM', 'clr:running', KEYS[3])
   return {'exhausted', attempts}
 end
@@ -126,12 +146,13 @@ return 1
 
 # KEYS: job, job id. ARGV: stale_after. Returns the state after the request: a queued job, or a running one whose runner
 # stopped heartbeating, is cancelled at once; a live running one is asked to stop.
-_CANCEL = _NOW + """
+_CANCEL = _ENDED + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return false end
 local stale = now - tonumber(redis.call('HGET', KEYS[1], 'heartbeat_at') or '0') > tonumber(ARGV[1])
 if state == 'queued' or (state == 'running' and stale) then
   redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', now, 'cancel_requested', 1)
+  ended(KEYS[1], 'cancelled')
   redis.call('SREM', 'clr:running', KEYS[2])
   return 'cancelled'
 end
@@ -140,8 +161,9 @@ return state
 """
 
 # KEYS: job, job id. ARGV: attempt, state, error, result. Ends only the writer's own running attempt.
-_FINISH = _NOW + _OWNED + """
+_FINISH = _ENDED + _OWNED + """
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'finished_at', now, 'error', ARGV[3], 'result', ARGV[4])
+ended(KEYS[1], ARGV[2])
 redis.call('SREM', 'clr:running', KEYS[2])
 return 1
 """
@@ -321,6 +343,13 @@ class JobStore:
             rows = pipe.execute()
         return [_decode({name.encode(): value for name, value in zip(names, row, strict=True) if value is not None})
                 for row in rows if row[0] is not None]
+
+    def ended_counts(self) -> tuple[dict[tuple[str, str], int], dict[str, float]]:
+        """Jobs ended so far by (kind, state), and the histogram of their durations (`le:BOUND`, `count`, `sum`):
+        figures that only grow, whatever is deleted since."""
+        ended, durations = self.redis.hgetall(ENDED_KEY), self.redis.hgetall(DURATION_KEY)
+        return ({tuple(field.decode().split(":", 1)): int(count) for field, count in ended.items()},
+                {field.decode(): float(value) for field, value in durations.items()})
 
     def claim(self, job_id: str, runner: str, max_attempts: int, stale_after: float, runner_lost: bool) -> Claim:
         """Atomically move a queued job (or one whose runner is lost) to running. The claim's `attempts` is the

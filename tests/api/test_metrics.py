@@ -1,4 +1,5 @@
-"""`/metrics`, parsed with prometheus-client's own parser, counts the jobs the store holds."""
+"""`/metrics`, parsed with prometheus-client's own parser, counts the jobs the store holds, and the jobs ended with
+counters that only grow."""
 
 import httpx
 import pytest
@@ -7,6 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.keys import ApiKey, KeyStore, first_admin_key
 from api.stack import free_port, start_api, stop
+from worker.store import JobStore
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +48,29 @@ def test_metrics_count_jobs_by_kind_and_state_and_requests_by_route(redis_server
                                                        ("status", "202"))] == 3
             assert figures["clr_http_requests_total", (("method", "GET"), ("route", "/jobs/{job_id}"),
                                                        ("status", "404"))] == 1
+            assert figures["clr_jobs", (("kind", "training"), ("state", "running"))] == 0  # present, reading 0
+            assert figures["clr_jobs_ended_total", (("kind", "training"), ("state", "cancelled"))] == 1
+            assert figures["clr_jobs_ended_total", (("kind", "range_test"), ("state", "succeeded"))] == 0
             tenant_scrape = admin.get("/metrics", headers={"Authorization": f"Bearer {tenant}"})
             assert tenant_scrape.status_code == 403
+
+            store = JobStore.from_url(url)  # a worker's part: run one training to its end
+            attempt = store.claim(trainings[1], "test", 3, 60.0, False).attempts
+            assert store.finish(trainings[1], attempt, "succeeded", {})
+            assert "cancelled" in admin.get(f"/jobs/{trainings[0]}/events").text  # a stream that ends at once
+            assert admin.delete(f"/jobs/{trainings[0]}").status_code == 204
+            assert admin.delete(f"/jobs/{trainings[1]}").status_code == 204
+            assert admin.get("/openapi.json").status_code == 200
+            figures = samples(admin.get("/metrics").text)
+            assert figures["clr_jobs", (("kind", "training"), ("state", "cancelled"))] == 0
+            assert figures["clr_jobs_ended_total", (("kind", "training"), ("state", "cancelled"))] == 1
+            assert figures["clr_jobs_ended_total", (("kind", "training"), ("state", "succeeded"))] == 1
+            assert figures["clr_job_duration_seconds_count", ()] == 1
+            assert figures["clr_job_duration_seconds_bucket", (("le", "10"),)] == 1
+            assert figures["clr_http_requests_total", (("method", "GET"), ("route", "/openapi.json"),
+                                                       ("status", "200"))] == 1
+            events = ("route", "/jobs/{job_id}/events")
+            assert figures["clr_http_requests_total", (("method", "GET"), events, ("status", "200"))] == 1
+            assert ("clr_http_request_duration_seconds_count", (("method", "GET"), events)) not in figures
     finally:
         stop([api])
