@@ -25,6 +25,8 @@ def make_celery(settings: Settings) -> Celery:
         worker_max_tasks_per_child=1,
         worker_concurrency=1,
         worker_hijack_root_logger=False,
+        worker_send_task_events=True,  # Flower and `celery events` show each job's task as it runs and ends
+        task_send_sent_event=True,
         task_time_limit=settings.job_time_limit_s + 120,
         task_soft_time_limit=settings.job_time_limit_s,
         broker_transport_options={"visibility_timeout": settings.job_time_limit_s + 3600},
