@@ -72,6 +72,10 @@ def test_a_range_test_then_a_training_from_its_bounds_in_the_dashboard(service, 
         page.click("#key-form button")
         page.wait_for_selector("#jobs")
 
+        page.goto(service.url + "/#/new/training")
+        page.wait_for_selector("#preview[data-x-scale]")
+        assert page.get_attribute("#preview", "data-x-scale") == "iterations"  # not uPlot's default clock times
+
         page.goto(service.url + "/#/new/range-test")
         page.click("#submit")
         page.wait_for_selector("#status[data-points]")
@@ -94,6 +98,8 @@ def test_a_range_test_then_a_training_from_its_bounds_in_the_dashboard(service, 
                                ".textContent.startsWith('training')", timeout=30_000)
         page.wait_for_function("document.querySelector('#status')?.dataset.state === 'succeeded'", timeout=240_000)
         assert points(page) > 0 and page.locator("#epochs tr").count() > 1
+        cells = page.locator("#epochs td").all_inner_texts()
+        assert "1" in cells and "1.000" not in cells  # the epoch as an integer
         with page.expect_download() as download:
             page.click("#download")
         saved = tmp_path / "model.keras"

@@ -110,8 +110,10 @@ function submitForm(title, example, path, preview) {
         const lrs = await (await api("/schedules/preview", {method: "POST", body: JSON.stringify(request)})).json();
         plot?.destroy();
         plot = new uPlot({width: 700, height: 220, title: "Schedule preview (LR per iteration)",
+                          scales: {x: {time: false}},  // iterations, not uPlot's default clock times
                           series: [{label: "iteration"}, {label: "lr", stroke: "#2563eb"}]},
                          [lrs.iteration, lrs.lr], chart);
+        chart.dataset.xScale = plot.scales.x.time ? "time" : "iterations";
         showError(null);
       } catch (error) { /* an unfinished edit: keep the last preview */ }
     };
@@ -131,6 +133,12 @@ function lossRange(loss, smoothed) {
   const high = 1.25 * smooth.slice(0, lowest + 1).reduce((a, b) => Math.max(a, b));
   const low = loss.filter(Number.isFinite).reduce((a, b) => Math.min(a, b), smooth[lowest]);
   return high > low ? [low - 0.05 * (high - low), high] : null;
+}
+
+// An epoch's figure: counts as integers (the epoch itself), metrics to four digits, "-" when there is none.
+function metricText(value) {
+  if (value === null) { return "-"; }
+  return Number.isInteger(value) ? String(value) : Number(value).toPrecision(4);
 }
 
 // A log-LR tick: 1e-4, 3e-3, 0.01, 0.1, 1 (uPlot's own format prints 0.0001 as "0").
@@ -286,7 +294,7 @@ async function jobPage(jobId) {
     } else if (name === "epoch") {
       const metrics = Object.entries(event);
       if (!epochs.rows.length) { epochs.append(el("tr", {}, ...metrics.map(([m]) => el("th", {}, m)))); }
-      epochs.append(el("tr", {}, ...metrics.map(([, v]) => el("td", {}, v === null ? "-" : Number(v).toPrecision(4)))));
+      epochs.append(el("tr", {}, ...metrics.map(([, v]) => el("td", {}, metricText(v)))));
     } else if (name === "state") {
       state = event.state;
       if (event.error) { showError(event.error); }
