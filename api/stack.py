@@ -81,7 +81,7 @@ def start_worker(env: dict[str, str], loglevel: str = "INFO") -> subprocess.Pope
     reaches it only through `stop`, in order."""
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "--quiet", "-A", "worker.celery_app", "worker", "--loglevel", loglevel,
-         "--pool", "prefork", "--concurrency", "1", "--hostname", f"clr-{uuid.uuid4().hex[:8]}@%h"],
+         "--pool", "prefork", "--hostname", f"clr-{uuid.uuid4().hex[:8]}@%h"],
         env=env, start_new_session=True, umask=PRIVATE,
     )
 

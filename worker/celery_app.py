@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-import threading
+import logging
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import worker_process_init
 
 from worker.settings import Settings
 
 RUN_JOB = "clr.run_job"
+PREPARE_WITHIN_S = 120.0  # a new pool child's TensorFlow import, on a busy host
+log = logging.getLogger(__name__)
+
+
+JOBS_AT_ONCE = 1  # per worker: a job has the host's accelerators to itself
+POOL_PROCESSES = JOBS_AT_ONCE + 1  # and a ready spare: a child with TensorFlow imported, waiting for the next job
 
 
 def make_celery(settings: Settings) -> Celery:
-    """A Celery app on `settings.redis_url`: late acks, requeue on worker loss, one job per child process."""
+    """A Celery app on `settings.redis_url`: late acks, requeue on worker loss, one job per child process, and a
+    spare child warm beside the one running the job (a pool child reports ready only once TensorFlow is imported,
+    so the next job goes to a warm one while the next spare warms up)."""
     app = Celery("clr", broker=settings.redis_url, include=["worker.tasks", "worker.takeover"])
     app.conf.update(
         task_acks_late=True,
@@ -23,7 +31,9 @@ def make_celery(settings: Settings) -> Celery:
         accept_content=["json"],
         worker_prefetch_multiplier=1,
         worker_max_tasks_per_child=1,
-        worker_concurrency=1,
+        worker_concurrency=POOL_PROCESSES,
+        worker_disable_prefetch=True,  # take a message only when a job may start (`OneJobAtATime`)
+        worker_proc_alive_timeout=PREPARE_WITHIN_S,
         worker_hijack_root_logger=False,
         worker_send_task_events=True,  # Flower and `celery events` show each job's task as it runs and ends
         task_send_sent_event=True,
@@ -32,16 +42,32 @@ def make_celery(settings: Settings) -> Celery:
         broker_transport_options={"visibility_timeout": settings.job_time_limit_s + 3600},
         broker_connection_retry_on_startup=True,
     )
+    app.steps["consumer"].add(OneJobAtATime)
     return app
+
+
+class OneJobAtATime(bootsteps.StartStopStep):
+    """With `worker_disable_prefetch`, Celery takes a new message only while fewer requests are reserved than the
+    worker's `max_concurrency` (the autoscaler's bound, else the pool's size): set to `JOBS_AT_ONCE` before the
+    consumer takes any, it leaves the other pool process a spare."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def start(self, consumer) -> None:
+        consumer.controller.max_concurrency = JOBS_AT_ONCE
 
 
 @worker_process_init.connect
 def prepare_child(**_) -> None:
-    """Each pool child, forked with no TensorFlow loaded, starts preparing for its job in a thread (the pool waits
-    at most 4 s for a child to start): TensorFlow's import no longer delays the job's first iteration."""
+    """Each pool child, forked with no TensorFlow loaded, imports TensorFlow, Keras and the training code before it
+    reports ready (within `PREPARE_WITHIN_S`), so a job never waits for the import. A failure is left for the job
+    to meet again and report (a broken GPU setup fails the job, readably)."""
     from worker.runner import prepare_for_jobs
 
-    threading.Thread(target=prepare_for_jobs, name="prepare-for-jobs", daemon=True).start()
+    try:
+        prepare_for_jobs()
+    except Exception:  # noqa: BLE001
+        log.exception("Preparing this pool process for jobs failed; its job will try again")
 
 
 app = make_celery(Settings())

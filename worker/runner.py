@@ -6,7 +6,6 @@ import logging
 import os
 import resource
 import socket
-import threading
 from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -71,21 +70,18 @@ def use_gpus_with_memory_growth() -> None:
         tf.config.experimental.set_memory_growth(gpu, True)
 
 
-_PREPARING = threading.Lock()
 _prepared = False
 
 
 def prepare_for_jobs() -> None:
-    """Set the GPUs up and import what a job runs (TensorFlow, Keras: seconds), once per process, by whichever
-    thread comes first: a pool child starts it as soon as it is forked (`worker.celery_app`), so a job claimed
-    meanwhile waits only for the rest of it."""
+    """Set the GPUs up and import what a job runs (TensorFlow, Keras: seconds), once per process: a pool child does
+    it before it reports ready (`worker.celery_app`), and a job does it again only where that failed."""
     global _prepared
-    with _PREPARING:
-        if not _prepared:
-            use_gpus_with_memory_growth()
-            import worker.jobs  # noqa: F401
+    if not _prepared:
+        use_gpus_with_memory_growth()
+        import worker.jobs  # noqa: F401
 
-            _prepared = True
+        _prepared = True
 
 
 def describe(error: BaseException) -> str:

@@ -1,0 +1,37 @@
+"""A worker runs one job at a time, and the next job starts in a pool process that was forked, and had imported
+TensorFlow, while the previous job ran: a ready spare (real worker, real jobs)."""
+
+import time
+from pathlib import Path
+
+import pytest
+
+from api.routes.jobs import TRAINING_EXAMPLES
+from tests.helpers import wait_for_state
+from worker.store import JobStore
+
+pytestmark = pytest.mark.slow
+
+TINY = TRAINING_EXAMPLES["one_cycle"]["value"] | {"epochs": 2}
+
+
+def pool_children(pid: int) -> set[int]:
+    return {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def test_one_job_at_a_time_and_the_next_starts_in_the_spare_that_waited_beside_it(service, client):
+    worker = next(process for process in service.processes if "celery" in " ".join(process.args))
+    store = JobStore.from_url(service.redis_url)
+    first, second = (client.post("/trainings", json=TINY).json()["id"] for _ in range(2))
+    children_while_first_ran, states = set(), []
+    while (jobs := [store.get(first), store.get(second)])[1]["state"] in ("queued", "running"):
+        states.append(tuple(job["state"] for job in jobs))
+        if jobs[0]["state"] == "running":
+            children_while_first_ran |= pool_children(worker.pid)
+        time.sleep(0.05)
+    assert ("running", "running") not in states and ("running", "queued") in states
+    assert len(children_while_first_ran) >= 2  # the job's process and the spare
+    done = [wait_for_state(client, job_id, {"succeeded", "failed"}) for job_id in (first, second)]
+    assert [job["state"] for job in done] == ["succeeded", "succeeded"]
+    second_process = int(store.get(second)["runner"].rpartition(":")[2])
+    assert second_process in children_while_first_ran  # forked, and warm, before the first job ended
