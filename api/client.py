@@ -81,15 +81,16 @@ class Client:
     def delete(self, job_id: str) -> None:
         self._call("DELETE", f"/jobs/{job_id}")
 
-    def curves(self, job_id: str, since: int = 0, max_points: int | None = None) -> dict[str, Any]:
-        params = {"since": since} | ({"max_points": max_points} if max_points else {})
+    def curves(self, job_id: str, since: int = 0, max_points: int | None = None, phase: str = "training"
+               ) -> dict[str, Any]:
+        params = {"since": since, "phase": phase} | ({"max_points": max_points} if max_points else {})
         return self._call("GET", f"/jobs/{job_id}/curves", params=params).json()
 
     def curves_csv(self, job_id: str) -> str:
         return self._call("GET", f"/jobs/{job_id}/curves", params={"format": "csv"}).text
 
-    def plot(self, job_id: str) -> bytes:
-        return self._call("GET", f"/jobs/{job_id}/plot.png").content
+    def plot(self, job_id: str, phase: str = "training") -> bytes:
+        return self._call("GET", f"/jobs/{job_id}/plot.png", params={"phase": phase}).content
 
     def model(self, job_id: str, which: str = "final") -> bytes:
         return self._call("GET", f"/jobs/{job_id}/model", params={"which": which}).content

@@ -1,4 +1,5 @@
-"""`clr-service` commands that drive a running service through `api.client`: submit, watch, list, fetch, cancel."""
+"""`clr-service` commands that drive a running service through `api.client`: submit, watch, list, fetch, cancel,
+export."""
 
 from __future__ import annotations
 
@@ -178,8 +179,35 @@ def cancel(job: JobId, url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDi
         console.print(f"{job}: {client.cancel(job)['state']}")
 
 
+TensorBoardDir = Annotated[Path | None, typer.Option(metavar="DIR", help="Write a TensorBoard run to DIR/<job id>")]
+TrackingUri = Annotated[str | None, typer.Option(metavar="TRACKING_URI", help="Log an MLflow run there")]
+
+
+def export(job: JobId, tensorboard: TensorBoardDir = None, mlflow: TrackingUri = None,
+           experiment: Annotated[str, typer.Option(help="The MLflow experiment of the run")] = "clr-service",
+           url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = Path(".clr-data")) -> None:
+    """Export a job to TensorBoard and/or MLflow: its curves (step = iteration), epoch metrics, figures and spec, and
+    to MLflow its models; print where each went. Needs the `export` extra."""
+    if tensorboard is None and mlflow is None:
+        fail("Nothing to export to: give --tensorboard DIR, --mlflow TRACKING_URI or both", 2)
+    try:
+        from mlflow.exceptions import MlflowException
+
+        from api.export import to_mlflow, to_tensorboard
+    except ImportError as error:
+        fail(f"Exporting needs the `export` extra ({error}): pip install 'clr-service[export]'")
+    with _service(url, key, data_dir) as client:
+        try:
+            if tensorboard is not None:
+                print(f"tensorboard: {to_tensorboard(client, job, tensorboard)}")
+            if mlflow is not None:
+                print(f"mlflow run: {to_mlflow(client, job, mlflow, experiment)}")
+        except (MlflowException, OSError) as error:
+            fail(f"Export failed: {' '.join(str(error).split())}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the client commands to `app`."""
     app.add_typer(submit_app, name="submit")
-    for command in (watch, jobs, curves, plot, model, cancel):
+    for command in (watch, jobs, curves, plot, model, cancel, export):
         app.command()(command)
