@@ -1,14 +1,19 @@
 """The dashboard in a real browser (Debian's chromium, headless, reaching no host but the service's): a range test
-from the form, its plot growing live, its y axis clipped as the PNG figure's, both bounds, a training from them, its
-curve, the model downloaded; and a range test's chart and verified candidates from a stubbed service."""
+from the form (its fields' defaults, a bad value refused by the API's 422 beside its field), its plot growing live, its
+y axis clipped as the PNG figure's, both bounds, a training from them, its curve, the model downloaded, both jobs'
+bounds and final metric in the filtered job list; and from a stubbed service, a range test's chart and verified
+candidates, the training form and its JSON in sync, and the job list's columns and filters."""
 
 import json
 import math
 import shutil
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from pydantic import ValidationError
+
+from clr.config import TrainingSpec
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
@@ -18,10 +23,41 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(
 
 STATIC = Path(__file__).resolve().parents[2] / "api" / "static"
 STUB = "http://dashboard.test"  # served by page.route: no network, no service
+# The range-test form's fields as it opens: the dashboard's RANGE_TEST example, each default also in its hint
+RANGE_TEST_FIELDS = {"model.architecture": "mlp", "dataset.name": "digits", "optimizer.name": "sgd", "batch_size": "32",
+                     "start_lr": "0.0001", "end_lr": "10", "epochs": "6", "seed": "0", "verify": "off"}
 
 
 def points(page) -> int:
     return int(page.get_attribute("#status", "data-points") or 0)
+
+
+def field(path: str) -> str:
+    """The selector of a form's field for a setting, by its path in the request."""
+    return f"[data-path='{path}']"
+
+
+def field_values(page) -> dict[str, str]:
+    """The form's fields by path: a box as "on" or "off", any other field as its text."""
+    return page.eval_on_selector_all("[data-path]", """inputs => Object.fromEntries(inputs.map((input) => [
+        input.dataset.path, input.type === "checkbox" ? (input.checked ? "on" : "off") : input.value]))""")
+
+
+def field_errors(page) -> dict[str, str]:
+    """The errors shown beside fields, by the field's path."""
+    return page.eval_on_selector_all(".field-error", """errors => Object.fromEntries(errors.map((error) => [
+        error.parentNode.querySelector("[data-path]").dataset.path, error.textContent]))""")
+
+
+def job_row(page, job_id: str) -> dict[str, str]:
+    """The job list's cells of a job, by column."""
+    row = page.locator(f"#jobs tr[data-id='{job_id}']")
+    row.wait_for()
+    return dict(zip(page.locator("#jobs th").all_inner_texts(), row.locator("td").all_inner_texts(), strict=True))
+
+
+def listed_bounds(row: dict[str, str]) -> list[float]:
+    return [float(lr) for lr in row["bounds"].split(" – ")]
 
 
 def launch(playwright):
@@ -56,8 +92,15 @@ def assert_range_test_chart(page, loss: list, smoothed: list, lrs: list, stopped
         assert marked is not None and float(marked) == pytest.approx(lrs[diverged], rel=1e-12)
 
 
+def submitted(page, path: str) -> dict:
+    """The JSON the form POSTs to `path` when its button is clicked."""
+    with page.expect_request(lambda request: request.method == "POST" and urlsplit(request.url).path == path) as post:
+        page.click("#submit")
+    return post.value.post_data_json
+
+
 def test_a_range_test_then_a_training_from_its_bounds_in_the_dashboard(service, tmp_path):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
         browser = launch(playwright)
@@ -77,7 +120,32 @@ def test_a_range_test_then_a_training_from_its_bounds_in_the_dashboard(service, 
         assert page.get_attribute("#preview", "data-x-scale") == "iterations"  # not uPlot's default clock times
 
         page.goto(service.url + "/#/new/range-test")
-        page.click("#submit")
+        page.wait_for_selector(field("start_lr"))
+        assert field_values(page) == RANGE_TEST_FIELDS
+        for path, default in RANGE_TEST_FIELDS.items():
+            assert page.inner_text(f"{field(path)} ~ .hint").endswith(f"default {default}")
+        request = json.loads(page.input_value("#spec"))
+        with service.client() as http:
+            jobs_before = http.get("/jobs").raise_for_status().json()["total"]
+            refused = http.post("/range-tests", json=request | {"start_lr": -1})
+        assert refused.status_code == 422
+        [message] = [error["msg"] for error in refused.json()["detail"] if error["loc"] == ["body", "start_lr"]]
+
+        page.fill(field("start_lr"), "-1")  # a field edited: the JSON follows, and is what the form posts
+        assert submitted(page, "/range-tests") == json.loads(page.input_value("#spec")) == request | {"start_lr": -1}
+        page.wait_for_selector(f"{field('start_lr')} ~ .field-error[role=alert]")
+        assert field_errors(page) == {"start_lr": message}  # the API's own message, beside its field
+        assert page.get_attribute(field("start_lr"), "aria-invalid") == "true"
+        assert page.inner_text("#error") == ""
+        page.screenshot(path=str(tmp_path / "dashboard-forms.png"), full_page=True)  # docs/dashboard-forms.png
+        with service.client() as http:
+            assert http.get("/jobs").raise_for_status().json()["total"] == jobs_before  # nothing was submitted
+        assert page.evaluate("location.hash") == "#/new/range-test"
+        assert errors == ["Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)"]
+        errors.clear()  # the browser's own log of the answer the form was to get
+        page.fill(field("start_lr"), "0.0001")
+        assert field_errors(page) == {} and page.get_attribute(field("start_lr"), "aria-invalid") is None
+        assert submitted(page, "/range-tests") == request
         page.wait_for_selector("#status[data-points]")
         page.wait_for_function("Number(document.querySelector('#status').dataset.points) > 0", timeout=120_000)
         seen = points(page)
@@ -105,6 +173,34 @@ def test_a_range_test_then_a_training_from_its_bounds_in_the_dashboard(service, 
         saved = tmp_path / "model.keras"
         download.value.save_as(saved)
         assert saved.read_bytes()[:2] == b"PK"
+
+        training_id = page.evaluate("location.hash.slice('#/jobs/'.length)")
+        with service.client() as http:
+            training = http.get(f"/jobs/{training_id}").raise_for_status().json()
+        page.goto(service.url + "/#/")
+        range_row, training_row = job_row(page, job_id), job_row(page, training_id)
+        suggested, clr = result["suggested_bounds"], training["spec"]["clr"]
+        assert listed_bounds(range_row) == pytest.approx([suggested["min_lr"], suggested["max_lr"]], rel=1e-2)
+        assert listed_bounds(training_row) == pytest.approx([clr["base_lr"], clr["max_lr"]], rel=1e-2)
+        assert range_row["final metric"] == "-"
+        name, value = training_row["final metric"].split()
+        assert name == "val_accuracy"
+        assert float(value) == pytest.approx(training["result"]["final_metrics"]["val_accuracy"], rel=1e-3)
+
+        range_test_listed, training_listed = (page.locator(f"#jobs tr[data-id='{job}']")
+                                              for job in (job_id, training_id))
+        page.select_option("#kind-filter", "training")
+        expect(range_test_listed).to_have_count(0)
+        assert training_listed.count() == 1 and set(page.locator("#jobs td.kind").all_inner_texts()) == {"training"}
+        page.select_option("#state-filter", "failed")
+        expect(training_listed).to_have_count(0)
+        assert set(page.locator("#jobs td.state").all_inner_texts()) <= {"failed"}
+        page.select_option("#kind-filter", "")
+        page.select_option("#state-filter", "succeeded")
+        expect(range_test_listed).to_have_count(1)
+        expect(training_listed).to_have_count(1)
+        assert set(page.locator("#jobs td.state").all_inner_texts()) == {"succeeded"}
+        page.screenshot(path=str(tmp_path / "dashboard-jobs.png"), full_page=True)  # docs/dashboard-jobs.png
         assert errors == []
         browser.close()
 
@@ -121,6 +217,27 @@ def stub_curve(n: int = 120) -> dict:
         running = None if value is None or running is None else 0.98 * running + 0.02 * value
         smoothed.append(None if running is None else running / (1 - 0.98**i))
     return {"iteration": list(range(n)), "lr": lrs, "loss": loss, "smoothed_loss": smoothed}
+
+
+def static_file(path: str) -> Path | None:
+    """The dashboard's file that the service answers a request for `path` with; None for the API's paths."""
+    if path == "/":
+        return STATIC / "dashboard" / "index.html"
+    file = STATIC / path.removeprefix("/static/")
+    return file if path.startswith("/static/") and file.is_file() else None
+
+
+def stub_page(browser, serve):
+    """A page of the dashboard from a stubbed service (`serve` answers every request), its key typed; and the list
+    of the errors it raises."""
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.route(f"{STUB}/**", serve)
+    page.goto(STUB + "/")
+    page.fill("#key", "stub-key")
+    page.click("#key-form button")
+    return page, errors
 
 
 def sse(*events: tuple[str, dict]) -> str:
@@ -160,10 +277,8 @@ def test_a_range_test_chart_and_its_verified_candidates_from_a_stubbed_service()
     def serve(route):
         path = urlsplit(route.request.url).path
         served.append(path)
-        if path == "/":
-            return route.fulfill(path=STATIC / "dashboard" / "index.html")
-        if path.startswith("/static/") and (STATIC / path.removeprefix("/static/")).is_file():
-            return route.fulfill(path=STATIC / path.removeprefix("/static/"))
+        if file := static_file(path):
+            return route.fulfill(path=file)
         name = path.split("/")[2] if path.startswith("/jobs/") else None
         if path == "/jobs":
             return route.fulfill(json={"jobs": []})
@@ -177,13 +292,7 @@ def test_a_range_test_chart_and_its_verified_candidates_from_a_stubbed_service()
 
     with sync_playwright() as playwright:
         browser = launch(playwright)
-        page = browser.new_page(viewport={"width": 1100, "height": 900})
-        errors = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.route(f"{STUB}/**", serve)
-        page.goto(STUB + "/")
-        page.fill("#key", "stub-key")
-        page.click("#key-form button")
+        page, errors = stub_page(browser, serve)
         page.goto(STUB + "/#/jobs/stub-done")
         page.wait_for_selector("#min-lr")
         page.wait_for_function("document.querySelector('#status')?.dataset.state === 'succeeded'")
@@ -220,5 +329,113 @@ def test_a_range_test_chart_and_its_verified_candidates_from_a_stubbed_service()
         page.goto(STUB + "/#/jobs/stub-verifying")
         page.wait_for_function("document.querySelector('#status')?.textContent.includes('verifying candidate 2/3')")
         assert page.locator("#verification").count() == 0
+        assert errors == []
+        browser.close()
+
+
+def stub_job(job_id: str, kind: str, state: str, spec: dict, result: dict | None) -> dict:
+    return {"id": job_id, "kind": kind, "state": state, "spec": spec, "result": result,
+            "progress": {"iteration": 10, "total_iterations": 10, "epoch": 1, "epochs": 1},
+            "created_at": "2024-01-01T00:00:00Z"}
+
+
+def answer_as_the_service(route, spec_model) -> None:
+    """A submission answered as the service would before queueing it: 422 naming each bad field (FastAPI's detail,
+    from the service's own request model), else 429 (this stub queues nothing)."""
+    try:
+        spec_model.model_validate(route.request.post_data_json)
+    except ValidationError as error:
+        detail = [{"loc": ["body", *item["loc"]], "msg": item["msg"], "type": item["type"]} for item in error.errors()]
+        return route.fulfill(status=422, json={"detail": detail})
+    return route.fulfill(status=429, json={"detail": "stub: the key has as many active jobs as it may"})
+
+
+def test_the_training_form_and_the_filtered_job_list_from_a_stubbed_service():
+    """The training form's fields and its JSON kept in sync both ways, a 422's errors beside their fields (the
+    others on the error line), other errors on the error line; the job list's bounds and final metrics, its filters
+    sent as the API's query parameters, also by the live refresh."""
+    from playwright.sync_api import expect, sync_playwright
+
+    jobs = [
+        stub_job("range-done", "range_test", "succeeded", {}, {"suggested_bounds": {"min_lr": 0.002, "max_lr": 0.2}}),
+        stub_job("range-failed", "range_test", "failed", {}, None),
+        stub_job("train-given", "training", "succeeded", {"clr": {"base_lr": 1e-4, "max_lr": 0.01}},
+                 {"bounds": None, "final_metrics": {"loss": 0.3, "accuracy": 0.9, "val_accuracy": 0.91234}}),
+        stub_job("train-found", "training", "succeeded", {"clr": {"base_lr": None, "max_lr": None}},
+                 {"bounds": [0.003, 0.3], "final_metrics": {"loss": 0.123456, "mae": 0.2}}),
+        stub_job("train-queued", "training", "queued", {"clr": {"base_lr": 0.001, "max_lr": 0.1}}, None),
+    ]
+    posted, queries = [], []
+
+    def serve(route):
+        url = urlsplit(route.request.url)
+        if file := static_file(url.path):
+            return route.fulfill(path=file)
+        if url.path == "/jobs":
+            query = dict(parse_qsl(url.query))
+            queries.append(query)
+            return route.fulfill(json={"jobs": [job for job in jobs if all(
+                job[name] == query[name] for name in ("kind", "state") if name in query)]})
+        if url.path == "/trainings":
+            posted.append(route.request.post_data_json)
+            return answer_as_the_service(route, TrainingSpec)
+        return route.fulfill(status=404, json={"detail": f"not stubbed: {url.path}"})
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page, errors = stub_page(browser, serve)
+        page.goto(STUB + "/#/new/training")
+        page.wait_for_selector(field("clr.max_lr"))
+        assert field_values(page) == {
+            "model.architecture": "mlp", "dataset.name": "digits", "optimizer.name": "sgd", "batch_size": "32",
+            "cycles": "1", "epochs": "", "seed": "0", "clr.base_lr": "0.001", "clr.max_lr": "0.1",
+            "clr.step_size_epochs": "2", "validation_split": ""}
+        assert page.get_attribute(field("validation_split"), "placeholder") == "0"  # the API's, when left out
+        assert page.inner_text(f"{field('validation_split')} ~ .hint").endswith("default 0")
+
+        request = json.loads(page.input_value("#spec"))
+        edited = request | {"batch_size": 64, "clr": request["clr"] | {"max_lr": 0.05, "mode": "zigzag"}}
+        page.fill("#spec", json.dumps(edited))  # the JSON edited: the fields it covers follow
+        assert page.input_value(field("batch_size")) == "64" and page.input_value(field("clr.max_lr")) == "0.05"
+        page.fill("#spec", "{")
+        assert page.is_disabled(field("batch_size"))  # nothing to write into until it parses again
+        page.fill("#spec", json.dumps(edited))
+        assert page.is_enabled(field("batch_size"))
+
+        page.fill(field("epochs"), "3")  # fields edited: the JSON follows, what they do not cover kept
+        page.fill(field("clr.max_lr"), "-1")
+        assert page.input_value(field("cycles")) == ""  # epochs or cycles, not both
+        sent = {key: value for key, value in edited.items() if key != "cycles"} | {
+            "epochs": 3, "clr": edited["clr"] | {"max_lr": -1}}
+        assert json.loads(page.input_value("#spec")) == sent
+        page.click("#submit")
+        page.wait_for_selector(".field-error")
+        assert posted == [sent]
+        assert field_errors(page) == {"clr.max_lr": "Input should be greater than 0"}
+        assert page.get_attribute(field("clr.max_lr"), "aria-invalid") == "true"
+        assert page.inner_text("#error") == "422: clr.mode: Input should be 'triangular', 'triangular2' or 'exp_range'"
+
+        page.fill("#spec", json.dumps(sent | {"clr": sent["clr"] | {"max_lr": 0.05, "mode": "triangular"}}))
+        page.click("#submit")
+        page.wait_for_function("document.querySelector('#error').textContent.startsWith('429: ')")
+        assert len(posted) == 2 and field_errors(page) == {}
+        assert page.locator("[aria-invalid]").count() == 0
+
+        page.goto(STUB + "/#/")
+        rows = {job["id"]: job_row(page, job["id"]) for job in jobs}
+        assert {job: (row["bounds"], row["final metric"]) for job, row in rows.items()} == {
+            "range-done": ("0.00200 – 0.200", "-"), "range-failed": ("-", "-"),
+            "train-given": ("0.000100 – 0.0100", "val_accuracy 0.9123"),
+            "train-found": ("0.00300 – 0.300", "loss 0.1235"), "train-queued": ("0.00100 – 0.100", "-")}
+        page.select_option("#kind-filter", "training")
+        expect(page.locator("#jobs tr[data-id]")).to_have_count(3)
+        page.select_option("#state-filter", "succeeded")
+        expect(page.locator("#jobs tr[data-id]")).to_have_count(2)
+        assert queries[-1] == {"kind": "training", "state": "succeeded", "limit": "50"}
+        with page.expect_request(lambda request: urlsplit(request.url).path == "/jobs") as refreshed:
+            pass  # the next live refresh
+        assert dict(parse_qsl(urlsplit(refreshed.value.url).query)) == {"kind": "training", "state": "succeeded",
+                                                                         "limit": "50"}
+        assert page.locator("#jobs tr[data-id]").count() == 2
         assert errors == []
         browser.close()

@@ -4,23 +4,68 @@
 const view = document.getElementById("view");
 const errorLine = document.getElementById("error");
 const TERMINAL = ["succeeded", "failed", "cancelled"];
+const STATES = ["queued", "running", ...TERMINAL];
+const KINDS = ["range_test", "training"];
 const RANGE_TEST = {model: {architecture: "mlp"}, dataset: {name: "digits"}, optimizer: {name: "sgd"},
                     batch_size: 32, start_lr: 0.0001, end_lr: 10, epochs: 6, seed: 0};
 const TRAINING = {model: {architecture: "mlp"}, dataset: {name: "digits"}, optimizer: {name: "sgd"}, batch_size: 32,
                   cycles: 1, seed: 0, clr: {base_lr: 0.001, max_lr: 0.1, step_size_epochs: 2}};
+// The settings the forms show, by their path in the request (as a 422's `loc` names them); `empty`: what the API
+// takes when the request leaves one out. Everything else stays editable in the request's JSON.
+const JOB_FIELDS = [
+  {path: "model.architecture", options: ["mlp", "seed_cnn"],
+   hint: "A built-in model (another one, Keras JSON or an uploaded model: in the JSON below)"},
+  {path: "dataset.name", label: "dataset", options: ["digits", "mnist", "fashion_mnist", "cifar10"],
+   hint: "A built-in dataset: digits ships with the service, the others are downloaded once"},
+  {path: "optimizer.name", label: "optimizer", options: ["sgd", "adam", "rmsprop"],
+   hint: "Its own settings (momentum, beta_1, ...) in the JSON below"},
+  {path: "batch_size", type: "integer", hint: "Samples per iteration, 1 to 65536"},
+];
+const SEED_FIELD = {path: "seed", type: "integer", empty: "random", hint: "Initial weights and shuffling, 0 to 2^32-1"};
+const RANGE_TEST_FIELDS = [...JOB_FIELDS,
+  {path: "start_lr", type: "number", hint: "The sweep's first LR, above 0"},
+  {path: "end_lr", type: "number", hint: "Its last LR, above start_lr"},
+  {path: "epochs", type: "integer", empty: "3", hint: "The sweep's length, 1 to 1000"},
+  SEED_FIELD,
+  {path: "verify", type: "boolean",
+   hint: "Train a few bound pairs from the curve, one cycle each, and suggest the best"},
+];
+const TRAINING_FIELDS = [...JOB_FIELDS,
+  {path: "cycles", type: "integer", excludes: "epochs", hint: "Whole cycles, ending at base_lr (or give epochs)"},
+  {path: "epochs", type: "integer", excludes: "cycles", empty: "none", hint: "Epochs to train (or give cycles)"},
+  SEED_FIELD,
+  {path: "clr.base_lr", type: "number", hint: "The cycle's lowest LR, above 0"},
+  {path: "clr.max_lr", type: "number", hint: "Its highest LR, above base_lr"},
+  {path: "clr.step_size_epochs", type: "number", hint: "Half a cycle, in epochs (Smith: 2 to 10)"},
+  {path: "validation_split", type: "number", empty: "0", hint: "The share held out for validation, 0 to below 1"},
+];
+const FORMS = {
+  "#/new/range-test": {title: "New range test", example: RANGE_TEST, fields: RANGE_TEST_FIELDS, path: "/range-tests"},
+  "#/new/training": {title: "New training", example: TRAINING, fields: TRAINING_FIELDS, path: "/trainings",
+                     preview: true},
+};
+const FINAL_METRICS = ["val_accuracy", "accuracy", "val_loss", "loss"];  // the first a training has is shown
 let leaving = [];  // what the current page stops when another opens
 
 function key() { return sessionStorage.getItem("clr-key") || ""; }
 
 function showError(error) { errorLine.textContent = error ? String(error.message || error) : ""; }
 
+// An answer that is no success, with its status and `detail` (a 422's: a list of {loc, msg}).
+class ApiError extends Error {
+  constructor(status, detail) {
+    super(`${status}: ${typeof detail === "string" ? detail : JSON.stringify(detail)}`);
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
 async function api(path, options = {}) {
   const headers = {Authorization: `Bearer ${key()}`, ...(options.body ? {"content-type": "application/json"} : {})};
   const response = await fetch(path, {...options, headers});
   if (!response.ok) {
     const body = await response.json().catch(() => ({detail: response.statusText}));
-    const detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
-    throw new Error(`${response.status}: ${detail}`);
+    throw new ApiError(response.status, body.detail);
   }
   return response;
 }
@@ -67,60 +112,222 @@ function el(tag, attributes = {}, ...children) {
   return node;
 }
 
+// A job's LR bounds: a range test's suggestion, a training's (taken from a range test, else its own); null if none.
+function jobBounds(job) {
+  if (job.kind === "range_test") {
+    const suggested = job.result?.suggested_bounds;
+    return suggested ? [suggested.min_lr, suggested.max_lr] : null;
+  }
+  const clr = job.spec.clr;
+  return job.result?.bounds ?? (clr?.base_lr != null ? [clr.base_lr, clr.max_lr] : null);
+}
+
+function boundsText(bounds) { return bounds ? bounds.map((lr) => Number(lr).toPrecision(3)).join(" – ") : "-"; }
+
+// A training's last epoch by the first of FINAL_METRICS it has, to four digits; "-" when there is none.
+function finalMetric(job) {
+  const metrics = job.result?.final_metrics ?? {};
+  const name = FINAL_METRICS.find((metric) => Number.isFinite(metrics[metric]));
+  return name ? `${name} ${metrics[name].toPrecision(4)}` : "-";
+}
+
+function jobRow(job) {
+  return el("tr", {"data-id": job.id},
+    el("td", {}, el("a", {href: `#/jobs/${job.id}`}, job.id.slice(0, 8))), el("td", {class: "kind"}, job.kind),
+    el("td", {class: "state"}, job.state),
+    el("td", {}, `${job.progress.iteration}/${job.progress.total_iterations}`),
+    el("td", {class: "lr-bounds"}, boundsText(jobBounds(job))), el("td", {class: "final-metric"}, finalMetric(job)),
+    el("td", {}, new Date(job.created_at).toLocaleString()));
+}
+
+// A select of "all" (no filter) and `values`, named as the query parameter it sets.
+function filterSelect(name, values) {
+  return el("select", {id: `${name}-filter`, name}, el("option", {value: ""}, "all"),
+            ...values.map((value) => el("option", {value}, value)));
+}
+
 async function jobList() {
+  const filters = [filterSelect("kind", KINDS), filterSelect("state", STATES)];
   const table = el("table", {id: "jobs"});
-  view.replaceChildren(el("h2", {}, "Jobs"), table);
+  const labelled = filters.map((select) => el("label", {}, `${select.name} `, select));
+  view.replaceChildren(el("h2", {}, "Jobs"), el("p", {class: "filters"}, ...labelled), table);
+  const header = ["job", "kind", "state", "progress", "bounds", "final metric", "created"];
+  const query = () => `/jobs?${new URLSearchParams([
+    ...filters.filter((select) => select.value).map((select) => [select.name, select.value]), ["limit", "50"]])}`;
   const refresh = async () => {
-    const page = await (await api("/jobs?limit=50")).json();
-    table.replaceChildren(el("tr", {}, ...["job", "kind", "state", "progress", "created"].map((h) => el("th", {}, h))),
-      ...page.jobs.map((job) => el("tr", {},
-        el("td", {}, el("a", {href: `#/jobs/${job.id}`}, job.id.slice(0, 8))), el("td", {}, job.kind),
-        el("td", {class: "state"}, job.state),
-        el("td", {}, `${job.progress.iteration}/${job.progress.total_iterations}`),
-        el("td", {}, new Date(job.created_at).toLocaleString()))));
+    const asked = query();
+    const page = await (await api(asked)).json();
+    if (asked !== query()) { return; }  // the filters changed while it was asked: a newer answer is coming
+    table.replaceChildren(el("tr", {}, ...header.map((h) => el("th", {}, h))), ...page.jobs.map(jobRow));
   };
+  filters.forEach((select) => select.addEventListener("change", () => refresh().catch(showError)));
   await refresh();
   const timer = setInterval(() => refresh().catch(showError), 2000);  // live
   leaving.push(() => clearInterval(timer));
 }
 
-function submitForm(title, example, path, preview) {
-  const text = el("textarea", {id: "spec", spellcheck: "false"});
-  text.value = JSON.stringify(example, null, 2);
-  const button = el("button", {id: "submit", type: "submit"}, "Submit");
-  const form = el("form", {}, text, el("br"), button);
-  const chart = el("div", {id: "preview"});
-  view.replaceChildren(el("h2", {}, title), form, chart);
+// A request's value at a dotted path ("clr.max_lr"); undefined where it has none.
+function valueAt(request, path) { return path.split(".").reduce((node, key) => node?.[key], request); }
+
+// Sets the value at a dotted path, making the objects on the way; `undefined` removes it.
+function setAt(request, path, value) {
+  const keys = path.split("."), last = keys.pop();
+  let node = request;
+  for (const key of keys) {
+    if (typeof node[key] !== "object" || node[key] === null) {
+      if (value === undefined) { return; }
+      node[key] = {};
+    }
+    node = node[key];
+  }
+  if (value === undefined) { delete node[last]; } else { node[last] = value; }
+}
+
+function parseRequest(text) {
+  const request = JSON.parse(text);
+  if (typeof request !== "object" || request === null || Array.isArray(request)) { throw new Error("not an object"); }
+  return request;
+}
+
+function fieldInput(field) {
+  const attributes = {id: `field-${field.path}`, "data-path": field.path};
+  if (field.options) {
+    return el("select", attributes, ...field.options.map((option) => el("option", {value: option}, option)));
+  }
+  if (field.type === "boolean") { return el("input", {...attributes, type: "checkbox"}); }
+  return el("input", {...attributes, type: "number", step: field.type === "integer" ? "1" : "any",
+                      ...(field.empty ? {placeholder: field.empty} : {})});
+}
+
+// A field's value as the request holds it: a number as a number; an empty field or an unticked box left out.
+function readField(input) {
+  if (input.type === "checkbox") { return input.checked || undefined; }
+  if (input.value.trim() === "") { return undefined; }
+  return input.type === "number" ? Number(input.value) : input.value;
+}
+
+function writeField(input, value) {
+  if (input.type === "checkbox") { input.checked = Boolean(value); } else { input.value = value ?? ""; }
+}
+
+function defaultText(field, value) {
+  if (field.type === "boolean") { return value ? "on" : "off"; }
+  return value === undefined ? field.empty : String(value);
+}
+
+// One setting: its label, its input, and a line of help that gives its default.
+function fieldRow(field, input, example) {
+  const hint = el("small", {class: "hint", id: `${input.id}-hint`},
+                  `${field.hint}; default ${defaultText(field, valueAt(example, field.path))}`);
+  input.setAttribute("aria-describedby", hint.id);
+  return el("div", {class: "field"}, el("label", {for: input.id}, field.label || field.path.split(".").pop()),
+            input, hint);
+}
+
+function markInvalid(input, message) {
+  input.setAttribute("aria-invalid", "true");
+  input.closest(".field").append(el("span", {class: "field-error", role: "alert"}, message));
+}
+
+function clearInvalid(input) {
+  input.removeAttribute("aria-invalid");
+  input.closest(".field").querySelectorAll(".field-error").forEach((error) => error.remove());
+}
+
+// A 422's errors beside their fields (`loc` without "body" is a field's path), the others on the error line.
+function showFieldErrors(inputs, detail) {
+  const elsewhere = [];
+  for (const error of detail) {
+    const path = error.loc.slice(1).join(".");
+    const input = inputs.find((candidate) => candidate.dataset.path === path);
+    if (input) { markInvalid(input, error.msg); } else { elsewhere.push(`${path || "request"}: ${error.msg}`); }
+  }
+  showError(elsewhere.length ? `422: ${elsewhere.join("; ")}` : null);
+}
+
+// The training's LR schedule from its JSON; returns what redraws it 300 ms after the last change.
+function schedulePreview(text, chart) {
+  let plot = null, pending = null;
+  const draw = async () => {
+    try {
+      const spec = JSON.parse(text.value);
+      const request = {clr: spec.clr, schedule: spec.schedule, dataset: spec.dataset, batch_size: spec.batch_size,
+                       iterations: 2000};
+      if (request.clr) { request.clr = {...request.clr}; delete request.clr.step_size_epochs; }
+      if (request.clr && !request.clr.step_size) { request.clr.step_size = 500; }
+      const lrs = await (await api("/schedules/preview", {method: "POST", body: JSON.stringify(request)})).json();
+      plot?.destroy();
+      plot = new uPlot({width: 700, height: 220, title: "Schedule preview (LR per iteration)",
+                        scales: {x: {time: false}},  // iterations, not uPlot's default clock times
+                        series: [{label: "iteration"}, {label: "lr", stroke: "#2563eb"}]},
+                       [lrs.iteration, lrs.lr], chart);
+      chart.dataset.xScale = plot.scales.x.time ? "time" : "iterations";
+      showError(null);
+    } catch (error) { /* an unfinished edit: keep the last preview */ }
+  };
+  draw();
+  return () => { clearTimeout(pending); pending = setTimeout(draw, 300); };
+}
+
+// Each field edits the JSON, each edit of the JSON refills the fields it covers; `changed` is called after either.
+function keepInSync(fields, inputs, text, settings, changed) {
+  const legend = settings.querySelector("legend");
+  const fill = (request, except) => fields.forEach((field, i) => {
+    if (inputs[i] !== except) { writeField(inputs[i], valueAt(request, field.path)); }
+  });
+  fill(parseRequest(text.value));
+  fields.forEach((field, i) => inputs[i].addEventListener("input", () => {
+    const request = parseRequest(text.value), value = readField(inputs[i]);  // it parses: else no field is enabled
+    setAt(request, field.path, value);
+    if (field.excludes && value !== undefined) { setAt(request, field.excludes, undefined); }
+    text.value = JSON.stringify(request, null, 2);
+    fill(request, inputs[i]);  // not the one being typed in
+    clearInvalid(inputs[i]);
+    changed();
+  }));
+  text.addEventListener("input", () => {
+    try {
+      fill(parseRequest(text.value));
+      settings.disabled = false;
+      legend.textContent = "Settings";
+    } catch (error) {  // an unfinished edit: the fields wait for JSON they can write into
+      settings.disabled = true;
+      legend.textContent = "Settings (editable once the JSON below parses)";
+    }
+    changed();
+  });
+}
+
+// The JSON posted to `path`; the job's page once it is queued, a 422's errors beside their fields.
+function submitJson(form, path, text, inputs) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    inputs.forEach(clearInvalid);
+    showError(null);
     try {
       const job = await (await api(path, {method: "POST", body: text.value})).json();
       location.hash = `#/jobs/${job.id}`;
-    } catch (error) { showError(error); }
+    } catch (error) {
+      if (error.status === 422 && Array.isArray(error.detail)) { showFieldErrors(inputs, error.detail); }
+      else { showError(error); }
+    }
   });
-  if (preview) {
-    let plot = null;
-    const draw = async () => {
-      try {
-        const spec = JSON.parse(text.value);
-        const request = {clr: spec.clr, schedule: spec.schedule, dataset: spec.dataset, batch_size: spec.batch_size,
-                         iterations: 2000};
-        if (request.clr) { request.clr = {...request.clr}; delete request.clr.step_size_epochs; }
-        if (request.clr && !request.clr.step_size) { request.clr.step_size = 500; }
-        const lrs = await (await api("/schedules/preview", {method: "POST", body: JSON.stringify(request)})).json();
-        plot?.destroy();
-        plot = new uPlot({width: 700, height: 220, title: "Schedule preview (LR per iteration)",
-                          scales: {x: {time: false}},  // iterations, not uPlot's default clock times
-                          series: [{label: "iteration"}, {label: "lr", stroke: "#2563eb"}]},
-                         [lrs.iteration, lrs.lr], chart);
-        chart.dataset.xScale = plot.scales.x.time ? "time" : "iterations";
-        showError(null);
-      } catch (error) { /* an unfinished edit: keep the last preview */ }
-    };
-    let pending = null;
-    text.addEventListener("input", () => { clearTimeout(pending); pending = setTimeout(draw, 300); });
-    draw();
-  }
+}
+
+// One field per common setting above the whole request as JSON, which is what is submitted.
+function submitForm({title, example, fields, path, preview}) {
+  const text = el("textarea", {id: "spec", spellcheck: "false"});
+  text.value = JSON.stringify(example, null, 2);
+  const inputs = fields.map(fieldInput);
+  const rows = fields.map((field, i) => fieldRow(field, inputs[i], example));
+  const settings = el("fieldset", {id: "fields"}, el("legend", {}, "Settings"), ...rows);
+  const button = el("button", {id: "submit", type: "submit"}, "Submit");
+  const form = el("form", {novalidate: ""}, settings,  // the API judges the values: its 422 shows beside the field
+                  el("label", {for: "spec", class: "advanced"}, "Advanced: the whole request"), text, el("br"), button);
+  const chart = el("div", {id: "preview"});
+  view.replaceChildren(el("h2", {}, title), form, chart);
+  keepInSync(fields, inputs, text, settings, preview ? schedulePreview(text, chart) : () => {});
+  submitJson(form, path, text, inputs);
 }
 
 // The y range of the PNG figure (clr/plots.py): from a little below the lowest loss to a little above the plateau
@@ -375,8 +582,7 @@ async function route() {
   const hash = location.hash || "#/";
   try {
     if (hash.startsWith("#/jobs/")) { await jobPage(hash.slice(7)); }
-    else if (hash === "#/new/range-test") { submitForm("New range test", RANGE_TEST, "/range-tests", false); }
-    else if (hash === "#/new/training") { submitForm("New training", TRAINING, "/trainings", true); }
+    else if (FORMS[hash]) { submitForm(FORMS[hash]); }
     else { await jobList(); }
   } catch (error) { showError(error); }
 }
