@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# openapi-python-client pins typer below this project's: a venv of its own, for the generated-client test
+OPENAPI_VENV := .venv-openapi
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +17,15 @@ demo: $(STAMP)
 	$(BIN)/clr-service demo
 
 # The browser tests drive Debian's chromium (Playwright's own browser download is not used).
-test: $(STAMP)
+test: $(STAMP) $(OPENAPI_VENV)/.installed
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		chromium >/dev/null) || echo "WARNING: chromium could not be installed: the browser tests will be skipped"
-	$(BIN)/python -m pytest
+	OPENAPI_PYTHON_CLIENT=$(CURDIR)/$(OPENAPI_VENV)/bin/openapi-python-client $(BIN)/python -m pytest
+
+$(OPENAPI_VENV)/.installed:
+	$(PYTHON) -m venv $(OPENAPI_VENV)
+	($(OPENAPI_VENV)/bin/pip install --quiet openapi-python-client==0.29.1 && touch $@) \
+		|| echo "WARNING: openapi-python-client could not be installed: the generated-client test will be skipped"
 
 MLFLOW_VENV := .venv-mlflow
 $(MLFLOW_VENV)/.installed:
@@ -36,3 +43,4 @@ bench: $(STAMP) $(MLFLOW_VENV)/.installed
 	$(BIN)/python -m bench.start_latency
 	$(BIN)/python -m bench.api_load
 	$(BIN)/python -m bench.curves_scale
+	$(BIN)/python -m bench.chaos

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from api.result_views import RangeTestResult, Reported, TrainingResult
 
 
 class Progress(BaseModel):
@@ -16,8 +18,8 @@ class Progress(BaseModel):
     verifying: dict[str, int] | None = None  # a range test training its candidates: {"candidate": i, "of": n}
 
 
-class JobView(BaseModel):
-    """A job as the API reports it."""
+class Job(BaseModel):
+    """A job as the API reports it, whatever its kind: a `RangeTestJob` or a `TrainingJob`."""
 
     id: str
     kind: Literal["range_test", "training"]
@@ -30,10 +32,29 @@ class JobView(BaseModel):
     resumes: list[dict[str, int]]
     warnings: list[str]
     error: str | None
-    result: dict[str, Any] | None
-    range_test: dict[str, Any] | None = None  # the range test a training ran first, once it ended
+    result: Reported | None
+    range_test: RangeTestResult | None = None  # the range test a training ran first, once it ended
     spec: dict[str, Any]
     links: dict[str, str]
+
+
+class RangeTestJob(Job):
+    """A range test: its `result` once it ended."""
+
+    kind: Literal["range_test"]
+    result: RangeTestResult | None
+    range_test: None = None
+
+
+class TrainingJob(Job):
+    """A training: its `result` once it ended, and the result of the range test it ran first (`range_test`)."""
+
+    kind: Literal["training"]
+    result: TrainingResult | None
+
+
+JobView = Annotated[RangeTestJob | TrainingJob, Field(discriminator="kind")]
+JOB_KINDS: dict[str, type[RangeTestJob | TrainingJob]] = {"range_test": RangeTestJob, "training": TrainingJob}
 
 
 class JobPage(BaseModel):
@@ -43,14 +64,20 @@ class JobPage(BaseModel):
     jobs: list[JobView]
 
 
+def answer_as(media_type: str, description: str, binary: bool = True) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a 200 that is no JSON: bytes of `media_type`, or text (`binary=False`)."""
+    schema = {"type": "string", "format": "binary"} if binary else {"type": "string"}
+    return {200: {"content": {media_type: {"schema": schema}}, "description": description}}
+
+
 def _time(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
-def job_view(job: dict[str, Any]) -> JobView:
+def job_view(job: dict[str, Any]) -> RangeTestJob | TrainingJob:
     """The record from the store, shaped for clients."""
     path = f"/jobs/{job['id']}"
-    return JobView(
+    return JOB_KINDS[job["kind"]](
         id=job["id"],
         kind=job["kind"],
         state=job["state"],

@@ -9,9 +9,11 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Response
+from pydantic import MISSING, BaseModel
 
-from api.errors import error_responses
 from api.deps import JobDep, StoreDep
+from api.errors import error_responses
+from api.views import answer_as
 from clr.analysis import downsample_indices, smooth
 from clr.bounds import BoundSuggestion
 from clr.plots import range_test_png, training_png
@@ -24,6 +26,20 @@ Phase = Literal[("training", "range_test", *CANDIDATE_PHASES)]
 PhaseQuery = Annotated[Phase, Query(description="`range_test`: the range test a training ran first; `candidate_N`: "
                                                 "the Nth bound pair a verified range test trained")]
 MAX_ITERATION = 2**40  # far beyond any curve (a Redis string holds 2**26 points), far below offset overflow
+SinceQuery = Annotated[int, Query(ge=0, le=MAX_ITERATION, description="Only iterations >= since")]
+MaxPointsQuery = Annotated[int | None, Query(ge=4, le=1_000_000, description="Downsample keeping spikes")]
+
+
+class Curves(BaseModel):
+    """One entry per iteration in each column (a non-finite value as null), and the metrics of each epoch."""
+
+    iteration: list[int]
+    lr: list[float | None]
+    loss: list[float | None]
+    smoothed_loss: list[float | None] | MISSING = MISSING  # a range test's
+    accuracy: list[float | None] | MISSING = MISSING  # a range test's per batch, for a classification loss
+    momentum: list[float | None] | MISSING = MISSING  # a training's that cycles it
+    epochs: list[dict[str, float | None]]
 
 
 def json_column(values: np.ndarray) -> list[float | None]:
@@ -76,14 +92,23 @@ def curve_columns(job: dict[str, Any], store: StoreDep, since: int, max_points: 
     return columns
 
 
-@router.get("/jobs/{job_id}/curves", response_model=None, responses={
-    200: {"content": {"application/json": {}, "text/csv": {}}, "description": "Columns, as JSON or CSV"}}
-    | error_responses(404))
+def csv_response(columns: dict[str, np.ndarray]) -> Response:
+    """The columns as CSV: a header row, then a row per iteration."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(zip(*(values.tolist() for values in columns.values()), strict=True))
+    return Response(out.getvalue(), media_type="text/csv")
+
+
+@router.get("/jobs/{job_id}/curves", response_model=Curves, responses=answer_as(
+    "text/csv", "The columns as JSON, or as CSV with `format=csv` (a generated client, parsing by the path, asks "
+                "`curves.csv` for CSV)", binary=False) | error_responses(404))
 def get_curves(
     job: JobDep,
     store: StoreDep,
-    since: Annotated[int, Query(ge=0, le=MAX_ITERATION, description="Only iterations >= since")] = 0,
-    max_points: Annotated[int | None, Query(ge=4, le=1_000_000, description="Downsample keeping spikes")] = None,
+    since: SinceQuery = 0,
+    max_points: MaxPointsQuery = None,
     format: Literal["json", "csv"] = "json",
     phase: PhaseQuery = "training",
 ) -> Response:
@@ -91,18 +116,22 @@ def get_curves(
     where it cycles, + per-epoch metrics)."""
     columns = curve_columns(job, store, since, max_points, phase)
     if format == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows(zip(*(values.tolist() for values in columns.values()), strict=True))
-        return Response(out.getvalue(), media_type="text/csv")
+        return csv_response(columns)
     body: dict[str, Any] = {name: json_column(values) for name, values in columns.items()}
     body["epochs"] = job["epoch_history"] or []
     return Response(json.dumps(body, allow_nan=False), media_type="application/json")
 
 
+@router.get("/jobs/{job_id}/curves.csv", response_class=Response,
+            responses=answer_as("text/csv", "The columns as CSV", binary=False) | error_responses(404))
+def get_curves_csv(job: JobDep, store: StoreDep, since: SinceQuery = 0, max_points: MaxPointsQuery = None,
+                   phase: PhaseQuery = "training") -> Response:
+    """The columns of `/curves` as CSV (without the per-epoch metrics)."""
+    return csv_response(curve_columns(job, store, since, max_points, phase))
+
+
 @router.get("/jobs/{job_id}/plot.png", response_class=Response,
-            responses={200: {"content": {"image/png": {}}, "description": "The figure"}} | error_responses(404))
+            responses=answer_as("image/png", "The figure") | error_responses(404))
 def get_plot(job: JobDep, store: StoreDep, phase: PhaseQuery = "training") -> Response:
     """The range-test figure (with suggested bounds) or the training figure."""
     if sweep := range_test_of(job, phase):

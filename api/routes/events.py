@@ -16,12 +16,19 @@ from api.deps import CredentialsDep, JobDep, KeysDep, SettingsDep, StoreDep
 from api.errors import error_responses
 from api.keys import KeyStore
 from api.routes.curves import curve_columns, json_column
+from api.views import answer_as
 from worker.store import TERMINAL_STATES, JobStore
 
 router = APIRouter(tags=["curves"])
 POLL_S = 0.25
 KEY_CHECK_S = 1.0  # an open stream asks again at most this often whether its key was revoked
 PROGRESS = ("iteration", "total_iterations", "epoch", "epochs", "verifying")
+EVENTS = ("Server-Sent Events, each one's `data` a JSON object: `state` (`state`, `attempts`; the last, terminal one "
+          "also the job's `error` and `result`), `progress` (`iteration`, `total_iterations`, `epoch`, `epochs`, "
+          "`verifying`), `points` (the new iterations' columns, as `curves` has them; the event's id is the next "
+          "iteration, to resume from as `Last-Event-ID`), `epoch` (`epoch` and that epoch's metrics), and `error` "
+          "(`detail`) once the key is revoked. The stream ends after the terminal `state` (or the `error`); comment "
+          "lines keep it alive meanwhile")
 
 
 def _event(name: str, data: dict[str, Any], event_id: int | None = None) -> dict[str, str]:
@@ -70,10 +77,8 @@ async def job_events(store: JobStore, job_id: str, since: int, key: KeyCheck) ->
         await asyncio.sleep(POLL_S)
 
 
-@router.get("/jobs/{job_id}/events", response_class=EventSourceResponse, responses={
-    200: {"content": {"text/event-stream": {}},
-          "description": "`state`, `progress`, `points` and `epoch` events; `error` once the key is revoked"}}
-    | error_responses(404))
+@router.get("/jobs/{job_id}/events", response_class=EventSourceResponse,
+            responses=answer_as("text/event-stream", EVENTS, binary=False) | error_responses(404))
 async def stream_job_events(
     job: JobDep, store: StoreDep, settings: SettingsDep, keys: KeysDep, credentials: CredentialsDep,
     last_event_id: Annotated[str | None, Header(pattern=r"^\d{1,13}$", description="Resume after this event")] = None,

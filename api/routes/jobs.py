@@ -12,7 +12,7 @@ from api.deps import CallerDep, CeleryDep, JobDep, SettingsDep, StoreDep, owns
 from api.errors import error_responses
 from api.keys import ApiKey
 from api.routes.datasets import dataset_meta
-from api.views import JobPage, JobView, job_view
+from api.views import JobPage, JobView, answer_as, job_view
 from clr.architectures import check_input_shape
 from clr.config import JobSpec, RangeTestSpec, TrainingSpec
 from clr.plan import plan_training
@@ -219,8 +219,7 @@ def cancel_job(job: JobDep, store: StoreDep, settings: SettingsDep) -> JobView:
 @router.get(
     "/jobs/{job_id}/model",
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}, "description": "The `.keras` file"}}
-    | error_responses(404, 409),
+    responses=answer_as("application/octet-stream", "The `.keras` file") | error_responses(404, 409),
 )
 def download_model(job: JobDep, settings: SettingsDep, which: Literal["final", "best"] = "final") -> FileResponse:
     """A training's model as a `.keras` file: `final` (trained) or `best` (lowest validation loss). Plain Keras

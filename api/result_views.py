@@ -1,0 +1,91 @@
+"""Job results as the API reports them: what the worker writes (`worker.jobs`: `run_range_test`, `run_training`),
+typed, and any other key kept as it is. A result's keys are optional (`MISSING`): a record an older worker wrote lacks
+some, and the answer leaves out what the record lacks instead of inventing it; the fields of a dataclass the worker
+writes whole are required."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import MISSING, BaseModel, ConfigDict
+
+from clr.bounds import Confidence
+
+
+class Reported(BaseModel):
+    """A part of a result: its typed keys, and any others kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class StepSizeAdviceView(Reported):
+    """`clr.schedules.StepSizeAdvice`: Smith's `step_size` range, 2 to 10 epochs of iterations."""
+
+    iterations_per_epoch: int
+    min_step_size: int
+    max_step_size: int
+
+
+class BoundSuggestionView(Reported):
+    """`clr.bounds.BoundSuggestion`: suggested CLR bounds, how far to trust them and why, and the single-LR rules."""
+
+    min_lr: float
+    max_lr: float
+    min_index: int
+    max_index: int
+    confidence: Confidence
+    reasons: list[str]
+    steepest_lr: float
+    minimum_lr: float
+    valley_lr: float
+    explanation: str
+    verified: bool | MISSING = MISSING
+    accuracy_bounds: list[float] | None | MISSING = MISSING
+
+
+class VerifiedCandidate(Reported):
+    """A bound pair a verified range test trained one cycle (`worker.verification.train_candidate`), and how it did on
+    the validation split (None: diverged)."""
+
+    name: str
+    min_lr: float
+    max_lr: float
+    epochs: int | MISSING = MISSING
+    iterations: int | MISSING = MISSING
+    val_loss: float | None | MISSING = MISSING
+    val_loss_se: float | None | MISSING = MISSING
+    val_accuracy: float | None | MISSING = MISSING
+    phase: str | MISSING = MISSING
+    chosen: bool | MISSING = MISSING
+
+
+class RangeTestResult(Reported):
+    """A range test's outcome: `suggested_bounds` (None with a `warning` when the curve supports none); a verified
+    one's `verification` and the curve's own `unverified_bounds`."""
+
+    iterations: int | MISSING = MISSING
+    stopped_early: bool | MISSING = MISSING
+    step_size_advice: StepSizeAdviceView | MISSING = MISSING
+    suggested_bounds: BoundSuggestionView | None | MISSING = MISSING
+    devices: list[str] | MISSING = MISSING
+    warning: str | MISSING = MISSING
+    verification: list[VerifiedCandidate] | MISSING = MISSING
+    unverified_bounds: BoundSuggestionView | MISSING = MISSING
+
+
+class TrainingResult(Reported):
+    """A training's outcome: its `clr` or `schedule`, per-epoch `history`, the saved models' sizes, and a
+    `test_<metric>` key per metric where the dataset has a test set."""
+
+    resumed_from: int | MISSING = MISSING
+    bounds: list[float] | None | MISSING = MISSING
+    iterations: int | MISSING = MISSING
+    epochs: int | MISSING = MISSING
+    devices: list[str] | MISSING = MISSING
+    momentum_cycle: dict[str, Any] | None | MISSING = MISSING
+    final_metrics: dict[str, float | None] | MISSING = MISSING
+    history: dict[str, list[float | None]] | MISSING = MISSING
+    clr: dict[str, Any] | MISSING = MISSING
+    schedule: dict[str, Any] | MISSING = MISSING
+    model_bytes: int | MISSING = MISSING
+    best_model_bytes: int | MISSING = MISSING
