@@ -17,12 +17,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import CallerDep
 from api.errors import error_responses
+from worker.celery_app import QUEUE
 from worker.store import DURATION_BUCKETS, TERMINAL_STATES, JobStore
 
 router = APIRouter(tags=["health"])
 JOB_KINDS = ("range_test", "training")
 JOB_STATES = ("queued", "running", *sorted(TERMINAL_STATES))
-QUEUE = "celery"  # the Celery queue jobs wait in (a Redis list)
 
 
 class StoreCollector(Collector):

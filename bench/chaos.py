@@ -37,6 +37,7 @@ SERVICE_ENV = {"CLR_STALE_AFTER_S": str(STALE_AFTER_S), "CLR_CHECKPOINT_EVERY_S"
 CLR = {"base_lr": 0.01, "max_lr": 0.1, "step_size": 180}
 LR_RTOL = 1e-6  # float32 as stored
 RETRIES = 60  # one a second: a request answered 5xx or not at all is sent again
+STUCK_AFTER_S = 120.0  # with two workers and a short queue, a job queued this long since its last sign of life is stuck
 
 
 def training(seed: int, epochs: int) -> dict:
@@ -117,6 +118,14 @@ class Chaos:
         return [job_id for job_id, job in zip(job_ids, self.store.get_many(job_ids), strict=True)
                 if job is not None and job["state"] not in TERMINAL_STATES]
 
+    def backlog(self) -> int:
+        """The chaos jobs running, or queued and not stuck (a stuck job would hold its place in the backlog
+        forever, and leave nothing to act on)."""
+        now = time.time()
+        return sum(1 for job in self.store.get_many(self.job_ids) if job is not None and (
+            job["state"] == "running"
+            or job["state"] == "queued" and now - max(job["created_at"], job["heartbeat_at"] or 0) < STUCK_AFTER_S))
+
     def running(self) -> dict[int, str]:
         """The live processes running the jobs: pid -> job id."""
         jobs = [job for job in self.store.get_many(self.job_ids) if job is not None and job["state"] == "running"]
@@ -169,9 +178,9 @@ def restart_api(chaos: Chaos) -> str:
 
 
 def taken_over(store: JobStore, job_id: str, attempt: int) -> bool:
-    """Whether the job left `attempt`'s hands: queued again, claimed by a later attempt, or ended."""
+    """Whether the job left `attempt`'s hands for another's: queued again, or claimed by a later attempt."""
     job = store.get(job_id)
-    return job is None or job["state"] != "running" or job["attempts"] != attempt
+    return job["state"] == "queued" or job["attempts"] != attempt
 
 
 def stop_worker_until_taken_over(chaos: Chaos) -> str | None:
@@ -221,10 +230,10 @@ def one_fault(chaos: Chaos, owed: list[str], started: float, skipped: collection
 
 
 def keep_fed(chaos: Chaos, seconds: float, keep: int) -> None:
-    """Wait `seconds`, submitting another training whenever fewer than `keep` are queued or running."""
+    """Wait `seconds`, submitting another training whenever the backlog is under `keep`."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if len(chaos.unfinished(chaos.job_ids)) < keep:
+        if chaos.backlog() < keep:
             chaos.submit_next()
         time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
@@ -347,7 +356,8 @@ def outcome_table(outcomes: list[Outcome]) -> str:
 def parsed_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=12, help="trainings submitted before the first fault")
-    parser.add_argument("--keep", type=int, default=4, help="while faults go on, keep this many queued or running")
+    parser.add_argument("--keep", type=int, default=4,
+                        help="while faults go on, keep this many running or queued (and not stuck)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--faults", type=int, default=50)
@@ -355,7 +365,7 @@ def parsed_arguments() -> argparse.Namespace:
     parser.add_argument("--min-gap", type=float, default=10.0)
     parser.add_argument("--max-gap", type=float, default=40.0)
     parser.add_argument("--max-minutes", type=float, default=40.0, help="bound on the faults' phase")
-    parser.add_argument("--wait-minutes", type=float, default=10.0, help="bound on waiting for the jobs' ends")
+    parser.add_argument("--wait-minutes", type=float, default=5.0, help="bound on waiting for the jobs' ends")
     parser.add_argument("--max-attempts", type=int, default=100, help="CLR_MAX_ATTEMPTS of the stack")
     parser.add_argument("--rng-seed", type=int, default=0)
     return parser.parse_args()

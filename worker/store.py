@@ -39,6 +39,7 @@ local now = tonumber(clock[1]) + tonumber(clock[2]) / 1e6
 # Ended jobs, counted as each ends (once: every end is a fenced state change), for monitoring: `kind:state` counts,
 # and a histogram of the seconds from the last attempt's start to the end (`le:BOUND` counts, `count`, `sum`).
 ENDED_KEY, DURATION_KEY = "clr:stats:ended", "clr:stats:duration"
+WAITING_KEY = "clr:waiting"  # queued jobs by when their last message was sent (a zset)
 DURATION_BUCKETS = (1, 10, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 _ENDED = _NOW + f"""
 local function ended(job, state)
@@ -296,6 +297,7 @@ class JobStore:
             pipe.zadd("clr:jobs", {job_id: now})
             pipe.zadd(f"clr:jobs:{owner}", {job_id: now})
             pipe.sadd(f"clr:active:{owner}", job_id)
+            pipe.zadd(WAITING_KEY, {job_id: now})
             pipe.execute()
         return job_id
 
@@ -398,14 +400,41 @@ class JobStore:
     def requeue(self, job_id: str, attempt: int) -> bool:
         """Put the runner's own running job back in the queue without counting the attempt; False if it is no
         longer the runner's."""
-        return self._requeue(keys=[self._job_key(job_id), job_id], args=[attempt]) == 1
+        requeued = self._requeue(keys=[self._job_key(job_id), job_id], args=[attempt]) == 1
+        if requeued:
+            self.mark_waiting(job_id)
+        return requeued
 
     def requeue_stale(self, stale_after: float) -> list[str]:
         """Put every running job whose runner stopped heartbeating for `stale_after` seconds back in the queue;
         return their ids."""
         running = [job_id.decode() for job_id in self.redis.smembers("clr:running")]
-        return [job_id for job_id in running
-                if self._requeue_stale(keys=[self._job_key(job_id), job_id], args=[stale_after])]
+        taken = [job_id for job_id in running
+                 if self._requeue_stale(keys=[self._job_key(job_id), job_id], args=[stale_after])]
+        for job_id in taken:
+            self.mark_waiting(job_id)
+        return taken
+
+    def mark_waiting(self, job_id: str) -> None:
+        """Note that a message for the queued job was sent now (see `waiting_too_long`)."""
+        seconds, micros = self.redis.time()
+        self.redis.zadd(WAITING_KEY, {job_id: seconds + micros / 1e6})
+
+    def waiting_too_long(self, seconds: float) -> list[str]:
+        """The jobs still queued `seconds` after their last message was sent; those no longer queued are forgotten.
+        A worker takes a message only when it starts the job at once, so such a job's message is most likely gone
+        with a worker killed just after it took it (Redis keeps it unacknowledged for the visibility timeout)."""
+        now, micros = self.redis.time()
+        waiting = [job_id.decode() for job_id in self.redis.zrangebyscore(WAITING_KEY, "-inf", now + micros / 1e6
+                                                                          - seconds)]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in waiting:
+                pipe.hget(self._job_key(job_id), "state")
+            states = pipe.execute()
+        done = [job_id for job_id, state in zip(waiting, states, strict=True) if state != b"queued"]
+        if done:
+            self.redis.zrem(WAITING_KEY, *done)
+        return [job_id for job_id in waiting if job_id not in done]
 
     def finish(
         self, job_id: str, attempt: int, state: str, result: dict | None = None, error: str | None = None
@@ -477,6 +506,7 @@ class JobStore:
             pipe.zrem(f"clr:jobs:{owner}", job_id)
             pipe.srem(f"clr:active:{owner}", job_id)
             pipe.srem("clr:running", job_id)
+            pipe.zrem(WAITING_KEY, job_id)
             pipe.execute()
 
     def curve(self, job_id: str, since: int = 0, phase: str = "") -> Curve:
