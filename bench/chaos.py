@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import os
 import random
 import signal
@@ -37,6 +38,7 @@ SERVICE_ENV = {"CLR_STALE_AFTER_S": str(STALE_AFTER_S), "CLR_CHECKPOINT_EVERY_S"
 CLR = {"base_lr": 0.01, "max_lr": 0.1, "step_size": 180}
 LR_RTOL = 1e-6  # float32 as stored
 RETRIES = 60  # one a second: a request answered 5xx or not at all is sent again
+LEAST_FAULTS = 50  # the target
 STUCK_AFTER_S = 120.0  # with two workers and a short queue, a job queued this long since its last sign of life is stuck
 
 
@@ -46,8 +48,13 @@ def training(seed: int, epochs: int) -> dict:
             "batch_size": 16, "epochs": epochs, "seed": seed, "clr": CLR}
 
 
+@functools.cache
+def digits_train_samples() -> int:
+    return len(datasets.digits().x_train)
+
+
 def total_iterations(body: dict) -> int:
-    return plan_training(TrainingSpec.model_validate(body), len(datasets.digits().x_train)).total_iterations
+    return plan_training(TrainingSpec.model_validate(body), digits_train_samples()).total_iterations
 
 
 def runner_pid(job: dict) -> int:
@@ -158,7 +165,7 @@ def kill_worker(chaos: Chaos) -> str:
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait()
     chaos.replace(worker, start_worker(chaos.stack.env, "WARNING"))
-    return f"worker {worker.pid}" + (f", job {job_id[:8]}" if job_id else ", idle")
+    return f"worker {worker.pid}" + (f", job {job_id[:8]}" if job_id else ", running no job")
 
 
 def restart_redis(chaos: Chaos) -> str:
@@ -332,15 +339,24 @@ def fault_table(faults: list[Fault], skipped: collections.Counter) -> str:
     return table(["fault", "count", "skipped: nothing to act on"], rows + [["total", len(faults), skipped.total()]])
 
 
-def outcome_row(name: str, outcomes: list[Outcome]) -> list[object]:
+def totals(outcomes: list[Outcome]) -> dict[str, int]:
+    """The jobs by how they ended; over the succeeded ones, what their curves get wrong and how many have their
+    seed's uninterrupted losses."""
     states = collections.Counter(outcome.state for outcome in outcomes)
     checked = [outcome for outcome in outcomes if outcome.curve is not None]
-    differences = [outcome.loss_difference for outcome in checked]
-    return [name, len(outcomes), states["succeeded"], states["failed"], states["cancelled"], states["lost"],
-            sum(outcome.curve.missing for outcome in checked), sum(outcome.curve.repeated for outcome in checked),
-            sum(outcome.curve.lr_mismatches for outcome in checked),
-            f"{sum(outcome.losses_equal for outcome in checked)} / {len(checked)}",
-            f"{max(differences, default=0.0):.3g}"]
+    return {state: states[state] for state in ("succeeded", "failed", "cancelled", "lost")} | {
+        "points missing": sum(outcome.curve.missing for outcome in checked),
+        "points repeated": sum(outcome.curve.repeated for outcome in checked),
+        "LR mismatches": sum(outcome.curve.lr_mismatches for outcome in checked),
+        "losses equal": sum(outcome.losses_equal for outcome in checked)}
+
+
+def outcome_row(name: str, outcomes: list[Outcome]) -> list[object]:
+    counts = totals(outcomes)
+    largest = max((outcome.loss_difference for outcome in outcomes if outcome.curve is not None), default=0.0)
+    return [name, len(outcomes), counts["succeeded"], counts["failed"], counts["cancelled"], counts["lost"],
+            counts["points missing"], counts["points repeated"], counts["LR mismatches"],
+            f"{counts['losses equal']} / {counts['succeeded']}", f"{largest:.3g}"]
 
 
 def outcome_table(outcomes: list[Outcome]) -> str:
@@ -351,6 +367,19 @@ def outcome_table(outcomes: list[Outcome]) -> str:
     return table(["jobs", "count", "succeeded", "failed", "cancelled", "lost", "points missing", "points repeated",
                   "LR mismatches", "losses equal to the uninterrupted run's", "max abs loss difference"],
                  [outcome_row(name, group) for name, group in groups.items()])
+
+
+def targets(faults: list[Fault], outcomes: list[Outcome]) -> str:
+    """Each target, met or missed, with its figure."""
+    counts = totals(outcomes)
+    figures = [(f"at least {LEAST_FAULTS} faults", len(faults), len(faults) >= LEAST_FAULTS)]
+    zeros = {"jobs lost": counts["lost"]} | {name: counts[name] for name in ("points missing", "points repeated",
+                                                                          "LR mismatches")}
+    figures += [(f"0 {name}", count, count == 0) for name, count in zeros.items()]
+    equal, succeeded = counts["losses equal"], counts["succeeded"]
+    figures.append(("every succeeded job's losses equal its seed's uninterrupted run's", f"{equal} of {succeeded}",
+                    equal == succeeded))
+    return "\n".join(f"- {name}: {'met' if met else 'missed'} ({figure})" for name, figure, met in figures)
 
 
 def parsed_arguments() -> argparse.Namespace:
@@ -396,6 +425,8 @@ def main() -> None:
     print(fault_table(faults, skipped))
     print()
     print(outcome_table(list(outcomes.values())))
+    print()
+    print(targets(faults, list(outcomes.values())))
     for job_id, ended in outcomes.items():
         print(f"{job_id}: {ended}", file=sys.stderr)
         if ended.state != "succeeded":

@@ -422,8 +422,9 @@ class JobStore:
 
     def waiting_too_long(self, seconds: float) -> list[str]:
         """The jobs still queued `seconds` after their last message was sent; those no longer queued are forgotten.
-        A worker takes a message only when it starts the job at once, so such a job's message is most likely gone
-        with a worker killed just after it took it (Redis keeps it unacknowledged for the visibility timeout)."""
+        Such a job's message is most likely held by a worker killed after it took it (before its child claimed the
+        job, or behind a job it was running when Redis came back), which Redis keeps unacknowledged for the
+        visibility timeout."""
         now, micros = self.redis.time()
         waiting = [job_id.decode() for job_id in self.redis.zrangebyscore(WAITING_KEY, "-inf", now + micros / 1e6
                                                                           - seconds)]
