@@ -17,11 +17,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import CallerDep
 from api.errors import error_responses
+from api.views import JOB_KINDS
 from worker.celery_app import QUEUE
 from worker.store import DURATION_BUCKETS, TERMINAL_STATES, JobStore
 
 router = APIRouter(tags=["health"])
-JOB_KINDS = ("range_test", "training")
 JOB_STATES = ("queued", "running", *sorted(TERMINAL_STATES))
 
 

@@ -34,8 +34,9 @@ def take_over_lost_jobs(app: Celery, store: JobStore, settings: Settings) -> lis
     for job_id in taken:
         log.warning("Job %s: its worker stopped heartbeating for %ss; queued again", job_id, settings.stale_after_s)
         app.send_task(RUN_JOB, args=[job_id], task_id=job_id)
-    in_queue = queued_messages(store)
-    for job_id in store.waiting_too_long(settings.stale_after_s):
+    waiting = store.waiting_too_long(settings.stale_after_s)
+    in_queue = queued_messages(store) if waiting else set()  # the queue read only when a job waits too long
+    for job_id in waiting:
         if job_id not in in_queue:
             log.warning("Job %s: queued for %ss with no message in the queue; sent again", job_id,
                         settings.stale_after_s)
