@@ -92,8 +92,9 @@ class Client:
     def plot(self, job_id: str, phase: str = "training") -> bytes:
         return self._call("GET", f"/jobs/{job_id}/plot.png", params={"phase": phase}).content
 
-    def model(self, job_id: str, which: str = "final") -> bytes:
-        return self._call("GET", f"/jobs/{job_id}/model", params={"which": which}).content
+    def model(self, job_id: str, which: str = "final", include_optimizer: bool = False) -> bytes:
+        params = {"which": which, "include_optimizer": include_optimizer}
+        return self._call("GET", f"/jobs/{job_id}/model", params=params).content
 
     def preview(self, request: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", "/schedules/preview", json=request).json()

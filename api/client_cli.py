@@ -167,10 +167,13 @@ def plot(job: JobId, output: Output, url: Url = DEFAULT_URL, key: Key = None,
 
 def model(job: JobId, output: Output, url: Url = DEFAULT_URL, key: Key = None,
           data_dir: DataDir = Path(".clr-data"),
-          which: Annotated[str, typer.Option(help="final or best")] = "final") -> None:
-    """Save a training's model (`.keras`)."""
+          which: Annotated[str, typer.Option(help="final or best")] = "final",
+          include_optimizer: Annotated[bool, typer.Option(
+              help="the full training state: this package's optimizer and schedules, to train on with clr")] = False,
+          ) -> None:
+    """Save a training's model (`.keras`); plain Keras loads it."""
     with _service(url, key, data_dir) as client:
-        output.write_bytes(client.model(job, which))
+        output.write_bytes(client.model(job, which, include_optimizer))
 
 
 def cancel(job: JobId, url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = Path(".clr-data")) -> None:

@@ -74,7 +74,7 @@ class RangeTestResult(Reported):
 
 
 class TrainingResult(Reported):
-    """A training's outcome: its `clr` or `schedule`, per-epoch `history`, the saved models' sizes, and a
+    """A training's outcome: its `clr` or `schedule`, per-epoch `history`, the saved files' sizes, and a
     `test_<metric>` key per metric where the dataset has a test set."""
 
     resumed_from: int | MISSING = MISSING
@@ -89,3 +89,4 @@ class TrainingResult(Reported):
     schedule: dict[str, Any] | MISSING = MISSING
     model_bytes: int | MISSING = MISSING
     best_model_bytes: int | MISSING = MISSING
+    training_state_bytes: int | MISSING = MISSING  # both models' files with the optimizer (`include_optimizer=true`)

@@ -20,7 +20,7 @@ from clr.schedules import check_clr_arguments
 
 
 def cycle_amplitude(step, step_size: float, mode: str, gamma: float, shape: str):
-    """The window times the amplitude scale (`a * s` of DESIGN.md section 3) at the optimizer's iteration `step`,
+    """The window times the amplitude scale (`a * s` of docs/schedules.md) at the optimizer's iteration `step`,
     in float64: float32 loses the position within a cycle after a few thousand steps."""
     it = ops.cast(step, "float64")
     cycle = ops.floor(1.0 + it / (2.0 * step_size))

@@ -42,7 +42,7 @@ def anneal(start: float, end: float, pct, strategy: str, cos=np.cos):
 
 def one_cycle_phases(total_steps: int, pct_start: float, three_phase: bool,
                      values: tuple[float, float, float]) -> list[tuple[float, float, float, float]]:
-    """The 1cycle phases of DESIGN.md section 3 over `(initial, peak, final)` values, each as `(start_step,
+    """The 1cycle phases of docs/schedules.md over `(initial, peak, final)` values, each as `(start_step,
     end_step, start_value, end_value)`, with PyTorch's `OneCycleLR` end steps (the last phase holds every later
     step)."""
     initial, peak, final = values

@@ -68,7 +68,7 @@ def check_clr_arguments(base_lr: float, max_lr: float, step_size: float, mode: s
 
 
 def cycle_window(x: np.ndarray, shape: str) -> np.ndarray:
-    """The window `a` of DESIGN.md section 3 at the cycle position `x` (1 at a cycle's start, 0 at its peak)."""
+    """The window `a` of docs/schedules.md at the cycle position `x` (1 at a cycle's start, 0 at its peak)."""
     if shape == "linear":
         return np.maximum(0.0, 1.0 - x)
     if shape == "parabolic":
@@ -77,7 +77,7 @@ def cycle_window(x: np.ndarray, shape: str) -> np.ndarray:
 
 
 def amplitude_scale(it: np.ndarray, cycle: np.ndarray, mode: str, gamma: float) -> np.ndarray:
-    """The amplitude scale `s` of DESIGN.md section 3 for `mode`."""
+    """The amplitude scale `s` of docs/schedules.md for `mode`."""
     if mode == "triangular":
         return np.ones_like(it)
     if mode == "triangular2":
@@ -108,7 +108,7 @@ def cyclical_lr(
     scale_fn: Callable[[np.ndarray], np.ndarray] | None = None,
     scale_mode: ScaleMode = "cycle",
 ) -> Schedule:
-    """Return the cyclical schedule `it -> lr(it)` of DESIGN.md section 3 (the LR used by batch `it`).
+    """Return the cyclical schedule `it -> lr(it)` of docs/schedules.md (the LR used by batch `it`).
 
     A custom `scale_fn` replaces the mode's amplitude scale; it receives the cycle number (`scale_mode="cycle"`)
     or the iteration (`scale_mode="iterations"`), as in the Keras callback the seed article used.

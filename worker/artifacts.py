@@ -1,5 +1,5 @@
-"""Trained models as `.keras` files (Keras's native format, compiled), each written whole or not at all; the files
-a job hands out load in plain Keras."""
+"""Trained models as `.keras` files (Keras's native format, compiled), each written whole or not at all: the portable
+files a job hands out load in plain Keras, its training-state files with this package's optimizer and schedules."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import keras
+
+from worker.job_files import JobFiles
 
 
 def save_model(model: keras.Model, path: Path) -> int:
@@ -48,9 +50,20 @@ def with_plain_optimizer(model: keras.Model) -> keras.Model:
     return model
 
 
-def save_portable(path: Path) -> int:
-    """Save the model in the file at `path` again, as `with_plain_optimizer` makes it; return the file's size."""
-    return save_model(with_plain_optimizer(keras.saving.load_model(path)), path)
+def keep_models(model: keras.Model, files: JobFiles, publish: Callable[[Path], None]) -> dict[str, int]:
+    """Save the trained `model` with its full training state and as the portable file, and the portable copy of the
+    best one `BestModel` saved; publish every file; return their sizes as a training's result names them."""
+    sizes = {"training_state_bytes": save_model(model, files.model("final", training_state=True)),
+             "model_bytes": save_model(with_plain_optimizer(model), files.model("final"))}
+    kept = ["final"]
+    if (best := files.model("best", training_state=True)).exists():
+        sizes["training_state_bytes"] += best.stat().st_size
+        sizes["best_model_bytes"] = save_model(with_plain_optimizer(keras.saving.load_model(best)), files.model("best"))
+        kept.append("best")
+    for which in kept:
+        publish(files.model(which, training_state=True))
+        publish(files.model(which))
+    return sizes
 
 
 class BestModel(keras.callbacks.Callback):

@@ -1,4 +1,5 @@
-"""The Celery app, configured for long GPU jobs (DESIGN.md section 4). Imports no TensorFlow."""
+"""The Celery app, configured for long GPU jobs (docs/architecture.md, "Celery and TensorFlow"); imports no
+TensorFlow."""
 
 from __future__ import annotations
 

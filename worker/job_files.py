@@ -1,4 +1,5 @@
-"""A job's files on the shared volume, one folder per job: its final and best models and its checkpoint."""
+"""A job's files on the shared volume, one folder per job: its final and best models (each as a portable file and
+with its full training state) and its checkpoint."""
 
 from __future__ import annotations
 
@@ -6,7 +7,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-MODEL_FILES = {"final": "model.keras", "best": "best.keras"}
+MODEL_FILES = {"final": "model", "best": "best"}
+STORED_SIZES = ("model_bytes", "best_model_bytes", "training_state_bytes")  # a training's result: what it stores
+
+
+def stored_bytes(result: dict) -> int:
+    """The bytes of the model files a job's `result` says it keeps (what its owner's quota counts)."""
+    return sum(result.get(name, 0) for name in STORED_SIZES)
 
 
 @dataclass(frozen=True)
@@ -19,9 +26,10 @@ class JobFiles:
     def of(cls, data_dir: Path, job_id: str) -> JobFiles:
         return cls(data_dir / "jobs" / job_id)
 
-    def model(self, which: str = "final") -> Path:
-        """The trained model (`final`), or the one with the lowest validation loss (`best`)."""
-        return self.folder / MODEL_FILES[which]
+    def model(self, which: str = "final", training_state: bool = False) -> Path:
+        """The trained model (`final`), or the one with the lowest validation loss (`best`): the portable file plain
+        Keras loads, or (`training_state`) the one with this package's optimizer and in-graph schedules."""
+        return self.folder / f"{MODEL_FILES[which]}{'.training' if training_state else ''}.keras"
 
     @property
     def checkpoint(self) -> Path:

@@ -25,7 +25,7 @@ from clr.recording import IterationRecorder
 from clr.schedules import step_size_advice
 from clr.tasks import Task
 from worker import checkpoints
-from worker.artifacts import BestModel, save_model, save_portable, with_plain_optimizer
+from worker.artifacts import BestModel, keep_models
 from worker.data_order import SeededEpochs
 from worker.devices import job_devices, job_strategy
 from worker.errors import Drained, JobError
@@ -296,7 +296,7 @@ def _resume_point(reporter: JobReporter, files: JobFiles, storage: Storage, seed
     the storage, with the best model so far), or a fresh start."""
     saved = checkpoints.load(files.checkpoint) if storage.fetch(files.checkpoint) else None
     if saved is not None and reporter.resume(saved.iteration, saved.epoch, saved.history) == saved.iteration:
-        storage.fetch(files.model("best"))
+        storage.fetch(files.model("best", training_state=True))
         return saved
     reporter.resume(0)
     return checkpoints.Checkpoint(0, 0, fresh_data_seed(seed), [])
@@ -344,7 +344,8 @@ def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporte
         drain=reporter.drain_requested.is_set,
         commit=lambda iteration, saved: reporter.once_stored(
             iteration, lambda: commit(saved, files.checkpoint, storage)))
-    savers = (BestModel(files.model("best"), start.history, storage.publish),) if prepared.validation else ()
+    best = BestModel(files.model("best", training_state=True), start.history, storage.publish)
+    savers = (best,) if prepared.validation else ()
     stream = train_recorded(model, prepared, spec.batch_size, plan.epochs, reporter, (checkpointer, *savers),
                             start.data_seed, start.iteration)
     if stream.divergence is not None:
@@ -368,11 +369,7 @@ def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporte
     else:
         result["schedule"] = {"policy": spec.schedule.policy, **schedule.get_config()}
     if not reporter.should_stop():
-        result["model_bytes"] = save_model(with_plain_optimizer(model), files.model("final"))
-        storage.publish(files.model("final"))
-        if files.model("best").exists():
-            result["best_model_bytes"] = save_portable(files.model("best"))
-            storage.publish(files.model("best"))
+        result |= keep_models(model, files, storage.publish)
     if data.x_test is not None:
         test = model.evaluate(data.x_test, data.y_test, batch_size=spec.batch_size, verbose=0, return_dict=True)
         result |= {f"test_{name}": finite_or_none(value) for name, value in test.items()}

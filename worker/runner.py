@@ -12,6 +12,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from clr.config import RangeTestSpec, TrainingSpec
 from worker.errors import Drained, JobError
+from worker.job_files import stored_bytes
 from worker.reporting import JobReporter
 from worker.settings import Settings
 from worker.store import JobStore, through_redis_failures
@@ -150,5 +151,5 @@ def claim_and_run(job_id: str, settings: Settings) -> str:
     else:
         state = "cancelled" if reporter.cancel_requested.is_set() else "succeeded"
         finish(store, job_id, claim.attempts, settings, state, result=result)
-        store.add_usage(job.get("owner", ""), result.get("model_bytes", 0) + result.get("best_model_bytes", 0))
+        store.add_usage(job.get("owner", ""), stored_bytes(result))
     return claim.outcome

@@ -20,10 +20,6 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".clr-data")
     datasets_root: Path | None = None  # datasets registered by path lie under it, at the same path on every host
     storage_url: str | None = None  # where files are kept for every host: `s3://bucket/prefix`; unset: `data_dir`
-    admin_key: str | None = None  # compose's first admin key, registered when there is no key yet
-    max_body_bytes: int = 2 * 2**20  # a JSON request body
-    max_upload_bytes: int = 200 * 2**20
-    max_dataset_bytes: int = 2 * 2**30  # an upload's arrays once unpacked
     job_time_limit_s: int = 24 * 3600
     max_attempts: int = 3
     steps_per_execution: int = 8
@@ -33,7 +29,6 @@ class Settings(BaseSettings):
     stale_after_s: float = 30.0
     cancel_grace_s: float = 60.0
     checkpoint_every_s: float = 300.0
-    sse_ping_s: float = 15.0  # keep-alive comments on idle event streams (proxies cut silent connections)
 
     @property
     def builtin_dir(self) -> Path:

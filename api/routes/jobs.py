@@ -18,6 +18,7 @@ from clr.config import JobSpec, RangeTestSpec, TrainingSpec
 from clr.plan import plan_training
 from clr.tasks import Task, labels_in
 from worker.celery_app import RUN_JOB
+from worker.job_files import stored_bytes
 from worker.settings import Settings
 from worker.store import TERMINAL_STATES, JobStore
 
@@ -221,14 +222,17 @@ def cancel_job(job: JobDep, store: StoreDep, settings: SettingsDep) -> JobView:
     response_class=FileResponse,
     responses=answer_as("application/octet-stream", "The `.keras` file") | error_responses(404, 409),
 )
-def download_model(job: JobDep, settings: SettingsDep, which: Literal["final", "best"] = "final") -> FileResponse:
+def download_model(job: JobDep, settings: SettingsDep, which: Literal["final", "best"] = "final",
+                   include_optimizer: bool = False) -> FileResponse:
     """A training's model as a `.keras` file: `final` (trained) or `best` (lowest validation loss). Plain Keras
-    loads it (`keras.saving.load_model`): Keras's own optimizer at the rate and momentum of the job's last step."""
+    loads it (`keras.saving.load_model`): Keras's own optimizer at the rate and momentum of the job's last step.
+    `include_optimizer=true`: the full training state instead, this package's optimizer with its in-graph LR and
+    momentum schedules, to train on with `clr` (`import clr.keras_momentum` before loading)."""
     if job["kind"] != "training":
         raise HTTPException(404, f"Job {job['id']!r} is a range test: it trains no model to keep")
     if job["state"] not in TERMINAL_STATES:
         raise HTTPException(409, f"Job {job['id']!r} is {job['state']}: its model is saved when it succeeds")
-    path = settings.job_files(job["id"]).model(which)
+    path = settings.job_files(job["id"]).model(which, training_state=include_optimizer)
     if not settings.storage().fetch(path):
         why = ("it had no validation data" if which == "best" and job["state"] == "succeeded"
                else f"it {job['state']} before saving one" if job["state"] != "succeeded" else "its file is gone")
@@ -245,6 +249,5 @@ def delete_job(job: JobDep, store: StoreDep, settings: SettingsDep) -> Response:
     files = settings.job_files(job["id"])
     files.remove()
     settings.storage().remove(files.folder)
-    result = job["result"] or {}
-    store.add_usage(job["owner"], -result.get("model_bytes", 0) - result.get("best_model_bytes", 0))
+    store.add_usage(job["owner"], -stored_bytes(job["result"] or {}))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

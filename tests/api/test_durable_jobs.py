@@ -11,12 +11,13 @@ import keras
 import numpy as np
 import pytest
 
+import clr.keras_momentum  # noqa: F401 (registers the optimizers and schedules a training state names)
 from api.stack import EmbeddedStack, free_port
 from clr import datasets
 from clr.schedules import cyclical_lr
 from tests.conftest import SERVICE_ENV
 from tests.helpers import in_plain_keras, wait_for_state, wait_until
-from worker.job_files import JobFiles
+from worker.job_files import JobFiles, stored_bytes
 from worker.store import JobStore
 
 pytestmark = pytest.mark.slow
@@ -59,7 +60,7 @@ def assert_one_point_per_iteration_on_schedule(client: httpx.Client, job: dict, 
     return curves
 
 
-def test_the_trained_model_downloads_and_loads_in_plain_keras_scoring_the_jobs_test_accuracy(client, service,
+def test_the_trained_model_downloads_and_loads_in_plain_keras_scoring_the_jobs_test_accuracy(client, service, store,
                                                                                               tmp_path):
     job = wait_for_state(client, client.post("/trainings", json=training(3, validation_split=0.2)).json()["id"],
                          {"succeeded", "failed"})
@@ -78,9 +79,26 @@ def test_the_trained_model_downloads_and_loads_in_plain_keras_scoring_the_jobs_t
     assert best.status_code == 200 and len(best.content) == job["result"]["best_model_bytes"]
     assert in_plain_keras(client, job["id"], "best", tmp_path)["optimizer"] == "SGD"
 
+    states = {which: client.get(f"/jobs/{job['id']}/model", params={"which": which, "include_optimizer": True})
+              for which in ("final", "best")}
+    assert sum(len(state.content) for state in states.values()) == job["result"]["training_state_bytes"]
+    (tmp_path / "state.keras").write_bytes(states["final"].content)
+    resumable = keras.saving.load_model(tmp_path / "state.keras")  # this package's schedule, where the job stopped
+    iterations = int(resumable.optimizer.iterations)
+    assert iterations == job["result"]["iterations"]
+    next_rates = []
+    for _ in range(3):  # training on follows the schedule
+        next_rates.append(float(resumable.optimizer.learning_rate))
+        resumable.train_on_batch(np.zeros((16, 8, 8, 1)), np.zeros(16))
+    np.testing.assert_allclose(next_rates, cyclical_lr(0.005, 0.05, 150)(np.arange(iterations, iterations + 3)),
+                               rtol=1e-6)
+
     files = JobFiles.of(service.data_dir, job["id"])
     assert files.model().exists() and not files.checkpoint.exists()  # a finished job keeps no checkpoint
+    owner = store.get(job["id"])["owner"]
+    usage = store.usage(owner)
     assert client.delete(f"/jobs/{job['id']}").status_code == 204
+    assert usage - store.usage(owner) == stored_bytes(job["result"]) > job["result"]["training_state_bytes"]
     assert not files.folder.exists()
     assert client.get(f"/jobs/{job['id']}/model").status_code == 404
 

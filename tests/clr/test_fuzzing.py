@@ -7,7 +7,6 @@ import io
 import json
 import zipfile
 
-import numpy as np
 import pydantic
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
