@@ -17,8 +17,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import CallerDep
 from api.errors import error_responses
-from api.views import JOB_KINDS
 from worker.celery_app import QUEUE
+from worker.kinds import KINDS
 from worker.store import DURATION_BUCKETS, TERMINAL_STATES, JobStore
 
 router = APIRouter(tags=["health"])
@@ -34,7 +34,7 @@ class StoreCollector(Collector):
 
     def collect(self):
         heads = self.store.job_heads()
-        counts = dict.fromkeys(itertools.product(JOB_KINDS, JOB_STATES), 0)
+        counts = dict.fromkeys(itertools.product(KINDS, JOB_STATES), 0)
         for head in heads:
             counts[head["kind"], head["state"]] = counts.get((head["kind"], head["state"]), 0) + 1
         jobs = GaugeMetricFamily("clr_jobs", "Jobs held now, by kind and state", labels=["kind", "state"])
@@ -52,7 +52,7 @@ class StoreCollector(Collector):
         ended, durations = self.store.ended_counts()
         finished = CounterMetricFamily("clr_jobs_ended", "Jobs ended so far, by kind and final state",
                                        labels=["kind", "state"])
-        for kind, state in itertools.product(JOB_KINDS, TERMINAL_STATES):
+        for kind, state in itertools.product(KINDS, TERMINAL_STATES):
             finished.add_metric([kind, state], ended.get((kind, state), 0))
         yield finished
         buckets = [[str(bound), durations.get(f"le:{bound}", 0)] for bound in DURATION_BUCKETS]

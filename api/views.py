@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from api.result_views import RangeTestResult, Reported, TrainingResult
+from worker.kinds import KINDS, KindName
 
 
 class Progress(BaseModel):
@@ -22,7 +23,7 @@ class Job(BaseModel):
     """A job as the API reports it, whatever its kind: a `RangeTestJob` or a `TrainingJob`."""
 
     id: str
-    kind: Literal["range_test", "training"]
+    kind: KindName
     state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     progress: Progress
     created_at: datetime
@@ -54,7 +55,7 @@ class TrainingJob(Job):
 
 
 JobView = Annotated[RangeTestJob | TrainingJob, Field(discriminator="kind")]
-JOB_KINDS: dict[str, type[RangeTestJob | TrainingJob]] = {"range_test": RangeTestJob, "training": TrainingJob}
+JOB_VIEWS: dict[str, type[RangeTestJob | TrainingJob]] = {"range_test": RangeTestJob, "training": TrainingJob}
 
 
 class JobPage(BaseModel):
@@ -77,7 +78,7 @@ def _time(seconds: float | None) -> datetime | None:
 def job_view(job: dict[str, Any]) -> RangeTestJob | TrainingJob:
     """The record from the store, shaped for clients."""
     path = f"/jobs/{job['id']}"
-    return JOB_KINDS[job["kind"]](
+    return JOB_VIEWS[job["kind"]](
         id=job["id"],
         kind=job["kind"],
         state=job["state"],
@@ -94,5 +95,5 @@ def job_view(job: dict[str, Any]) -> RangeTestJob | TrainingJob:
         range_test=job["range_test"],
         spec=job["spec"],
         links={"self": path, "curves": f"{path}/curves", "plot": f"{path}/plot.png", "cancel": f"{path}/cancel"}
-        | ({"model": f"{path}/model"} if job["kind"] == "training" else {}),
+        | ({"model": f"{path}/model"} if KINDS[job["kind"]].trains_model else {}),
     )

@@ -186,7 +186,7 @@ class Lab:
             "clr": {"base_lr": base_lr, "max_lr": max(max_lr, base_lr * (1 + 1e-9)),
                     "step_size_epochs": protocol.step_epochs}})
         result, _ = self._run("training", spec, lambda spec, reporter: jobs.run_training(
-            spec, None, reporter, self.settings))
+            spec, reporter, self.settings))
         return result["test_accuracy"]
 
 

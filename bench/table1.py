@@ -89,7 +89,7 @@ class Experiment:
     def _fit(self, schedule: dict, seed: int) -> list[float]:
         spec = TrainingSpec.model_validate(self.base | {"epochs": self.epochs, "seed": seed} | schedule)
         with self._reporter() as reporter:
-            result = jobs.run_training(spec, None, reporter, self.settings)
+            result = jobs.run_training(spec, reporter, self.settings)
         return result["history"]["val_accuracy"]
 
     def fixed(self, lr: float, seed: int) -> list[float]:

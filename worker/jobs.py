@@ -320,11 +320,12 @@ def find_bounds_first(spec: TrainingSpec, reporter: JobReporter, settings: Setti
     return bounds
 
 
-def run_training(spec: TrainingSpec, bounds: tuple[float, float] | None, reporter: JobReporter,
-                 settings: Settings) -> dict:
-    """Train with the in-graph schedule (cyclical, 1cycle or SGDR) for the planned epochs, recording every
-    iteration; resume from the job's checkpoint where an earlier attempt left one, checkpoint as it goes, and save
-    the trained model (and the best by validation loss). Raises `Drained` when the worker shut down meanwhile."""
+def run_training(spec: TrainingSpec, reporter: JobReporter, settings: Settings,
+                 bounds: tuple[float, float] | None = None) -> dict:
+    """Train with the in-graph schedule (cyclical, 1cycle or SGDR) for the planned epochs, its rates taken from
+    `bounds` where the spec has none (a range test's, or its own range test's), recording every iteration; resume
+    from the job's checkpoint where an earlier attempt left one, checkpoint as it goes, and save the trained model
+    (and the best by validation loss). Raises `Drained` when the worker shut down meanwhile."""
     if bounds is None and spec.range_test is not None:
         bounds = find_bounds_first(spec, reporter, settings)
     data = load_dataset(spec.dataset, settings, reporter.store)

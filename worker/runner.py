@@ -10,9 +10,9 @@ from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from clr.config import RangeTestSpec, TrainingSpec
 from worker.errors import Drained, JobError
 from worker.job_files import stored_bytes
+from worker.kinds import KINDS
 from worker.reporting import JobReporter
 from worker.settings import Settings
 from worker.store import JobStore, through_redis_failures
@@ -126,13 +126,7 @@ def claim_and_run(job_id: str, settings: Settings) -> str:
         with reporter:  # heartbeats from the claim on: importing TensorFlow takes seconds
             limit_memory(settings.job_memory_mb)
             prepare_for_jobs()
-            from worker import jobs
-
-            if job["kind"] == "range_test":
-                result = jobs.run_range_test(RangeTestSpec.model_validate(job["spec"]), reporter, settings)
-            else:
-                bounds = tuple(job["bounds"]) if job["bounds"] else None
-                result = jobs.run_training(TrainingSpec.model_validate(job["spec"]), bounds, reporter, settings)
+            result = KINDS[job["kind"]].run(job, reporter, settings)
     except Drained:
         log.info("Job %s checkpointed and goes back to the queue: this worker shuts down", job_id)
         through_redis_failures(lambda: store.requeue(job_id, claim.attempts), settings.stale_after_s)

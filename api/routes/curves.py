@@ -18,11 +18,12 @@ from clr.analysis import downsample_indices, smooth
 from clr.bounds import BoundSuggestion
 from clr.plots import range_test_png, training_png
 from clr.policies import momentum_schedule
+from worker.kinds import KINDS, PHASES
 from worker.store import CANDIDATE_PHASES
 
 router = APIRouter(tags=["curves"])
 PLOT_POINTS = 4000
-Phase = Literal[("training", "range_test", *CANDIDATE_PHASES)]
+Phase = Literal[("training", *PHASES)]
 PhaseQuery = Annotated[Phase, Query(description="`range_test`: the range test a training ran first; `candidate_N`: "
                                                 "the Nth bound pair a verified range test trained")]
 MAX_ITERATION = 2**40  # far beyond any curve (a Redis string holds 2**26 points), far below offset overflow
@@ -55,7 +56,7 @@ def range_test_of(job: dict[str, Any], phase: Phase) -> tuple[str, dict[str, Any
     training ran first; None for a training's own curve and a verification candidate's."""
     if phase in CANDIDATE_PHASES:
         return None
-    if job["kind"] == "range_test":
+    if KINDS[job["kind"]].sweeps_lr:
         return "", job["spec"]
     if phase == "range_test":
         if job["spec"].get("range_test") is None:
@@ -136,7 +137,7 @@ def get_plot(job: JobDep, store: StoreDep, phase: PhaseQuery = "training") -> Re
     """The range-test figure (with suggested bounds) or the training figure."""
     if sweep := range_test_of(job, phase):
         curve = store.curve(job["id"], phase=sweep[0])
-        result = (job["result"] if job["kind"] == "range_test" else job["range_test"]) or {}
+        result = (job["range_test"] if sweep[0] else job["result"]) or {}  # a training's own range test, or the job
         bounds = result.get("suggested_bounds")
         smoothed = smooth(curve.losses, sweep[1]["beta"])
         png = range_test_png(curve.lrs, curve.losses, smoothed, BoundSuggestion.from_dict(bounds) if bounds else None,

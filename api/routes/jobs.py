@@ -19,6 +19,7 @@ from clr.plan import plan_training
 from clr.tasks import Task, labels_in
 from worker.celery_app import RUN_JOB
 from worker.job_files import stored_bytes
+from worker.kinds import KINDS, KindName
 from worker.settings import Settings
 from worker.store import TERMINAL_STATES, JobStore
 
@@ -101,7 +102,7 @@ def _bounds_of(range_test_id: str, accept_low_confidence: bool, store: JobStore,
     job = store.get(range_test_id)
     if not owns(key, job):
         raise HTTPException(404, f"range_test_id: no job with id {range_test_id!r}")
-    if job["kind"] != "range_test":
+    if not KINDS[job["kind"]].sweeps_lr:
         raise HTTPException(422, f"range_test_id: job {range_test_id!r} is a {job['kind']}, not a range test")
     if job["state"] != "succeeded":
         raise HTTPException(409, f"range_test_id: range test {range_test_id!r} is {job['state']}, not succeeded")
@@ -190,7 +191,7 @@ def submit_training(
 def list_jobs(
     store: StoreDep,
     key: CallerDep,
-    kind: Literal["range_test", "training"] | None = None,
+    kind: KindName | None = None,
     state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
     offset: Annotated[int, Query(ge=0, le=2**40)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -228,8 +229,8 @@ def download_model(job: JobDep, settings: SettingsDep, which: Literal["final", "
     loads it (`keras.saving.load_model`): Keras's own optimizer at the rate and momentum of the job's last step.
     `include_optimizer=true`: the full training state instead, this package's optimizer with its in-graph LR and
     momentum schedules, to train on with `clr` (`import clr.keras_momentum` before loading)."""
-    if job["kind"] != "training":
-        raise HTTPException(404, f"Job {job['id']!r} is a range test: it trains no model to keep")
+    if not KINDS[job["kind"]].trains_model:
+        raise HTTPException(404, f"Job {job['id']!r} is a {job['kind'].replace('_', ' ')}: it trains no model to keep")
     if job["state"] not in TERMINAL_STATES:
         raise HTTPException(409, f"Job {job['id']!r} is {job['state']}: its model is saved when it succeeds")
     path = settings.job_files(job["id"]).model(which, training_state=include_optimizer)

@@ -146,11 +146,12 @@ def upload_digits(client: httpx.Client) -> str:
 
 
 def test_a_restarted_stack_keeps_jobs_and_datasets_and_resumes_the_running_job(tmp_path):
-    total = 10 * int(np.ceil(600 / 16))
+    epochs = 40  # long enough to be running still when the stack stops, on a quick host with a warm spare
+    total = epochs * int(np.ceil(600 / 16))
     with EmbeddedStack(port=free_port(), data_dir=tmp_path, extra_env=SERVICE_ENV) as stack, \
             stack.client() as client:
         dataset_id = upload_digits(client)
-        job_id = client.post("/trainings", json=training(10, dataset={"id": dataset_id})).json()["id"]
+        job_id = client.post("/trainings", json=training(epochs, dataset={"id": dataset_id})).json()["id"]
         store = JobStore.from_url(stack.redis_url)
         wait_until(lambda: under_way(store, JobFiles.of(tmp_path, job_id), job_id, total // 4), "training under way")
     # the stack stopped as on Ctrl-C: the worker checkpointed the job and queued it again

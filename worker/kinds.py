@@ -1,0 +1,46 @@
+"""The kinds of job, each declared once: its spec (pure pydantic), the worker function that runs it (imported only in
+the job's process, as it imports Keras), the curves it keeps beside its own, and what it leaves. The API's routes,
+views, curves and metrics and the worker's runner read this registry instead of matching a kind's name."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from clr.config import JobSpec, RangeTestSpec, TrainingSpec
+from worker.store import CANDIDATE_PHASES
+
+if TYPE_CHECKING:
+    from worker.reporting import JobReporter
+    from worker.settings import Settings
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """One kind of job. `runs` names the worker function (`module:function`) called with the job's spec, its
+    reporter and the settings, and with `bounds` where the API resolved a range test's for it."""
+
+    name: str
+    spec: type[JobSpec]
+    runs: str
+    phases: tuple[str, ...]  # the curves it keeps beside its own (`curves?phase=`)
+    sweeps_lr: bool  # its own curve is a range test's, with the bounds it suggests
+    trains_model: bool  # it keeps `.keras` models (`/jobs/{id}/model`)
+
+    def run(self, job: dict[str, Any], reporter: JobReporter, settings: Settings) -> dict[str, Any]:
+        """Run `job` (a record of this kind) in this process; return its result."""
+        module, _, function = self.runs.partition(":")
+        given = {"bounds": tuple(job["bounds"])} if job.get("bounds") else {}
+        return getattr(importlib.import_module(module), function)(
+            self.spec.model_validate(job["spec"]), reporter, settings, **given)
+
+
+KINDS = {kind.name: kind for kind in (
+    JobKind("range_test", RangeTestSpec, "worker.jobs:run_range_test", CANDIDATE_PHASES, sweeps_lr=True,
+            trains_model=False),
+    JobKind("training", TrainingSpec, "worker.jobs:run_training", ("range_test",), sweeps_lr=False,
+            trains_model=True),
+)}
+KindName = Literal[tuple(KINDS)]
+PHASES = tuple(dict.fromkeys(phase for kind in KINDS.values() for phase in kind.phases))  # every kind's, once
