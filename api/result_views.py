@@ -1,4 +1,4 @@
-"""Job results as the API reports them: what the worker writes (`worker.jobs`: `run_range_test`, `run_training`),
+"""Job results as the API reports them: what the worker writes (`worker.engine`: `run_range_test`, `run_training`),
 typed, and any other key kept as it is. A result's keys are optional (`MISSING`): a record an older worker wrote lacks
 some, and the answer leaves out what the record lacks instead of inventing it; the fields of a dataclass the worker
 writes whole are required."""
@@ -44,8 +44,8 @@ class BoundSuggestionView(Reported):
 
 
 class VerifiedCandidate(Reported):
-    """A bound pair a verified range test trained one cycle (`worker.verification.train_candidate`), and how it did on
-    the validation split (None: diverged)."""
+    """A bound pair a verified range test trained one cycle (`worker.engine.verification.train_candidate`), and how
+    it did on the validation split (None: diverged)."""
 
     name: str
     min_lr: float

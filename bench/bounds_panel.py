@@ -141,7 +141,7 @@ def case_data(case: Case) -> datasets.Dataset:
 
 
 class Lab:
-    """Range tests and trainings of one case through `worker.jobs` on a real Redis: every training holds out 10 % of
+    """Range tests and trainings of one case through `worker.engine` on a real Redis: every training holds out 10 % of
     the training data for validation (what `verify` judges on) and reports its accuracy on the untouched test set."""
 
     def __init__(self, case: Case, store, settings) -> None:
@@ -165,12 +165,12 @@ class Lab:
         """The range test's result (`suggested_bounds` or a `warning`; with `verify`, also `unverified_bounds` and
         `verification`) and its curve."""
         from clr.config import RangeTestSpec
-        from worker import jobs
+        from worker.engine.range_test import run_range_test
 
         case = self.case
         spec = RangeTestSpec.model_validate(self.base | {"start_lr": case.start_lr, "end_lr": case.end_lr,
                                                          "epochs": case.range_epochs, "seed": seed, "verify": verify})
-        result, job_id = self._run("range_test", spec, lambda spec, reporter: jobs.run_range_test(
+        result, job_id = self._run("range_test", spec, lambda spec, reporter: run_range_test(
             spec, reporter, self.settings))
         curve = self.store.curve(job_id)
         return result, curve.lrs.astype(np.float64), curve.losses.astype(np.float64)
@@ -178,14 +178,14 @@ class Lab:
     def train(self, bounds: tuple[float, float], protocol: Protocol, seed: int) -> float:
         """Test accuracy after CLR training with `bounds` (equal bounds: a fixed LR) at `protocol`."""
         from clr.config import TrainingSpec
-        from worker import jobs
+        from worker.engine.training import run_training
 
         base_lr, max_lr = bounds
         spec = TrainingSpec.model_validate(self.base | {
             "cycles": protocol.cycles, "seed": seed,
             "clr": {"base_lr": base_lr, "max_lr": max(max_lr, base_lr * (1 + 1e-9)),
                     "step_size_epochs": protocol.step_epochs}})
-        result, _ = self._run("training", spec, lambda spec, reporter: jobs.run_training(
+        result, _ = self._run("training", spec, lambda spec, reporter: run_training(
             spec, reporter, self.settings))
         return result["test_accuracy"]
 
@@ -287,7 +287,7 @@ def main() -> None:
     if args.synthetic_only:
         return
     cases = tuple(case for case in CASES if not args.cases or any(name in case.name for name in args.cases))
-    print("\nReal range tests (with verify) through worker.jobs on digits; CLR triangular, step_size 4 epochs, "
+    print("\nReal range tests (with verify) through worker.engine on digits; CLR triangular, step_size 4 epochs, "
           "judged at 8 and 24 epochs; test accuracy (points against the best fixed LR of the grid at the same "
           "protocol, mean of seeds)\n")
     rows, summary, references = real_panel(range(args.seeds), cases)

@@ -20,8 +20,9 @@ from api.stack import EmbeddedStack, free_port  # noqa: E402
 from bench.common import claimed_job, interleaved_runs, redis_store, table  # noqa: E402
 from clr import datasets, models  # noqa: E402
 from clr.keras_schedule import CyclicalSchedule  # noqa: E402
-from worker import checkpoints  # noqa: E402
-from worker.jobs import split, train_recorded  # noqa: E402
+from worker.engine import checkpoints  # noqa: E402
+from worker.engine.data import split  # noqa: E402
+from worker.engine.streams import train_recorded  # noqa: E402
 from worker.reporting import JobReporter  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 from worker.store import JobStore  # noqa: E402

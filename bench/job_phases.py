@@ -21,7 +21,7 @@ def main() -> None:
     import tensorflow  # noqa: F401
 
     done("import TensorFlow")
-    from worker import jobs  # noqa: F401
+    import worker.engine.training  # noqa: F401
 
     done("import Keras and the worker's training code")
     from clr import models, volume

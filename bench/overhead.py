@@ -29,7 +29,8 @@ from clr import models  # noqa: E402
 from clr.datasets import Dataset, synthetic_images  # noqa: E402
 from clr.keras_schedule import CyclicalSchedule  # noqa: E402
 from clr.schedules import cyclical_lr  # noqa: E402
-from worker.jobs import Split, train_recorded  # noqa: E402
+from worker.engine.data import Split  # noqa: E402
+from worker.engine.streams import train_recorded  # noqa: E402
 from worker.reporting import JobReporter  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 

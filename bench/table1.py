@@ -22,7 +22,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from bench.common import claimed_job, redis_store, table  # noqa: E402
 from clr import datasets  # noqa: E402
 from clr.config import RangeTestSpec, TrainingSpec  # noqa: E402
-from worker import jobs  # noqa: E402
+from worker.engine.range_test import run_range_test  # noqa: E402
+from worker.engine.training import run_training  # noqa: E402
 from worker.reporting import JobReporter  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 
@@ -54,7 +55,7 @@ def upload(data: datasets.Dataset, settings: Settings) -> tuple[str, float]:
 
 
 class Experiment:
-    """Range test and trainings on one dataset through `worker.jobs`, reporting to a real Redis."""
+    """Range test and trainings on one dataset through `worker.engine`, reporting to a real Redis."""
 
     def __init__(self, data: datasets.Dataset, store, settings: Settings, architecture: str, optimizer: dict,
                  batch_size: int, epochs: int, step_epochs: int) -> None:
@@ -72,7 +73,7 @@ class Experiment:
         spec = RangeTestSpec.model_validate(self.base | {"start_lr": start_lr, "end_lr": end_lr, "epochs": epochs,
                                                          "seed": seed})
         with self._reporter() as reporter:
-            result = jobs.run_range_test(spec, reporter, self.settings)
+            result = run_range_test(spec, reporter, self.settings)
         curve = self.store.curve(reporter.job_id)
         return result | {"lrs": curve.lrs, "losses": curve.losses}
 
@@ -89,7 +90,7 @@ class Experiment:
     def _fit(self, schedule: dict, seed: int) -> list[float]:
         spec = TrainingSpec.model_validate(self.base | {"epochs": self.epochs, "seed": seed} | schedule)
         with self._reporter() as reporter:
-            result = jobs.run_training(spec, reporter, self.settings)
+            result = run_training(spec, reporter, self.settings)
         return result["history"]["val_accuracy"]
 
     def fixed(self, lr: float, seed: int) -> list[float]:

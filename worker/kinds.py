@@ -5,6 +5,7 @@ views, curves and metrics and the worker's runner read this registry instead of 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,18 +29,21 @@ class JobKind:
     sweeps_lr: bool  # its own curve is a range test's, with the bounds it suggests
     trains_model: bool  # it keeps `.keras` models (`/jobs/{id}/model`)
 
+    def runner(self) -> Callable[..., dict[str, Any]]:
+        """The worker function, imported (with Keras and TensorFlow) on first use."""
+        module, _, function = self.runs.partition(":")
+        return getattr(importlib.import_module(module), function)
+
     def run(self, job: dict[str, Any], reporter: JobReporter, settings: Settings) -> dict[str, Any]:
         """Run `job` (a record of this kind) in this process; return its result."""
-        module, _, function = self.runs.partition(":")
         given = {"bounds": tuple(job["bounds"])} if job.get("bounds") else {}
-        return getattr(importlib.import_module(module), function)(
-            self.spec.model_validate(job["spec"]), reporter, settings, **given)
+        return self.runner()(self.spec.model_validate(job["spec"]), reporter, settings, **given)
 
 
 KINDS = {kind.name: kind for kind in (
-    JobKind("range_test", RangeTestSpec, "worker.jobs:run_range_test", CANDIDATE_PHASES, sweeps_lr=True,
+    JobKind("range_test", RangeTestSpec, "worker.engine.range_test:run_range_test", CANDIDATE_PHASES, sweeps_lr=True,
             trains_model=False),
-    JobKind("training", TrainingSpec, "worker.jobs:run_training", ("range_test",), sweeps_lr=False,
+    JobKind("training", TrainingSpec, "worker.engine.training:run_training", ("range_test",), sweeps_lr=False,
             trains_model=True),
 )}
 KindName = Literal[tuple(KINDS)]

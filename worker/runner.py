@@ -63,14 +63,6 @@ def limit_memory(megabytes: int | None) -> None:
         resource.setrlimit(resource.RLIMIT_DATA, (megabytes * 2**20, megabytes * 2**20))
 
 
-def use_gpus_with_memory_growth() -> None:
-    """Let TensorFlow grow GPU memory as needed on the GPUs in `CUDA_VISIBLE_DEVICES`; CPU when there are none."""
-    import tensorflow as tf
-
-    for gpu in tf.config.list_physical_devices("GPU"):
-        tf.config.experimental.set_memory_growth(gpu, True)
-
-
 _prepared = False
 
 
@@ -79,8 +71,11 @@ def prepare_for_jobs() -> None:
     it before it reports ready (`worker.celery_app`), and a job does it again only where that failed."""
     global _prepared
     if not _prepared:
-        use_gpus_with_memory_growth()
-        import worker.jobs  # noqa: F401
+        from worker.engine import devices
+
+        devices.use_gpus_with_memory_growth()
+        for kind in KINDS.values():
+            kind.runner()
 
         _prepared = True
 

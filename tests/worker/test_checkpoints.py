@@ -5,7 +5,7 @@ import numpy as np
 
 from clr import models
 from clr.datasets import synthetic_images
-from worker import checkpoints
+from worker.engine import checkpoints
 
 
 def test_a_checkpoint_due_before_the_first_step_is_saved_with_no_epoch_metrics(tmp_path):

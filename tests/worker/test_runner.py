@@ -11,8 +11,14 @@ from redis.retry import Retry
 
 from api.routes.jobs import TRAINING_EXAMPLES
 from clr import datasets
+from clr.config import TrainingSpec
 from clr.keras_schedule import CyclicalSchedule
-from worker import jobs, runner
+from worker import runner
+from worker.engine import devices
+from worker.engine.build import build_model
+from worker.engine.data import split as split_data
+from worker.engine.streams import train_recorded
+from worker.errors import JobError
 from worker.reporting import JobReporter
 from worker.settings import Settings
 from worker.store import JobStore
@@ -28,7 +34,7 @@ def test_a_failing_gpu_setup_ends_the_job_instead_of_leaving_it_running(redis_ur
     def broken_gpu_setup():
         raise RuntimeError("CUDA driver version is insufficient for CUDA runtime version")
 
-    monkeypatch.setattr(runner, "use_gpus_with_memory_growth", broken_gpu_setup)
+    monkeypatch.setattr(devices, "use_gpus_with_memory_growth", broken_gpu_setup)
     job_id = queued_training(store)
     assert runner.claim_and_run(job_id, Settings(redis_url=redis_url, data_dir=tmp_path)) == "claimed"
     job = store.get(job_id)
@@ -48,10 +54,10 @@ def test_when_fit_raises_the_points_it_ran_are_kept(redis_url, store):
     model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10, "softmax")])
     model.compile(keras.optimizers.SGD(CyclicalSchedule(0.01, 0.1, 50)), "sparse_categorical_crossentropy",
                   steps_per_execution=8)
-    split = jobs.split(data, 0.0)
+    split = split_data(data, 0.0)
     with JobReporter(store, job_id, attempt, Settings(flush_interval_s=60)) as reporter:  # no flush while it runs
         with pytest.raises(RuntimeError, match="disk full"):
-            jobs.train_recorded(model, split, 32, 5, reporter, extra_callbacks=(FailsInEpoch2(),))
+            train_recorded(model, split, 32, 5, reporter, extra_callbacks=(FailsInEpoch2(),))
     ran = int(model.optimizer.iterations.numpy())
     assert ran == 2 * 45 and list(store.curve(job_id).iterations) == list(range(ran))
 
@@ -96,5 +102,5 @@ def test_a_model_with_the_wrong_number_of_outputs_is_refused_naming_both(loss, u
         data = datasets.Dataset(data.x_train, np.eye(10, dtype=np.float32)[data.y_train], None, None)
     model = keras.Sequential([keras.Input(data.input_shape), keras.layers.Flatten(), keras.layers.Dense(units)])
     body = TRAINING_EXAMPLES["one_cycle"]["value"] | {"model": {"keras_json": model.to_json()}, "loss": loss}
-    with pytest.raises(jobs.JobError, match=message):
-        jobs.build_model(jobs.TrainingSpec.model_validate(body), data, Settings(data_dir=tmp_path))
+    with pytest.raises(JobError, match=message):
+        build_model(TrainingSpec.model_validate(body), data, Settings(data_dir=tmp_path))

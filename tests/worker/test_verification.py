@@ -9,7 +9,7 @@ import pytest
 from clr.config import RangeTestSpec
 from clr.schedules import cyclical_lr
 from clr.verification import chosen as one_standard_error_rule
-from worker import jobs
+from worker.engine.range_test import run_range_test
 from worker.reporting import JobReporter
 from worker.settings import Settings
 
@@ -27,7 +27,7 @@ def attempt(store, job_id: str, settings: Settings) -> dict:
     claim = store.claim(job_id, "test:1", 5, 60.0, False)
     spec = RangeTestSpec.model_validate(SPEC)
     with JobReporter(store, job_id, claim.attempts, settings) as reporter:
-        return jobs.run_range_test(spec, reporter, settings)
+        return run_range_test(spec, reporter, settings)
 
 
 @pytest.fixture(scope="module")

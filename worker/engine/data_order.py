@@ -66,3 +66,8 @@ def _from_disk(x: np.memmap, y: np.ndarray):
         return tf.ensure_shape(samples, (None, *sample_shape)), tf.ensure_shape(labels, (None, *y.shape[1:]))
 
     return gather
+
+
+def fresh_data_seed(seed: int | None) -> int:
+    """The seed of a job's batch order: its `seed`, or a random one."""
+    return seed if seed is not None else int(np.random.default_rng().integers(2**32))

@@ -1,4 +1,5 @@
-"""The devices a job trains on: TensorFlow imported only here and in the job, never at the worker's import."""
+"""The devices a job trains on, and TensorFlow's use of the GPUs: imported only in a job's process, never at the
+worker's import."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ import logging
 import tensorflow as tf
 
 log = logging.getLogger(__name__)
+
+
+def use_gpus_with_memory_growth() -> None:
+    """Let TensorFlow grow GPU memory as needed on the GPUs in `CUDA_VISIBLE_DEVICES`; CPU when there are none."""
+    for gpu in tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.set_memory_growth(gpu, True)
 
 
 def job_devices(gpus_per_job: int) -> list[str]:

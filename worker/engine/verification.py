@@ -14,7 +14,8 @@ from clr.keras_schedule import CyclicalSchedule
 from clr.plan import iterations_per_epoch
 from clr.tasks import Task
 from clr.verification import Candidate, candidates, verified
-from worker.jobs import TrainingStream, prepare_model, train_recorded
+from worker.engine.build import prepare_model
+from worker.engine.streams import TrainingStream, train_recorded
 from worker.reporting import JobReporter, finite_or_none
 from worker.settings import Settings
 from worker.store import CANDIDATE_PHASES

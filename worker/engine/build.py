@@ -1,0 +1,106 @@
+"""A job's model, optimizer and in-graph schedules, built and compiled from its spec."""
+
+from __future__ import annotations
+
+import keras
+
+from clr import datasets, models
+from clr.config import SGD, Adam, JobSpec, ModelSpec, RMSprop, TrainingSpec
+from clr.keras_momentum import (
+    ScheduledMomentumAdam,
+    ScheduledMomentumRMSprop,
+    ScheduledMomentumSGD,
+    in_graph_momentum,
+)
+from clr.keras_schedule import CosineRestartsSchedule, CyclicalSchedule, OneCycleSchedule
+from clr.plan import TrainingPlan, momentum_cycle, policy_arguments
+from clr.tasks import Task
+from worker.engine.data import Split, split
+from worker.engine.devices import job_strategy
+from worker.errors import JobError
+from worker.settings import Settings
+
+
+def build_model(spec: JobSpec, data: datasets.Dataset, settings: Settings) -> keras.Model:
+    """The job's model, its labels checked against its loss and the model against the data's sample shape and the
+    outputs the labels need."""
+    task = Task(spec.loss)
+    try:
+        outputs = task.required_outputs(data.labels())
+        if spec.model.architecture is not None:
+            return models.build(spec.model.architecture, data.input_shape, outputs, task.activation)
+    except ValueError as error:
+        raise JobError(str(error)) from error
+    model = models.from_json(spec.model.keras_json) if spec.model.keras_json else uploaded_model(spec.model, settings)
+    expected = tuple(model.input_shape[1:])
+    if expected != data.input_shape:
+        raise JobError(f"The model expects samples of shape {expected}; the dataset's are {data.input_shape}")
+    sparse = spec.loss == "sparse_categorical_crossentropy"  # classes past the labels' highest are allowed
+    if not (model.output_shape[-1] >= outputs if sparse else model.output_shape[-1] == outputs):
+        raise JobError(f"The model has {model.output_shape[-1]} outputs; the labels need "
+                       f"{'at least ' if sparse else ''}{outputs} for loss {spec.loss!r}")
+    return model
+
+
+def uploaded_model(spec: ModelSpec, settings: Settings) -> keras.Model:
+    """An uploaded `.keras` model, loaded in safe mode."""
+    path = settings.models_dir / f"{spec.id}.keras"
+    if not settings.storage().fetch(path):
+        raise JobError(f"Uploaded model {spec.id} is not on this worker's data volume ({path})")
+    try:
+        return models.from_file(path)
+    except (TypeError, ValueError) as error:
+        raise JobError(f"The uploaded model {spec.id} does not load in safe mode: {error}") from error
+
+
+def metrics(task: Task) -> list:
+    """Accuracy for classification, MAE and RMSE for regression."""
+    if task.classification:
+        return ["accuracy"]
+    return [keras.metrics.MeanAbsoluteError(name="mae"), keras.metrics.RootMeanSquaredError(name="rmse")]
+
+
+def make_optimizer(spec: SGD | Adam | RMSprop, learning_rate, cycle: dict | None = None
+                   ) -> keras.optimizers.Optimizer:
+    """The Keras optimizer the spec names, its momentum (Adam's `beta_1`) on the schedule `cycle` describes (a
+    `clr.plan.momentum_cycle`) when there is one."""
+    options = spec.model_dump(exclude={"name"})
+    if cycle is None:
+        classes = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
+    else:
+        classes = {"sgd": ScheduledMomentumSGD, "adam": ScheduledMomentumAdam, "rmsprop": ScheduledMomentumRMSprop}
+        options["momentum_schedule"] = in_graph_momentum(cycle)
+    return classes[spec.name](learning_rate=learning_rate, **options)
+
+
+def prepare_model(spec: JobSpec, data: datasets.Dataset, learning_rate, settings: Settings,
+                  steps_per_execution: int, devices: list[str], cycle: dict | None = None) -> tuple[keras.Model, Split]:
+    """The compiled model, on `devices` (several GPUs: one step per execution, as Keras's `fit` under
+    MirroredStrategy fails with more), and the data split."""
+    if spec.seed is not None:
+        keras.utils.set_random_seed(spec.seed)
+    prepared = split(data, spec.validation_split)
+    strategy = job_strategy(devices)
+    with strategy.scope():
+        model = build_model(spec, data, settings)
+        model.compile(
+            optimizer=make_optimizer(spec.optimizer, learning_rate, cycle),
+            loss=spec.loss,
+            metrics=metrics(Task(spec.loss)),
+            steps_per_execution=1 if strategy.num_replicas_in_sync > 1 else steps_per_execution,
+        )
+    return model, prepared
+
+
+def schedules(spec: TrainingSpec, plan: TrainingPlan, bounds: tuple[float, float] | None
+              ) -> tuple[keras.optimizers.schedules.LearningRateSchedule, dict | None]:
+    """The training's in-graph LR schedule, its rates taken from `bounds` (a range test's) where the spec has none
+    (1cycle and SGDR peak at the suggested `max_lr`), and the momentum cycle that goes with it (None: fixed)."""
+    if spec.clr is not None:
+        config = spec.clr.resolve(plan.iterations_per_epoch, bounds)
+        arguments = config.lr_arguments()
+        return CyclicalSchedule(**arguments), momentum_cycle(config, arguments)
+    classes = {"one_cycle": OneCycleSchedule, "cosine_restarts": CosineRestartsSchedule}
+    peak = spec.schedule.given_lr or bounds[1]
+    arguments = policy_arguments(spec.schedule, peak, plan.total_iterations, plan.iterations_per_epoch)
+    return classes[spec.schedule.policy](**arguments), momentum_cycle(spec.schedule, arguments)
