@@ -20,8 +20,8 @@ def check_input_shape(architecture: str, input_shape: tuple[int, ...]) -> None:
     if smallest is None:
         return
     if len(input_shape) != 3:
-        raise ValueError(f"model.architecture: {architecture} takes images (height, width, channels); the dataset's "
+        raise ValueError(f"{architecture} takes images (height, width, channels); the dataset's "
                          f"samples have shape {tuple(input_shape)}")
     if min(input_shape[:2]) < smallest:
-        raise ValueError(f"model.architecture: {architecture} needs images of at least {smallest}x{smallest}; the "
+        raise ValueError(f"{architecture} needs images of at least {smallest}x{smallest}; the "
                          f"dataset's are {input_shape[0]}x{input_shape[1]}")

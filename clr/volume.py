@@ -17,21 +17,17 @@ DIGITS_TRAIN_SAMPLES = 1437  # scikit-learn's 1,797 digits less the 20 % test sp
 
 
 class MissingDataset(ValueError):
-    """A built-in dataset that is not on the data volume; the message says how to put it there."""
+    """A built-in dataset that is not on the data volume (`fetch` puts it there)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"the built-in dataset {name!r} is not on the data volume")
+        self.name = name
 
 
 def _paths(name: str, directory: Path) -> tuple[Path, Path]:
     if name not in BUILTIN_DATASETS:
         raise ValueError(f"Unknown dataset {name!r}; built-in datasets are {', '.join(BUILTIN_DATASETS)}")
     return directory / f"{name}.npz", directory / f"{name}.json"
-
-
-def _missing(name: str) -> MissingDataset:
-    return MissingDataset(
-        f"dataset.name: the built-in dataset {name!r} is not on the data volume. Put it there first: "
-        f"`clr-service datasets fetch {name}` where there is internet, or `clr-service datasets fetch {name} "
-        "--from FILE.npz` with a copy you bring (x_train, y_train, x_test, y_test)"
-    )
 
 
 def info(name: str, directory: Path) -> dict:
@@ -48,7 +44,7 @@ def present(name: str, directory: Path) -> dict:
     """The `info` of a built-in dataset on the volume; `MissingDataset` if it is not there."""
     described = info(name, directory)
     if not described["present"]:
-        raise _missing(name)
+        raise MissingDataset(name)
     return described
 
 
@@ -58,7 +54,7 @@ def load(name: str, directory: Path) -> Dataset:
         return digits()
     archive, _ = _paths(name, directory)
     if not archive.exists():
-        raise _missing(name)
+        raise MissingDataset(name)
     return from_npz(archive.read_bytes())
 
 

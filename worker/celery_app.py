@@ -17,13 +17,12 @@ log = logging.getLogger(__name__)
 
 
 JOBS_AT_ONCE = 1  # per worker: a job has the host's accelerators to itself
-POOL_PROCESSES = JOBS_AT_ONCE + 1  # and a ready spare: a child with TensorFlow imported, waiting for the next job
 
 
 def make_celery(settings: Settings) -> Celery:
-    """A Celery app on `settings.redis_url`: late acks, requeue on worker loss, one job per child process, and a
-    spare child warm beside the one running the job (a pool child reports ready only once TensorFlow is imported,
-    so the next job goes to a warm one while the next spare warms up)."""
+    """A Celery app on `settings.redis_url`: late acks, requeue on worker loss, one job per child process, and
+    `warm_spares` children warm beside the one running the job (a pool child reports ready only once TensorFlow is
+    imported, so the next job goes to a warm one while another warms up)."""
     app = Celery("clr", broker=settings.redis_url, include=["worker.tasks", "worker.takeover"])
     app.conf.update(
         task_acks_late=True,
@@ -33,7 +32,7 @@ def make_celery(settings: Settings) -> Celery:
         accept_content=["json"],
         worker_prefetch_multiplier=1,
         worker_max_tasks_per_child=1,
-        worker_concurrency=POOL_PROCESSES,
+        worker_concurrency=JOBS_AT_ONCE + settings.warm_spares,
         worker_disable_prefetch=True,  # take a message only when a job may start (`OneJobAtATime`)
         worker_proc_alive_timeout=PREPARE_WITHIN_S,
         worker_hijack_root_logger=False,
@@ -51,7 +50,7 @@ def make_celery(settings: Settings) -> Celery:
 class OneJobAtATime(bootsteps.StartStopStep):
     """With `worker_disable_prefetch`, Celery takes a new message only while fewer requests are reserved than the
     worker's `max_concurrency` (the autoscaler's bound, else the pool's size): set to `JOBS_AT_ONCE` before the
-    consumer takes any, it leaves the other pool process a spare."""
+    consumer takes any, it leaves the other pool processes spares."""
 
     requires = ("celery.worker.consumer.tasks:Tasks",)
 

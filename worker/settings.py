@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     max_attempts: int = 3
     steps_per_execution: int = 8
     job_memory_mb: int | None = Field(None, ge=256)  # what a job's process may allocate; memory-mapped data aside
+    warm_spares: int = Field(1, ge=0, le=8)  # pool children beside the job's, TensorFlow imported, for the next jobs
     gpus_per_job: int = Field(1, ge=1)  # several: one job trains on that many of the worker's GPUs (MirroredStrategy)
     flush_interval_s: float = 0.5
     stale_after_s: float = 30.0

@@ -19,6 +19,7 @@ from api.uploads import owned_upload, received, remove_upload
 from clr import datasets, volume
 from clr.config import DatasetSpec, Strict
 from clr.datasets import BUILTIN_DATASETS, Dataset, from_npz, unpacked_size
+from worker.errors import with_fetch_advice
 from worker.settings import Settings
 from worker.store import JobStore
 
@@ -132,7 +133,7 @@ def dataset_meta(dataset: DatasetSpec, store: JobStore, settings: Settings, key:
         try:
             return volume.present(dataset.name, settings.builtin_dir)
         except volume.MissingDataset as error:
-            raise HTTPException(422, str(error)) from error
+            raise HTTPException(422, f"dataset.name: {with_fetch_advice(error)}") from error
     meta = store.upload("datasets", dataset.id)
     if not owns(key, meta):
         raise HTTPException(422, f"dataset.id: no uploaded dataset with id {dataset.id!r}")

@@ -129,7 +129,7 @@ def checked_samples(spec: JobSpec, store: JobStore, settings: Settings, key: Api
         try:
             check_input_shape(spec.model.architecture, tuple(meta["input_shape"]))
         except ValueError as error:
-            raise HTTPException(422, str(error)) from error
+            raise HTTPException(422, f"model.architecture: {error}") from error
     if spec.model.id is not None and not owns(key, store.upload("models", spec.model.id)):
         raise HTTPException(422, f"model.id: no uploaded model with id {spec.model.id!r}")
     return meta["train_samples"]

@@ -70,7 +70,7 @@ def test_labels_that_do_not_fit_the_loss_are_refused_naming_the_array(client, re
     small = client.post("/range-tests", json=job("0" * 32) | {"dataset": {"name": "digits"},
                                                               "model": {"architecture": "ResNet50V2"}})
     assert small.status_code == 422
-    assert "ResNet50V2 needs images of at least 32x32; the dataset's are 8x8" in small.text
+    assert "model.architecture: ResNet50V2 needs images of at least 32x32; the dataset's are 8x8" in small.text
 
 
 def test_a_keras_application_trains_on_one_hot_labels(client, tmp_path):

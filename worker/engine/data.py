@@ -10,7 +10,7 @@ import numpy as np
 from clr import datasets, volume
 from clr.config import DatasetSpec
 from clr.schedules import step_size_advice
-from worker.errors import JobError
+from worker.errors import JobError, with_fetch_advice
 from worker.settings import Settings
 from worker.store import JobStore
 
@@ -34,7 +34,7 @@ def load_dataset(spec: DatasetSpec, settings: Settings, store: JobStore) -> data
         try:
             return volume.load(spec.name, settings.builtin_dir)
         except volume.MissingDataset as error:
-            raise JobError(str(error)) from error
+            raise JobError(with_fetch_advice(error)) from error
     if registered := (store.upload("datasets", spec.id) or {}).get("path"):
         try:
             return datasets.from_path(settings.registered(registered))
