@@ -6,14 +6,15 @@ import json
 import math
 import re
 import reprlib
-from typing import Annotated, Any, Literal, Self
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, Literal, Self, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from clr.architectures import Architecture
 from clr.datasets import BUILTIN_DATASETS
-from clr.policies import Anneal
-from clr.schedules import Mode, Shape, Sweep, check_clr_arguments, check_lr_range
+from clr.policies import Anneal, cosine_restarts_lr, one_cycle_lr
+from clr.schedules import Mode, Schedule, Shape, Sweep, check_clr_arguments, check_lr_range
 from clr.tasks import Loss
 from clr.verification import MAX_CANDIDATES
 
@@ -42,6 +43,7 @@ class MomentumCycling(Strict):
     `base_momentum` where it peaks. It replaces the optimizer's own: SGD's and RMSprop's `momentum`, Adam's `beta_1`.
     The defaults are PyTorch's `CyclicLR`'s, which cycles momentum by default; Smith's CLR paper keeps it fixed."""
 
+    momentum_follows: ClassVar[tuple[str, tuple[str, ...]]]  # the momentum's policy and the LR arguments it shares
     cycle_momentum: bool = False
     base_momentum: float = Field(0.8, ge=0, lt=1)
     max_momentum: float = Field(0.9, gt=0, lt=1)
@@ -62,6 +64,7 @@ class CLRConfig(MomentumCycling):
     """A fully resolved cyclical schedule: the arguments of `clr.schedules.cyclical_lr`, and the cyclical momentum
     that may go with it."""
 
+    momentum_follows = ("clr", ("step_size", "mode", "gamma", "shape"))
     base_lr: LearningRate
     max_lr: LearningRate
     step_size: int = Field(ge=1)
@@ -107,10 +110,34 @@ class CLRRequest(MomentumCycling):
                          mode=self.mode, shape=self.shape, gamma=self.gamma, **self.model_dump(include=MOMENTUM_FIELDS))
 
 
-class OneCycleRequest(MomentumCycling):
+class WholeTrainingPolicy(Strict):
+    """A policy other than `clr`, spanning the whole training, as submitted; each such request model is a policy's
+    entry in the registry (`SCHEDULE_POLICIES`): its numpy schedule (`oracle`, in `clr.policies`), the name its Keras
+    schedule is registered under (`in_graph`, in `clr.keras_schedule`, looked up only where Keras runs), and the
+    field of its peak rate (`rate`, which a range test may give instead)."""
+
+    oracle: ClassVar[Callable[..., Schedule]]
+    in_graph: ClassVar[str]
+    rate: ClassVar[str]
+
+    @property
+    def given_lr(self) -> float | None:
+        return getattr(self, self.rate)
+
+    def schedule_arguments(self, peak_lr: float, total_steps: int, per_epoch: int | None) -> dict[str, Any]:
+        """The arguments of the policy's schedule over `total_steps` peaking at `peak_lr`, which its numpy oracle and
+        its in-graph class share; `per_epoch` converts epochs to iterations where the request counts in epochs."""
+        raise NotImplementedError
+
+
+class OneCycleRequest(MomentumCycling, WholeTrainingPolicy):
     """Smith's 1cycle over the whole training (`clr.policies.one_cycle_lr`), its momentum cycled by default (as
     PyTorch's `OneCycleLR` and fastai's `fit_one_cycle` do); `max_lr` may come from a range test."""
 
+    oracle = staticmethod(one_cycle_lr)
+    in_graph = "clr>OneCycleSchedule"
+    rate = "max_lr"
+    momentum_follows = ("one_cycle", ("total_steps", "pct_start", "anneal_strategy", "three_phase"))
     policy: Literal["one_cycle"]
     cycle_momentum: bool = True
     base_momentum: float = Field(0.85, ge=0, lt=1)
@@ -122,15 +149,17 @@ class OneCycleRequest(MomentumCycling):
     final_div_factor: float = Field(1e4, gt=0, allow_inf_nan=False)
     three_phase: bool = False
 
-    @property
-    def given_lr(self) -> float | None:
-        return self.max_lr
+    def schedule_arguments(self, peak_lr: float, total_steps: int, per_epoch: int | None) -> dict[str, Any]:
+        return {"max_lr": peak_lr, "total_steps": total_steps, **self.lr_arguments(frozenset({"policy", "max_lr"}))}
 
 
-class CosineRestartsRequest(Strict):
+class CosineRestartsRequest(WholeTrainingPolicy):
     """SGDR's warm restarts (`clr.policies.cosine_restarts_lr`); `initial_lr` may come from a range test (its
     `max_lr`), the first period in iterations or in epochs."""
 
+    oracle = staticmethod(cosine_restarts_lr)
+    in_graph = "clr>CosineRestartsSchedule"
+    rate = "initial_lr"
     policy: Literal["cosine_restarts"]
     initial_lr: LearningRate | None = None
     first_decay_steps: int | None = Field(None, ge=1)
@@ -145,12 +174,17 @@ class CosineRestartsRequest(Strict):
             raise ValueError("Give exactly one of `first_decay_steps` (iterations) and `first_decay_epochs`")
         return self
 
-    @property
-    def given_lr(self) -> float | None:
-        return self.initial_lr
+    def schedule_arguments(self, peak_lr: float, total_steps: int, per_epoch: int | None) -> dict[str, Any]:
+        if self.first_decay_steps is None and per_epoch is None:
+            raise ValueError("`schedule.first_decay_epochs` needs the data's epoch length: give `dataset` and "
+                             "`batch_size`, or `first_decay_steps`")
+        steps = self.first_decay_steps or max(1, round(self.first_decay_epochs * per_epoch))
+        return {"initial_lr": peak_lr, "first_decay_steps": steps,
+                **self.model_dump(exclude={"policy", "initial_lr", "first_decay_steps", "first_decay_epochs"})}
 
 
-Policy = Annotated[OneCycleRequest | CosineRestartsRequest, Field(discriminator="policy")]
+SCHEDULE_POLICIES: tuple[type[WholeTrainingPolicy], ...] = (OneCycleRequest, CosineRestartsRequest)
+Policy = Annotated[Union[SCHEDULE_POLICIES], Field(discriminator="policy")]  # noqa: UP007 (a union of the registry)
 
 
 class SGD(Strict):
@@ -375,7 +409,7 @@ class TrainingSpec(JobSpec):
             raise ValueError("Give exactly one of `epochs` and `cycles`")
         if self.schedule is not None and self.cycles is not None:
             raise ValueError(f"`cycles` is for `clr`; a `{self.schedule.policy}` schedule runs for `epochs`")
-        rates = "`clr.base_lr` and `clr.max_lr`" if self.clr else f"`schedule.{self._rate_name}`"
+        rates = "`clr.base_lr` and `clr.max_lr`" if self.clr else f"`schedule.{self.schedule.rate}`"
         given = self.clr.base_lr if self.clr else self.schedule.given_lr
         sources = [name for name, value in ((rates, given), ("`range_test_id`", self.range_test_id),
                                             ("`range_test`", self.range_test)) if value is not None]
@@ -383,7 +417,3 @@ class TrainingSpec(JobSpec):
             raise ValueError(f"Give exactly one of {rates}, a `range_test_id` to take them from, or a `range_test` "
                              f"to run first" + (f"; received {' and '.join(sources)}" if sources else ""))
         return self
-
-    @property
-    def _rate_name(self) -> str:
-        return "max_lr" if self.schedule.policy == "one_cycle" else "initial_lr"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from clr.config import CLRConfig, CosineRestartsRequest, OneCycleRequest, TrainingSpec
+from clr.config import CLRConfig, TrainingSpec, WholeTrainingPolicy
 from clr.schedules import StepSizeAdvice, step_size_advice
 
 
@@ -81,26 +81,11 @@ def plan_training(spec: TrainingSpec, train_samples: int) -> TrainingPlan:
     return TrainingPlan(per_epoch, step_size, epochs, tuple(warnings))
 
 
-def policy_arguments(policy: OneCycleRequest | CosineRestartsRequest, peak_lr: float, total_steps: int,
-                     per_epoch: int | None) -> dict:
-    """The arguments of a policy's schedule, which its numpy factory and its in-graph class share."""
-    if isinstance(policy, OneCycleRequest):
-        return {"max_lr": peak_lr, "total_steps": total_steps, **policy.lr_arguments(frozenset({"policy", "max_lr"}))}
-    if policy.first_decay_steps is None and per_epoch is None:
-        raise ValueError("`schedule.first_decay_epochs` needs the data's epoch length: give `dataset` and "
-                         "`batch_size`, or `first_decay_steps`")
-    steps = policy.first_decay_steps or max(1, round(policy.first_decay_epochs * per_epoch))
-    return {"initial_lr": peak_lr, "first_decay_steps": steps,
-            **policy.model_dump(exclude={"policy", "initial_lr", "first_decay_steps", "first_decay_epochs"})}
-
-
-def momentum_cycle(policy: CLRConfig | OneCycleRequest | CosineRestartsRequest, lr_arguments: dict) -> dict | None:
-    """The momentum schedule cycled against the LR schedule of `lr_arguments`, as `{"policy": "clr" | "one_cycle",
-    "arguments": ...}` (the arguments of its numpy factory and of its in-graph class), or None when it is fixed."""
+def momentum_cycle(policy: CLRConfig | WholeTrainingPolicy, lr_arguments: dict) -> dict | None:
+    """The momentum schedule cycled against the LR schedule of `lr_arguments`, as `{"policy": ..., "arguments":
+    ...}` (the arguments of its numpy factory and of its in-graph class), or None when it is fixed."""
     if not getattr(policy, "cycle_momentum", False):
         return None
-    shared = ("step_size", "mode", "gamma", "shape") if isinstance(policy, CLRConfig) else (
-        "total_steps", "pct_start", "anneal_strategy", "three_phase")
+    momentum_policy, shared = policy.momentum_follows
     arguments = {"base_momentum": policy.base_momentum, "max_momentum": policy.max_momentum}
-    return {"policy": "clr" if isinstance(policy, CLRConfig) else "one_cycle",
-            "arguments": arguments | {name: lr_arguments[name] for name in shared}}
+    return {"policy": momentum_policy, "arguments": arguments | {name: lr_arguments[name] for name in shared}}

@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field, model_validator
 from api.deps import CallerDep, SettingsDep, StoreDep
 from api.routes.datasets import dataset_meta
 from clr.config import CLRConfig, DatasetSpec, Policy, Strict
-from clr.plan import cycle_end_warning, iterations_per_epoch, momentum_cycle, policy_arguments, step_size_warning
-from clr.policies import cosine_restarts_lr, momentum_schedule, one_cycle_lr
+from clr.plan import cycle_end_warning, iterations_per_epoch, momentum_cycle, step_size_warning
+from clr.policies import momentum_schedule
 from clr.schedules import cyclical_lr
 
 router = APIRouter(tags=["schedules"])
@@ -75,9 +75,8 @@ def preview_schedule(
                                                                                         per_epoch)
         else:
             policy = request.schedule
-            factory = {"one_cycle": one_cycle_lr, "cosine_restarts": cosine_restarts_lr}[policy.policy]
-            arguments = policy_arguments(policy, policy.given_lr, request.iterations, per_epoch)
-            schedule, cycle = factory(**arguments), momentum_cycle(policy, arguments)
+            arguments = policy.schedule_arguments(policy.given_lr, request.iterations, per_epoch)
+            schedule, cycle = policy.oracle(**arguments), momentum_cycle(policy, arguments)
     except ValueError as error:
         raise HTTPException(422, str(error)) from error
     momentum = momentum_schedule(cycle)(iterations).tolist() if cycle else None

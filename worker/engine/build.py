@@ -12,8 +12,8 @@ from clr.keras_momentum import (
     ScheduledMomentumSGD,
     in_graph_momentum,
 )
-from clr.keras_schedule import CosineRestartsSchedule, CyclicalSchedule, OneCycleSchedule
-from clr.plan import TrainingPlan, momentum_cycle, policy_arguments
+from clr.keras_schedule import CyclicalSchedule  # and registers every policy's in-graph schedule
+from clr.plan import TrainingPlan, momentum_cycle
 from clr.tasks import Task
 from worker.engine.data import Split, split
 from worker.engine.devices import job_strategy
@@ -100,7 +100,8 @@ def schedules(spec: TrainingSpec, plan: TrainingPlan, bounds: tuple[float, float
         config = spec.clr.resolve(plan.iterations_per_epoch, bounds)
         arguments = config.lr_arguments()
         return CyclicalSchedule(**arguments), momentum_cycle(config, arguments)
-    classes = {"one_cycle": OneCycleSchedule, "cosine_restarts": CosineRestartsSchedule}
-    peak = spec.schedule.given_lr or bounds[1]
-    arguments = policy_arguments(spec.schedule, peak, plan.total_iterations, plan.iterations_per_epoch)
-    return classes[spec.schedule.policy](**arguments), momentum_cycle(spec.schedule, arguments)
+    policy = spec.schedule
+    arguments = policy.schedule_arguments(policy.given_lr or bounds[1], plan.total_iterations,
+                                          plan.iterations_per_epoch)
+    in_graph = keras.saving.get_registered_object(policy.in_graph)
+    return in_graph(**arguments), momentum_cycle(policy, arguments)
