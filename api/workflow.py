@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.client import Client
-from api.routes.jobs import RANGE_TEST_EXAMPLE
+from api.examples import RANGE_TEST_EXAMPLE
 from clr.schedules import cyclical_lr
 
 RANGE_TEST = RANGE_TEST_EXAMPLE | {"batch_size": 32, "epochs": 8, "verify": True}

@@ -7,13 +7,13 @@ import math
 import re
 import reprlib
 from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, Literal, Self, Union
+from typing import Annotated, Any, ClassVar, Literal, Self, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from clr.architectures import Architecture
 from clr.datasets import BUILTIN_DATASETS
-from clr.policies import Anneal, cosine_restarts_lr, one_cycle_lr
+from clr.policies import Anneal, constant_lr, cosine_restarts_lr, one_cycle_lr
 from clr.schedules import Mode, Schedule, Shape, Sweep, check_clr_arguments, check_lr_range
 from clr.tasks import Loss
 from clr.verification import MAX_CANDIDATES
@@ -183,8 +183,23 @@ class CosineRestartsRequest(WholeTrainingPolicy):
                 **self.model_dump(exclude={"policy", "initial_lr", "first_decay_steps", "first_decay_epochs"})}
 
 
-SCHEDULE_POLICIES: tuple[type[WholeTrainingPolicy], ...] = (OneCycleRequest, CosineRestartsRequest)
+class ConstantRequest(WholeTrainingPolicy):
+    """A fixed rate (`clr.policies.constant_lr`), the baseline the cyclical policies are measured against; given, not
+    taken from a range test (whose bounds are the edges of a good range, not a rate to hold)."""
+
+    oracle = staticmethod(constant_lr)
+    in_graph = "clr>ConstantSchedule"
+    rate = "lr"
+    policy: Literal["constant"]
+    lr: LearningRate
+
+    def schedule_arguments(self, peak_lr: float, total_steps: int, per_epoch: int | None) -> dict[str, Any]:
+        return {"lr": peak_lr}
+
+
+SCHEDULE_POLICIES: tuple[type[WholeTrainingPolicy], ...] = (OneCycleRequest, CosineRestartsRequest, ConstantRequest)
 Policy = Annotated[Union[SCHEDULE_POLICIES], Field(discriminator="policy")]  # noqa: UP007 (a union of the registry)
+POLICY_NAMES = ", ".join(f"`{get_args(model.model_fields['policy'].annotation)[0]}`" for model in SCHEDULE_POLICIES)
 
 
 class SGD(Strict):
@@ -395,7 +410,7 @@ class TrainingSpec(JobSpec):
     epochs: int | None = Field(None, ge=1, le=10_000)
     cycles: int | None = Field(None, ge=1, le=10_000, description="Train this many whole cycles, ending at base_lr")
     clr: CLRRequest | None = None
-    schedule: Policy | None = Field(None, description="Another policy than `clr`: `one_cycle` or `cosine_restarts`")
+    schedule: Policy | None = Field(None, description=f"Another policy than `clr`: {POLICY_NAMES}")
     range_test_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
     range_test: RangeSweep | None = Field(None, description="Run this range test first, on the job's own model "
                                                             "and data, and train with the bounds it suggests")

@@ -10,6 +10,7 @@ from keras import ops
 
 from clr.policies import (
     anneal,
+    constant_lr,
     cosine_restarts_lr,
     cyclical_momentum,
     one_cycle_lr,
@@ -120,6 +121,21 @@ class CosineRestartsSchedule(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self):
         return {"initial_lr": self.initial_lr, "first_decay_steps": self.first_decay_steps, "t_mul": self.t_mul,
                 "m_mul": self.m_mul, "alpha": self.alpha}
+
+
+@keras.saving.register_keras_serializable(package="clr")
+class ConstantSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """`clr.policies.constant_lr` in-graph: the same rate at every iteration."""
+
+    def __init__(self, lr):
+        constant_lr(lr)
+        self.lr = lr
+
+    def __call__(self, step):
+        return ops.cast(ops.full(ops.shape(step), self.lr), "float32")
+
+    def get_config(self):
+        return {"lr": self.lr}
 
 
 @keras.saving.register_keras_serializable(package="clr")

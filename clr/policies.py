@@ -1,5 +1,6 @@
 """Schedules beyond the seed's cyclical LR, as pure numpy functions of the iteration (the oracle, like
-`clr.schedules.cyclical_lr`): Smith's 1cycle with its inverse momentum, cyclical momentum, and SGDR's warm restarts.
+`clr.schedules.cyclical_lr`): Smith's 1cycle with its inverse momentum, cyclical momentum, SGDR's warm restarts, and
+the constant rate they are measured against.
 """
 
 from __future__ import annotations
@@ -133,6 +134,16 @@ def cosine_restarts_lr(initial_lr: float, first_decay_steps: int, t_mul: float =
             fraction = (fraction - done) / t_mul**restart
         decayed = 0.5 * m_mul**restart * (1.0 + np.cos(np.pi * fraction))
         return as_output(iterations, initial_lr * ((1.0 - alpha) * decayed + alpha))
+
+    return schedule
+
+
+def constant_lr(lr: float) -> Schedule:
+    """The same rate at every iteration: the fixed-LR baseline of Smith's Table 1."""
+    check_positive_lr("lr", lr)
+
+    def schedule(iterations: Iterations) -> float | np.ndarray:
+        return as_output(iterations, np.full(as_iterations(iterations).shape, float(lr)))
 
     return schedule
 

@@ -10,6 +10,7 @@ from kombu.exceptions import OperationalError
 
 from api.deps import CallerDep, CeleryDep, JobDep, SettingsDep, StoreDep, owns
 from api.errors import error_responses
+from api.examples import RANGE_TEST_EXAMPLES, TRAINING_EXAMPLES
 from api.keys import ApiKey
 from api.routes.datasets import dataset_meta
 from api.views import JobPage, JobView, answer_as, job_view
@@ -25,76 +26,6 @@ from worker.store import TERMINAL_STATES, JobStore
 
 router = APIRouter(tags=["jobs"])
 RETRY_ACTIVE_S = 30
-
-RANGE_TEST_EXAMPLE = {
-    "model": {"architecture": "seed_cnn"},
-    "dataset": {"name": "digits"},
-    "optimizer": {"name": "sgd", "momentum": 0.9},
-    "batch_size": 50,
-    "start_lr": 0.0001,
-    "end_lr": 1.0,
-    "epochs": 3,
-}
-RANGE_TEST_EXAMPLES = {
-    "article": {"summary": "The seed article's range test", "value": RANGE_TEST_EXAMPLE},
-    "verified": {
-        "summary": "A range test whose suggestion is checked by training: five bound pairs from the curve, one cycle "
-                   "of 4 epochs each from the same initial weights, the best on the validation split suggested",
-        "value": RANGE_TEST_EXAMPLE | {"validation_split": 0.1, "verify": {"candidates": 5, "epochs": 4}},
-    },
-}
-TRAINING_EXAMPLES = {
-    "bounds": {
-        "summary": "CLR with given bounds, step size in epochs",
-        "value": {
-            "model": {"architecture": "seed_cnn"},
-            "dataset": {"name": "digits"},
-            "optimizer": {"name": "sgd"},
-            "batch_size": 50,
-            "epochs": 4,
-            "validation_split": 0.2,
-            "clr": {"base_lr": 0.0001, "max_lr": 0.01, "step_size_epochs": 2, "mode": "triangular", "shape": "linear"},
-        },
-    },
-    "one_cycle": {
-        "summary": "Smith's 1cycle policy instead of CLR, momentum cycled against it (or `cosine_restarts`, SGDR)",
-        "value": {
-            "model": {"architecture": "mlp"},
-            "dataset": {"name": "digits"},
-            "optimizer": {"name": "sgd", "momentum": 0.9},
-            "batch_size": 32,
-            "epochs": 4,
-            "schedule": {"policy": "one_cycle", "max_lr": 0.1, "pct_start": 0.3, "cycle_momentum": True,
-                         "base_momentum": 0.85, "max_momentum": 0.95},
-        },
-    },
-    "range_test": {
-        "summary": "CLR with the bounds a finished range test suggested, for two whole cycles",
-        "value": {
-            "model": {"architecture": "mlp"},
-            "dataset": {"name": "digits"},
-            "optimizer": {"name": "adam"},
-            "batch_size": 32,
-            "cycles": 2,
-            "range_test_id": "<id>",
-            "clr": {"step_size_epochs": 2, "mode": "triangular2"},
-        },
-    },
-    "verified_range_test": {
-        "summary": "One request: a range test on the job's own model and data, its bounds verified by training "
-                   "(`verify: true`: the defaults), then CLR training with the best of them",
-        "value": {
-            "model": {"architecture": "seed_cnn"},
-            "dataset": {"name": "digits"},
-            "optimizer": {"name": "sgd", "momentum": 0.9},
-            "batch_size": 32,
-            "validation_split": 0.1,
-            "cycles": 1,
-            "range_test": {"start_lr": 0.0001, "end_lr": 1.0, "epochs": 8, "verify": True},
-            "clr": {"step_size_epochs": 4},
-        },
-    },
-}
 
 
 def _bounds_of(range_test_id: str, accept_low_confidence: bool, store: JobStore, key: ApiKey

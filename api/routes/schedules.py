@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from api.deps import CallerDep, SettingsDep, StoreDep
 from api.routes.datasets import dataset_meta
-from clr.config import CLRConfig, DatasetSpec, Policy, Strict
+from clr.config import POLICY_NAMES, CLRConfig, DatasetSpec, Policy, Strict
 from clr.plan import cycle_end_warning, iterations_per_epoch, momentum_cycle, step_size_warning
 from clr.policies import momentum_schedule
 from clr.schedules import cyclical_lr
@@ -20,7 +20,7 @@ router = APIRouter(tags=["schedules"])
 
 class PreviewRequest(Strict):
     clr: CLRConfig | None = None
-    schedule: Policy | None = Field(None, description="`one_cycle` or `cosine_restarts`, with its LR given")
+    schedule: Policy | None = Field(None, description=f"{POLICY_NAMES}, with its LR given")
     iterations: int = Field(ge=2, le=1_000_000)
     dataset: DatasetSpec | None = Field(None, description="With `batch_size`: advice on the step size and length")
     batch_size: int | None = Field(None, ge=1, le=65536)

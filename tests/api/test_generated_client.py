@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from api.result_views import BoundSuggestionView, StepSizeAdviceView, VerifiedCandidate
-from api.routes.jobs import RANGE_TEST_EXAMPLE, TRAINING_EXAMPLES
+from api.examples import RANGE_TEST_EXAMPLE, TRAINING_EXAMPLES
 from clr.bounds import BoundSuggestion
 from clr.schedules import StepSizeAdvice
 from clr.verification import Candidate

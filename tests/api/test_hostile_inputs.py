@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from api.routes.jobs import TRAINING_EXAMPLES
+from api.examples import TRAINING_EXAMPLES
 from api.stack import free_port, start_api, stop
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from api.keys import ApiKey, KeyStore
-from api.routes.jobs import TRAINING_EXAMPLES
+from api.examples import TRAINING_EXAMPLES
 from clr.config import TrainingSpec
 from worker.storage import Storage
 

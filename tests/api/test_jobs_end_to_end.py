@@ -6,7 +6,7 @@ import io
 import numpy as np
 import pytest
 
-from api.routes.jobs import RANGE_TEST_EXAMPLE, TRAINING_EXAMPLES
+from api.examples import RANGE_TEST_EXAMPLE, TRAINING_EXAMPLES
 from clr.schedules import cyclical_lr, range_sweep
 from tests.helpers import in_plain_keras, wait_for_state, wait_until
 
@@ -178,6 +178,17 @@ def test_cancel_stops_a_running_training_and_keeps_its_curve(client, store):
 def test_health_reports_redis_and_the_worker(client):
     health = client.get("/health").json()
     assert health["redis"] == "ok" and len(health["workers"]) == 1
+
+
+def test_a_constant_rate_trains_at_that_rate_at_every_iteration(client, tmp_path):
+    body = TRAINING_EXAMPLES["one_cycle"]["value"] | {"epochs": 1, "seed": 0,
+                                                      "schedule": {"policy": "constant", "lr": 0.03}}
+    job = wait_for_state(client, client.post("/trainings", json=body).json()["id"], {"succeeded", "failed"})
+    assert job["state"] == "succeeded", job["error"]
+    assert job["result"]["schedule"] == {"policy": "constant", "lr": 0.03} and job["result"]["momentum_cycle"] is None
+    curves = client.get(f"/jobs/{job['id']}/curves").json()
+    assert curves["iteration"] == list(range(45)) and curves["lr"] == [pytest.approx(0.03)] * 45
+    assert in_plain_keras(client, job["id"], "final", tmp_path)["lr"] == pytest.approx(0.03)
 
 
 def test_a_one_cycle_training_follows_pytorchs_one_cycle_and_its_momentum_at_every_iteration(client, tmp_path):

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from api.routes.jobs import RANGE_TEST_EXAMPLE, TRAINING_EXAMPLES
+from api.examples import RANGE_TEST_EXAMPLE, TRAINING_EXAMPLES
 from bench.bounds_panel import synthetic_range_test
 from clr.bounds import suggest_bounds
 
@@ -149,6 +149,15 @@ def test_schedule_preview_is_the_numpy_schedule(client):
     assert preview["iteration"] == list(range(200))
     expected = cyclical_lr(0.001, 0.006, 20, "exp_range", 0.99, "sinusoidal")(np.arange(200))
     np.testing.assert_allclose(preview["lr"], expected, rtol=1e-12)
+
+
+def test_a_constant_rate_previews_as_one_value_and_is_given_not_taken_from_a_range_test(client):
+    preview = client.post("/schedules/preview", json={"schedule": {"policy": "constant", "lr": 0.03},
+                                                       "iterations": 50}).json()
+    assert preview["lr"] == [pytest.approx(0.03)] * 50 and preview["momentum"] is None
+    from_range_test = GOOD_TRAINING | {"clr": None, "schedule": {"policy": "constant"}, "range_test_id": "a" * 32}
+    refused = client.post("/trainings", json=from_range_test)
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "schedule", "constant", "lr"]
 
 
 def test_schedule_preview_with_a_dataset_gives_smiths_advice(client):

@@ -4,7 +4,7 @@ each curve under its own phase, Smith's accuracy signal beside the loss, and a t
 import numpy as np
 import pytest
 
-from api.routes.jobs import RANGE_TEST_EXAMPLES, TRAINING_EXAMPLES
+from api.examples import RANGE_TEST_EXAMPLES, TRAINING_EXAMPLES
 from clr.schedules import cyclical_lr
 from clr.verification import chosen as one_standard_error_rule
 from tests.helpers import wait_for_state, wait_until

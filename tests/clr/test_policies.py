@@ -1,9 +1,9 @@
-"""1cycle, cyclical momentum and warm restarts against PyTorch's and Keras's own, at every step."""
+"""1cycle, cyclical momentum and warm restarts against PyTorch's and Keras's own, at every step; the constant rate."""
 
 import numpy as np
 import pytest
 
-from clr.policies import cosine_restarts_lr, cyclical_momentum, one_cycle_lr, one_cycle_momentum
+from clr.policies import constant_lr, cosine_restarts_lr, cyclical_momentum, one_cycle_lr, one_cycle_momentum
 from clr.schedules import MODES
 
 torch = pytest.importorskip("torch")
@@ -86,6 +86,7 @@ def test_restart_boundaries_and_phase_ends_are_exact():
         (one_cycle_momentum, {"total_steps": 100, "base_momentum": 0.99}, "Argument `base_momentum` must be"),
         (cosine_restarts_lr, {"initial_lr": 0.1, "first_decay_steps": 0}, "`first_decay_steps` must be an int >= 1"),
         (cyclical_momentum, {"base_momentum": 0.9, "max_momentum": 0.8, "step_size": 10}, "`base_momentum` must be"),
+        (constant_lr, {"lr": 0.0}, "Argument `lr` must be a finite number > 0"),
     ],
 )
 def test_bad_arguments_name_the_argument_and_value(factory, arguments, message):
@@ -123,6 +124,7 @@ def test_one_cycle_refuses_iterations_past_its_end_and_in_graph_holds_its_final_
                                       "mode": "exp_range", "gamma": 0.999}, 3000),
         ("CyclicalMomentumSchedule", {"base_momentum": 0.85, "max_momentum": 0.95, "step_size": 20,
                                       "mode": "triangular2", "shape": "sinusoidal"}, 3000),
+        ("ConstantSchedule", {"lr": 0.03}, 100),
     ],
 )
 def test_in_graph_schedules_equal_their_oracle_and_round_trip(in_graph, oracle, steps):
@@ -132,7 +134,8 @@ def test_in_graph_schedules_equal_their_oracle_and_round_trip(in_graph, oracle, 
 
     schedule = getattr(keras_schedule, in_graph)(**oracle)
     factory = {"OneCycleSchedule": one_cycle_lr, "CosineRestartsSchedule": cosine_restarts_lr,
-               "OneCycleMomentumSchedule": one_cycle_momentum, "CyclicalMomentumSchedule": cyclical_momentum}[in_graph]
+               "OneCycleMomentumSchedule": one_cycle_momentum, "CyclicalMomentumSchedule": cyclical_momentum,
+               "ConstantSchedule": constant_lr}[in_graph]
     ours = keras.ops.convert_to_numpy(schedule(keras.ops.convert_to_tensor(np.arange(steps))))
     np.testing.assert_allclose(ours, factory(**oracle)(np.arange(steps)), rtol=1e-6)
     assert schedule.get_config() | oracle == schedule.get_config()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from api.routes.jobs import TRAINING_EXAMPLES
+from api.examples import TRAINING_EXAMPLES
 from tests.helpers import wait_for_state
 from worker.store import JobStore
 

@@ -9,7 +9,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from api.routes.jobs import TRAINING_EXAMPLES
+from api.examples import TRAINING_EXAMPLES
 from clr import datasets
 from clr.config import TrainingSpec
 from clr.keras_schedule import CyclicalSchedule

@@ -6,7 +6,7 @@ import threading
 import keras
 import pytest
 
-from api.routes.jobs import TRAINING_EXAMPLES
+from api.examples import TRAINING_EXAMPLES
 from tests.helpers import wait_for_state
 from worker.celery_app import make_celery
 from worker.settings import Settings
