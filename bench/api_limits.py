@@ -15,8 +15,8 @@ import httpx
 import numpy as np
 
 from api.keys import ApiKey, KeyStore
-from api.stack import free_port, start_api, stop
 from bench.common import add_jobs, redis_store, table
+from clr_service.stack import free_port, start_api, stop
 
 TENANT = "bench"
 

@@ -266,8 +266,8 @@ def demo_through_the_service(seeds: range) -> list[float]:
     """`clr-service demo --seed S`'s test accuracy for each seed: its workflow over HTTP on an embedded stack."""
     from rich.console import Console
 
-    from api import workflow
-    from api.stack import EmbeddedStack, free_port
+    from clr_service import workflow
+    from clr_service.stack import EmbeddedStack, free_port
 
     with tempfile.TemporaryDirectory() as directory, EmbeddedStack(
             port=free_port(), data_dir=Path(directory), worker_loglevel="WARNING") as stack:

@@ -25,12 +25,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from api.stack import EmbeddedStack, free_port, start_api, start_worker
 from bench.common import table
 from clr import datasets
 from clr.config import TrainingSpec
 from clr.plan import plan_training
 from clr.schedules import cyclical_lr
+from clr_service.stack import EmbeddedStack, free_port, start_api, start_worker
 from worker.store import TERMINAL_STATES, JobStore
 
 STALE_AFTER_S = 5.0

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import stats
 
 from api.keys import ApiKey, KeyStore
-from api.stack import free_port, start_api, start_redis, stop
+from clr_service.stack import free_port, start_api, start_redis, stop
 from worker.store import JobStore
 
 T = TypeVar("T")

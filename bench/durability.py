@@ -16,10 +16,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 
-from api.stack import EmbeddedStack, free_port  # noqa: E402
 from bench.common import claimed_job, interleaved_runs, redis_store, table  # noqa: E402
 from clr import datasets, models  # noqa: E402
 from clr.keras_schedule import CyclicalSchedule  # noqa: E402
+from clr_service.stack import EmbeddedStack, free_port  # noqa: E402
 from worker.engine import checkpoints  # noqa: E402
 from worker.engine.data import split  # noqa: E402
 from worker.engine.streams import train_recorded  # noqa: E402

@@ -16,8 +16,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
 
-from api.client import Client  # noqa: E402
-from api.stack import EmbeddedStack, free_port  # noqa: E402
+from clr_service.client import Client  # noqa: E402
+from clr_service.stack import EmbeddedStack, free_port  # noqa: E402
 
 JOB = {"model": {"architecture": "mlp"}, "dataset": {"name": "digits"}, "optimizer": {"name": "sgd"},
        "batch_size": 64, "epochs": 2, "clr": {"base_lr": 0.01, "max_lr": 0.1, "step_size": 23}}

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from api.client import Client
-from api.stack import EmbeddedStack, free_port
 from bench.common import ratio_of_medians, table
+from clr_service.client import Client
+from clr_service.stack import EmbeddedStack, free_port
 
 TRAINING = {"model": {"architecture": "mlp"}, "dataset": {"name": "digits"}, "optimizer": {"name": "sgd"},
             "batch_size": 32, "epochs": 1, "clr": {"base_lr": 0.01, "max_lr": 0.1, "step_size": 20}}

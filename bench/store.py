@@ -16,8 +16,8 @@ import httpx
 import numpy as np
 
 from api.keys import ApiKey, KeyStore
-from api.stack import free_port, start_api, stop
 from bench.common import claimed_job, interleaved_runs, random_curve, redis_store, table
+from clr_service.stack import free_port, start_api, stop
 from worker.reporting import JobReporter
 from worker.settings import Settings
 from worker.store import JobStore

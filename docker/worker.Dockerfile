@@ -5,5 +5,6 @@ COPY pyproject.toml README.md ./
 COPY clr clr
 COPY api api
 COPY worker worker
+COPY clr_service clr_service
 RUN pip install --no-cache-dir '.[gpu]'
 CMD ["clr-service", "worker"]

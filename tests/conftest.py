@@ -9,7 +9,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import httpx  # noqa: E402
 import pytest  # noqa: E402
 
-from api.stack import EmbeddedStack, free_port, start_redis, stop  # noqa: E402
+from clr_service.stack import EmbeddedStack, free_port, start_redis, stop  # noqa: E402
 from worker.store import JobStore  # noqa: E402
 
 SERVICE_ENV = {

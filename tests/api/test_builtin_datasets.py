@@ -35,7 +35,7 @@ def test_an_absent_dataset_is_refused_at_submit_time_and_trains_once_fetched(cli
     source = tmp_path / "fashion_mnist.npz"
     np.savez(source, x_train=images[:500], y_train=labels[:500], x_test=images[500:], y_test=labels[500:])
     fetched = subprocess.run(
-        [sys.executable, "-c", "from api.cli import app; app()", "datasets", "fetch", "fashion_mnist", "--from",
+        [sys.executable, "-c", "from clr_service.cli import app; app()", "datasets", "fetch", "fashion_mnist", "--from",
          str(source), "--data-dir", str(service.data_dir)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert fetched.returncode == 0 and "500 training samples" in fetched.stdout, fetched.stdout + fetched.stderr
     listed = {entry["name"]: entry for entry in client.get("/datasets").json()["builtin"]}

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from api.keys import KeyStore, first_admin_key
-from api.stack import free_port, start_api, stop
+from clr_service.stack import free_port, start_api, stop
 
 pytestmark = pytest.mark.slow
 

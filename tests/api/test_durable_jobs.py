@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import clr.keras_momentum  # noqa: F401 (registers the optimizers and schedules a training state names)
-from api.stack import EmbeddedStack, free_port
 from clr import datasets
 from clr.schedules import cyclical_lr
+from clr_service.stack import EmbeddedStack, free_port
 from tests.conftest import SERVICE_ENV
 from tests.helpers import in_plain_keras, wait_for_state, wait_until
 from worker.job_files import JobFiles, stored_bytes

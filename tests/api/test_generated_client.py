@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.result_views import BoundSuggestionView, StepSizeAdviceView, VerifiedCandidate
 from api.examples import RANGE_TEST_EXAMPLE, TRAINING_EXAMPLES
+from api.result_views import BoundSuggestionView, StepSizeAdviceView, VerifiedCandidate
 from clr.bounds import BoundSuggestion
 from clr.schedules import StepSizeAdvice
 from clr.verification import Candidate

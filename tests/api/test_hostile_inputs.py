@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from api.examples import TRAINING_EXAMPLES
-from api.stack import free_port, start_api, stop
+from clr_service.stack import free_port, start_api, stop
 
 pytestmark = pytest.mark.slow
 

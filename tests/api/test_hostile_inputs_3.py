@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from api.stack import free_port, start_api, start_redis, stop
+from clr_service.stack import free_port, start_api, start_redis, stop
 
 pytestmark = pytest.mark.slow
 

@@ -4,8 +4,8 @@ worker, read a batch at a time (the job's process is capped with `CLR_JOB_MEMORY
 import numpy as np
 import pytest
 
-from api.client import Client
-from api.stack import EmbeddedStack, free_port
+from clr_service.client import Client
+from clr_service.stack import EmbeddedStack, free_port
 from tests.conftest import SERVICE_ENV
 
 pytestmark = pytest.mark.slow

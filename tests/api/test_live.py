@@ -9,8 +9,8 @@ import pytest
 from httpx_sse import connect_sse
 from typer.testing import CliRunner
 
-from api.cli import app
 from clr.schedules import cyclical_lr
+from clr_service.cli import app
 
 pytestmark = pytest.mark.slow
 

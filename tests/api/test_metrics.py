@@ -7,7 +7,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.keys import ApiKey, KeyStore, first_admin_key
-from api.stack import free_port, start_api, stop
+from clr_service.stack import free_port, start_api, stop
 from worker.store import JobStore
 
 pytestmark = pytest.mark.slow

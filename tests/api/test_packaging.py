@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_importing_the_api_imports_no_tensorflow_or_keras():
     code = (
-        "import sys, api.main, api.cli, clr.config, clr.analysis, clr.bounds, clr.schedules, clr.plots, worker.tasks;"
+        "import sys, api.main, clr_service.cli, clr.config, clr.analysis, clr.bounds, clr.schedules, clr.plots, worker.tasks;"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'));"
         "print(loaded); sys.exit(1 if loaded else 0)"
     )

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from api.stack import EmbeddedStack, free_port, start_worker
 from clr import datasets
+from clr_service.stack import EmbeddedStack, free_port, start_worker
 from tests.api.test_durable_jobs import assert_one_point_per_iteration_on_schedule, training
 from tests.conftest import SERVICE_ENV
 from tests.helpers import wait_for_state, wait_until

@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from api.stack import free_port, start_api, stop
+from clr_service.stack import free_port, start_api, stop
 
 LIMIT_S = 2.0  # the head deadline and the body's idle limit of the API under test
 

@@ -1,5 +1,5 @@
-"""A job fetched over HTTP (`api.client`) written as TensorBoard event files or as an MLflow run, for the tools a user
-already has; needs the `export` extra, not TensorFlow.
+"""A job fetched over HTTP (`clr_service.client`) written as TensorBoard event files or as an MLflow run, for the
+tools a user already has; needs the `export` extra, not TensorFlow.
 
 Each curve's columns (`lr`, `loss`, `momentum`, `accuracy`, a range test's `smoothed_loss`) are scalars
 `<curve>/<column>` at step = iteration, the curve being `training` or `range_test` (a range test's own, or the one a
@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 from tensorboardX import SummaryWriter
 
-from api.client import Client
+from clr_service.client import Client
 
 Scalar = tuple[str, int, float]  # tag, step, value
 QUEUED_EVENTS = 10_000  # TensorBoard events queued for the writer's thread: a long curve waits on it less often

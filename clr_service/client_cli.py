@@ -1,4 +1,4 @@
-"""`clr-service` commands that drive a running service through `api.client`: submit, watch, list, fetch, cancel,
+"""`clr-service` commands that drive a running service through `clr_service.client`: submit, watch, list, fetch, cancel,
 export."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Column
 
-from api.client import Client, ServiceError
 from api.keys import KEY_FILE
+from clr_service.client import Client, ServiceError
 
 console = Console()
 error_console = Console(stderr=True, style="red", soft_wrap=True)
@@ -196,7 +196,7 @@ def export(job: JobId, tensorboard: TensorBoardDir = None, mlflow: TrackingUri =
     try:
         from mlflow.exceptions import MlflowException
 
-        from api.export import to_mlflow, to_tensorboard
+        from clr_service.export import to_mlflow, to_tensorboard
     except ImportError as error:
         fail(f"Exporting needs the `export` extra ({error}): pip install 'clr-service[export]'")
     with _service(url, key, data_dir) as client:

@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from typer.testing import CliRunner
 
-from api.cli import app
+from clr_service.cli import app
 from tests.helpers import wait_for_state
 
 pytestmark = pytest.mark.slow
@@ -132,7 +132,7 @@ def test_a_training_in_mlflow(service, client, jobs, tmp_path, monkeypatch):
 
 
 def test_without_the_export_extra_the_cli_says_how_to_install_it(monkeypatch, tmp_path):
-    monkeypatch.delitem(sys.modules, "api.export", raising=False)
+    monkeypatch.delitem(sys.modules, "clr_service.export", raising=False)
     monkeypatch.setitem(sys.modules, "tensorboardX", None)  # as if not installed: importing it raises ImportError
     result = CliRunner().invoke(app, ["export", "0" * 32, "--tensorboard", str(tmp_path), "--key", "k"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)

@@ -4,8 +4,8 @@ empty or no key, a spec file missing or not YAML, a spec the service refuses."""
 import pytest
 from typer.testing import CliRunner
 
-from api.cli import app
-from api.stack import free_port
+from clr_service.cli import app
+from clr_service.stack import free_port
 
 
 def failed(*arguments: str, code: int = 1) -> str:

@@ -12,11 +12,11 @@ import redis
 import typer
 from rich.console import Console
 
-from api import client_cli, workflow
 from api.keys import ApiKey, KeyStore
-from api.stack import REDIS_URL_FILE, EmbeddedStack, free_port, uvicorn_command
 from clr import volume
 from clr.datasets import BUILTIN_DATASETS
+from clr_service import client_cli, workflow
+from clr_service.stack import REDIS_URL_FILE, EmbeddedStack, free_port, uvicorn_command
 from worker.settings import Settings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)

@@ -9,9 +9,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from api.client import Client
 from api.examples import RANGE_TEST_EXAMPLE
 from clr.schedules import cyclical_lr
+from clr_service.client import Client
 
 RANGE_TEST = RANGE_TEST_EXAMPLE | {"batch_size": 32, "epochs": 8, "verify": True}
 

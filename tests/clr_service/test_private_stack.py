@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import redis
 
-from api.stack import REDIS_URL_FILE, EmbeddedStack, free_port
+from clr_service.stack import REDIS_URL_FILE, EmbeddedStack, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.stack import free_port
+from clr_service.stack import free_port
 from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-c", "from api.cli import app; app()"]
+CLI = [sys.executable, "-c", "from clr_service.cli import app; app()"]
 pytestmark = pytest.mark.slow
 
 
