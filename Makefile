@@ -12,12 +12,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-.PHONY: demo test bench
+.PHONY: demo test bench wrk
+wrk:
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk \
+		>/dev/null) || echo "WARNING: wrk could not be installed: the API overhead benchmark will not run"
+
 demo: $(STAMP)
 	$(BIN)/clr-service demo
 
-# The browser tests drive Debian's chromium (Playwright's own browser download is not used).
-test: $(STAMP) $(OPENAPI_VENV)/.installed
+# The browser tests drive Debian's chromium (Playwright's own browser download is not used); the API overhead
+# benchmark loads the API with Debian's wrk.
+test: $(STAMP) $(OPENAPI_VENV)/.installed wrk
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		chromium >/dev/null) || echo "WARNING: chromium could not be installed: the browser tests will be skipped"
 	OPENAPI_PYTHON_CLIENT=$(CURDIR)/$(OPENAPI_VENV)/bin/openapi-python-client $(BIN)/python -m pytest
@@ -33,7 +38,7 @@ $(MLFLOW_VENV)/.installed:
 	$(MLFLOW_VENV)/bin/pip install --quiet mlflow numpy
 	touch $@
 
-bench: $(STAMP) $(MLFLOW_VENV)/.installed
+bench: $(STAMP) $(MLFLOW_VENV)/.installed wrk
 	$(BIN)/python -m bench.overhead
 	$(BIN)/python -m bench.store --mlflow-python $(MLFLOW_VENV)/bin/python
 	$(BIN)/python -m bench.table1
@@ -42,5 +47,6 @@ bench: $(STAMP) $(MLFLOW_VENV)/.installed
 	$(BIN)/python -m bench.api_limits
 	$(BIN)/python -m bench.start_latency
 	$(BIN)/python -m bench.api_load
+	$(BIN)/python -m bench.api_overhead
 	$(BIN)/python -m bench.curves_scale
 	$(BIN)/python -m bench.chaos

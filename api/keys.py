@@ -15,6 +15,12 @@ import redis
 from api.private import write_private
 
 KEY_FILE = "api-key"
+# A token's key in one round trip: its name by digest, then its record by name.
+VERIFY = """
+local name = redis.call('HGET', KEYS[1], ARGV[1])
+if not name then return false end
+return redis.call('HGET', KEYS[2], name)
+"""
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,7 @@ class KeyStore:
 
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
+        self._verify = client.register_script(VERIFY)
 
     def create(self, key: ApiKey, token: str | None = None) -> str:
         """Record `key` with `token` (by default a new random one); return the token, which is never stored.
@@ -65,8 +72,7 @@ class KeyStore:
 
     def verify(self, token: str) -> ApiKey | None:
         """The key whose token this is, or None."""
-        name = self.redis.hget("clr:key-digests", _digest(token))
-        raw = name and self.redis.hget("clr:keys", name)
+        raw = self._verify(keys=["clr:key-digests", "clr:keys"], args=[_digest(token)])
         return self._key(raw) if raw else None
 
     @staticmethod

@@ -86,16 +86,19 @@ def start_worker(env: dict[str, str], loglevel: str = "INFO") -> subprocess.Pope
     )
 
 
-def uvicorn_command(host: str, port: int, workers: int) -> list[str]:
-    """The command line serving the API on `host:port`: uvicorn, `workers` processes, the guarded protocol."""
-    return [sys.executable, "-m", "uvicorn", "api.main:app", "--host", host, "--port", str(port), "--workers",
-            str(workers), "--http", "api.protocol:GuardedHttpToolsProtocol"]
+def uvicorn_command(host: str, port: int, workers: int, app: str = "api.main:app") -> list[str]:
+    """The command line serving the API (or another `app`, served the same way) on `host:port`: uvicorn, `workers`
+    processes, the guarded protocol."""
+    return [sys.executable, "-m", "uvicorn", app, "--host", host, "--port", str(port), "--workers", str(workers),
+            "--http", "api.protocol:GuardedHttpToolsProtocol"]
 
 
-def start_api(host: str, port: int, env: dict[str, str], workers: int = 1) -> subprocess.Popen:
-    """The API under uvicorn (`workers` processes), waited on until `/health` answers."""
+def start_api(host: str, port: int, env: dict[str, str], workers: int = 1, app: str = "api.main:app"
+              ) -> subprocess.Popen:
+    """The API (or another `app`) under uvicorn (`workers` processes), waited on until `/health` answers (a 404
+    from an app without one will do)."""
     process = subprocess.Popen(
-        [*uvicorn_command(host, port, workers), "--log-level", "warning"],
+        [*uvicorn_command(host, port, workers, app), "--log-level", "warning"],
         env=env, umask=PRIVATE,
     )
     return _once_ready(process, lambda: httpx.get(f"http://{host}:{port}/health", timeout=5).status_code < 600,

@@ -13,7 +13,7 @@ from api.errors import error_responses
 from api.examples import RANGE_TEST_EXAMPLES, TRAINING_EXAMPLES
 from api.keys import ApiKey
 from api.routes.datasets import dataset_meta
-from api.views import JobPage, JobView, answer_as, job_view
+from api.views import JobPage, JobView, answer_as, as_json, job_view
 from clr.architectures import check_input_shape
 from clr.config import JobSpec, RangeTestSpec, TrainingSpec
 from clr.plan import plan_training
@@ -126,16 +126,16 @@ def list_jobs(
     state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
     offset: Annotated[int, Query(ge=0, le=2**40)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> JobPage:
+) -> Response:
     """The caller's jobs (an admin key's: everyone's), newest first, filtered by kind and state."""
     total, jobs = store.list(kind, state, offset, limit, owner=None if key.admin else key.name)
-    return JobPage(total=total, offset=offset, limit=limit, jobs=[job_view(job) for job in jobs])
+    return as_json(JobPage(total=total, offset=offset, limit=limit, jobs=[job_view(job) for job in jobs]))
 
 
 @router.get("/jobs/{job_id}", response_model=JobView, responses=error_responses(404))
-def get_job(job: JobDep) -> JobView:
+def get_job(job: JobDep) -> Response:
     """A job's state, progress and result."""
-    return job_view(job)
+    return as_json(job_view(job))
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobView,

@@ -1,6 +1,8 @@
 """The start-latency, API-load and curve-scale benchmarks start and print their tables (tiny sizes: this proves
 they run, it measures nothing)."""
 
+import shutil
+
 import pytest
 
 from tests.bench.test_benchmarks_start import run_module
@@ -22,3 +24,11 @@ def test_api_load_benchmark_prints_its_table():
 def test_curves_scale_benchmark_prints_its_table():
     out = run_module("bench.curves_scale", "--points", "20000", "--requests", "2")
     assert "| 20,000 |" in out and "`curves?max_points=2000`" in out
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None,
+                    reason="LOUD SKIP: wrk is not installed (`make test` installs it with apt), so the API overhead "
+                           "benchmark was not run")
+def test_api_overhead_benchmark_prints_its_ratio():
+    out = run_module("bench.api_overhead", "--seconds", "0.5", "--repetitions", "2", "--connections", "4")
+    assert "| ours |" in out and "| anchor |" in out and "anchor / ours, requests/s: " in out
