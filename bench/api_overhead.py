@@ -22,10 +22,10 @@ SPEC = {"model": {"architecture": "mlp"}, "dataset": {"name": "digits"}, "optimi
         "batch_size": 32, "epochs": 4, "clr": {"base_lr": 0.001, "max_lr": 0.01, "step_size": 90}}
 
 
-def wrk(url: str, token: str, connections: int, seconds: float) -> dict[str, float]:
+def wrk(url: str, token: str, connections: int, seconds: int) -> dict[str, float]:
     """`wrk`'s requests/s and p50 and p99 latency (ms) on `url`; fails on any answer that is not 2xx."""
     out = subprocess.run(
-        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds:g}s", "--latency",
+        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency",
          "-H", f"Authorization: Bearer {token}", url], capture_output=True, text=True, check=True).stdout
     if "Non-2xx" in out:
         raise RuntimeError(f"Answers other than 2xx from {url}:\n{out}")
@@ -42,7 +42,7 @@ def _ms(text: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--repetitions", type=int, default=5)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
