@@ -1,7 +1,7 @@
 """The real part of the bound-suggestion panel that fits the suite, through the worker's code on a real Redis, at the
 demo's protocol (8 epochs, one cycle): the fast sweep on the MLP and the 75-point range test on noisy labels, each
 with `verify`, against the best fixed LR of the benchmark's grid at that protocol. The benchmark runs every case at
-both lengths (docs/benchmarks.md); `tests/api/test_cli.py` runs the demo itself through the service.
+both lengths (docs/benchmarks.md); `tests/clr_service/test_cli.py` runs the demo itself through the service.
 """
 
 import dataclasses
