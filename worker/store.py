@@ -520,6 +520,10 @@ class JobStore:
         return Curve(np.arange(since, since + len(points)), points["lr"], points["loss"],
                      accuracies if len(points) and len(accuracies) == len(points) else None)
 
+    def curve_length(self, job_id: str, phase: str = "") -> int:
+        """The iterations the curve (of `phase`) holds, without reading it."""
+        return self.redis.strlen(self._curve_key(job_id, phase)) // POINT.itemsize
+
     def curve_bytes(self, job_id: str) -> int | None:
         """Memory Redis uses for the curve (`MEMORY USAGE`)."""
         return self.redis.memory_usage(self._curve_key(job_id), samples=0)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 from typing import Annotated, Any, Literal
 
 import numpy as np
+from cachetools import LRUCache
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import MISSING, BaseModel
 
@@ -70,8 +72,30 @@ def own_phase(phase: Phase) -> str:
     return "" if phase == "training" else phase
 
 
+DOWNSAMPLED = LRUCache(maxsize=64)  # this API process's downsampled curves, by what decides them
+DOWNSAMPLED_LOCK = threading.Lock()
+
+
 def curve_columns(job: dict[str, Any], store: StoreDep, since: int, max_points: int | None = None,
                   phase: Phase = "training") -> dict[str, np.ndarray]:
+    """`read_columns`, a downsampled answer kept per curve length and attempt: every client polling a long curve
+    between two flushes of its job (or a finished job's, for good) gets it read and downsampled once."""
+    if max_points is None:
+        return read_columns(job, store, since, None, phase)
+    sweep = range_test_of(job, phase)
+    stored = store.curve_length(job["id"], sweep[0] if sweep else own_phase(phase))
+    key = (job["id"], job["attempts"], phase, since, max_points, stored)
+    with DOWNSAMPLED_LOCK:
+        columns = DOWNSAMPLED.get(key)
+    if columns is None:
+        columns = read_columns(job, store, since, max_points, phase)
+        with DOWNSAMPLED_LOCK:
+            DOWNSAMPLED[key] = columns
+    return columns
+
+
+def read_columns(job: dict[str, Any], store: StoreDep, since: int, max_points: int | None = None,
+                 phase: Phase = "training") -> dict[str, np.ndarray]:
     """The job's curve from iteration `since` (+ the smoothed loss of a range test and each batch's accuracy where it
     recorded them, + the momentum of a training that cycles it: a function of the iteration, like the LR),
     downsampled to `max_points`."""

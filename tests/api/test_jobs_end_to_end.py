@@ -54,6 +54,27 @@ def test_range_test_succeeds_with_bounds_and_a_curve_per_iteration(client, range
     assert len(curves["smoothed_loss"]) == ran and len(curves["epochs"]) >= 1
 
 
+def test_a_downsampled_curve_follows_new_points_and_a_resumed_attempts(client, store):
+    """The API keeps downsampled answers by curve length and attempt: never one older than the curve."""
+    job_id = store.create("training", TRAINING_EXAMPLES["bounds"]["value"], owner="admin")
+    try:
+        first = store.claim(job_id, "host:1:1", 3, 3600.0, False).attempts
+        store.report(job_id, first, 0, np.full(1000, 0.01), np.linspace(2.0, 1.0, 1000), iteration=1000)
+        path, small = f"/jobs/{job_id}/curves", {"max_points": 10}
+        before = client.get(path, params=small).json()
+        assert before["iteration"][0] == 0 and before["iteration"][-1] == 999
+        assert client.get(path, params=small).json() == before
+        store.report(job_id, first, 1000, np.full(500, 0.01), np.full(500, 0.5), iteration=1500)
+        grown = client.get(path, params=small).json()
+        assert grown["iteration"][-1] == 1499 and min(grown["loss"]) == 0.5
+        second = store.claim(job_id, "host:1:2", 3, 3600.0, True).attempts  # the first runner was lost
+        store.resume(job_id, second, 0, 0, [])
+        store.report(job_id, second, 0, np.full(1500, 0.01), np.full(1500, 3.0), iteration=1500)  # as long as before
+        assert set(client.get(path, params=small).json()["loss"]) == {3.0}
+    finally:
+        store.delete(job_id)
+
+
 def test_curves_since_max_points_and_csv(client, range_test):
     path = f"/jobs/{range_test['id']}/curves"
     full = client.get(path).json()
