@@ -52,17 +52,19 @@ def with_plain_optimizer(model: keras.Model) -> keras.Model:
 
 def keep_models(model: keras.Model, files: JobFiles, publish: Callable[[Path], None]) -> dict[str, int]:
     """Save the trained `model` with its full training state and as the portable file, and the portable copy of the
-    best one `BestModel` saved; publish every file; return their sizes as a training's result names them."""
-    sizes = {"training_state_bytes": save_model(model, files.model("final", training_state=True)),
-             "model_bytes": save_model(with_plain_optimizer(model), files.model("final"))}
-    kept = ["final"]
-    if (best := files.model("best", training_state=True)).exists():
-        sizes["training_state_bytes"] += best.stat().st_size
-        sizes["best_model_bytes"] = save_model(with_plain_optimizer(keras.saving.load_model(best)), files.model("best"))
-        kept.append("best")
-    for which in kept:
-        publish(files.model(which, training_state=True))
-        publish(files.model(which))
+    best one `BestModel` saved (and published); publish the files written here; return every file's size as a
+    training's result names them."""
+    final_state, final = files.model("final", training_state=True), files.model("final")
+    sizes = {"training_state_bytes": save_model(model, final_state),
+             "model_bytes": save_model(with_plain_optimizer(model), final)}
+    written = [final_state, final]
+    if (best_state := files.model("best", training_state=True)).exists():
+        sizes["training_state_bytes"] += best_state.stat().st_size
+        best = files.model("best")
+        sizes["best_model_bytes"] = save_model(with_plain_optimizer(keras.saving.load_model(best_state)), best)
+        written.append(best)
+    for path in written:
+        publish(path)
     return sizes
 
 

@@ -20,7 +20,7 @@ def commit(saved: Path, checkpoint: Path, storage: Storage) -> None:
 
 
 def resume_point(reporter: JobReporter, files: JobFiles, storage: Storage, seed: int | None
-                  ) -> checkpoints.Checkpoint:
+                 ) -> checkpoints.Checkpoint:
     """The checkpoint this attempt starts from, the curve cut back to it: the last one saved (on this host or in
     the storage, with the best model so far), or a fresh start."""
     saved = checkpoints.load(files.checkpoint) if storage.fetch(files.checkpoint) else None

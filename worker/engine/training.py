@@ -61,8 +61,8 @@ def run_training(spec: TrainingSpec, reporter: JobReporter, settings: Settings,
         drain=reporter.drain_requested.is_set,
         commit=lambda iteration, saved: reporter.once_stored(
             iteration, lambda: commit(saved, files.checkpoint, storage)))
-    best = BestModel(files.model("best", training_state=True), start.history, storage.publish)
-    savers = (best,) if prepared.validation else ()
+    best = files.model("best", training_state=True)
+    savers = (BestModel(best, start.history, storage.publish),) if prepared.validation else ()
     stream = train_recorded(model, prepared, spec.batch_size, plan.epochs, reporter, (checkpointer, *savers),
                             start.data_seed, start.iteration)
     if stream.divergence is not None:
