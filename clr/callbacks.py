@@ -58,7 +58,8 @@ class CyclicLR(SetsLearningRatePerBatch):
         shape="linear",
     ):
         super().__init__()
-        self.schedule = cyclical_lr(base_lr, max_lr, step_size, mode, gamma, shape, scale_fn, scale_mode)
+        self.schedule = cyclical_lr(base_lr, max_lr, step_size, mode, gamma, shape, scale_fn=scale_fn,
+                                    scale_mode=scale_mode)
         self.reset()
 
     def reset(self) -> None:

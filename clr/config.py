@@ -6,19 +6,18 @@ import json
 import math
 import re
 import reprlib
-from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, Literal, Self, Union, get_args
+from typing import Annotated, Any, Literal, Self, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from clr.architectures import Architecture
 from clr.datasets import BUILTIN_DATASETS
-from clr.policies import Anneal, constant_lr, cosine_restarts_lr, one_cycle_lr
-from clr.schedules import Mode, Schedule, Shape, Sweep, check_clr_arguments, check_lr_range
+from clr.policies import SCHEDULE_POLICIES
+from clr.requests import MOMENTUM_FIELDS, MOMENTUM_SCHEDULES, LearningRate, MomentumCycling, Strict
+from clr.schedules import Mode, Schedule, Shape, Sweep, check_clr_arguments, check_lr_range, cyclical_momentum
 from clr.tasks import Loss
 from clr.verification import MAX_CANDIDATES
 
-LearningRate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 MAX_MODEL_JSON_CHARS = 1_000_000
 BuiltinDataset = Literal[BUILTIN_DATASETS]
 
@@ -28,43 +27,11 @@ CODE_CARRYING_CLASSES = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda", "T
                                    "__lambda__"})
 
 
-class Strict(BaseModel):
-    """Unknown fields are an error, not silently ignored; no value is coerced from another type (`false` is no
-    number, `"3"` no integer)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-MOMENTUM_FIELDS = frozenset({"cycle_momentum", "base_momentum", "max_momentum"})
-
-
-class MomentumCycling(Strict):
-    """Momentum cycled against the LR (Smith, arXiv 1803.09820): from `max_momentum` where the LR is lowest to
-    `base_momentum` where it peaks. It replaces the optimizer's own: SGD's and RMSprop's `momentum`, Adam's `beta_1`.
-    The defaults are PyTorch's `CyclicLR`'s, which cycles momentum by default; Smith's CLR paper keeps it fixed."""
-
-    momentum_follows: ClassVar[tuple[str, tuple[str, ...]]]  # the momentum's policy and the LR arguments it shares
-    cycle_momentum: bool = False
-    base_momentum: float = Field(0.8, ge=0, lt=1)
-    max_momentum: float = Field(0.9, gt=0, lt=1)
-
-    @model_validator(mode="after")
-    def _momentum_range(self) -> Self:
-        if self.cycle_momentum and not self.base_momentum < self.max_momentum:
-            raise ValueError(f"`base_momentum` must be < `max_momentum`. Received: base_momentum="
-                             f"{self.base_momentum!r}, max_momentum={self.max_momentum!r}")
-        return self
-
-    def lr_arguments(self, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
-        """The fields that are the LR schedule's arguments (all but the momentum's and `exclude`)."""
-        return self.model_dump(exclude=MOMENTUM_FIELDS | exclude)
-
-
 class CLRConfig(MomentumCycling):
     """A fully resolved cyclical schedule: the arguments of `clr.schedules.cyclical_lr`, and the cyclical momentum
     that may go with it."""
 
-    momentum_follows = ("clr", ("step_size", "mode", "gamma", "shape"))
+    momentum_follows = ("clr", cyclical_momentum, ("step_size", "mode", "gamma", "shape"))
     base_lr: LearningRate
     max_lr: LearningRate
     step_size: int = Field(ge=1)
@@ -110,96 +77,14 @@ class CLRRequest(MomentumCycling):
                          mode=self.mode, shape=self.shape, gamma=self.gamma, **self.model_dump(include=MOMENTUM_FIELDS))
 
 
-class WholeTrainingPolicy(Strict):
-    """A policy other than `clr`, spanning the whole training, as submitted; each such request model is a policy's
-    entry in the registry (`SCHEDULE_POLICIES`): its numpy schedule (`oracle`, in `clr.policies`), the name its Keras
-    schedule is registered under (`in_graph`, in `clr.keras_schedule`, looked up only where Keras runs), and the
-    field of its peak rate (`rate`, which a range test may give instead)."""
-
-    oracle: ClassVar[Callable[..., Schedule]]
-    in_graph: ClassVar[str]
-    rate: ClassVar[str]
-
-    @property
-    def given_lr(self) -> float | None:
-        return getattr(self, self.rate)
-
-    def schedule_arguments(self, peak_lr: float, total_steps: int, per_epoch: int | None) -> dict[str, Any]:
-        """The arguments of the policy's schedule over `total_steps` peaking at `peak_lr`, which its numpy oracle and
-        its in-graph class share; `per_epoch` converts epochs to iterations where the request counts in epochs."""
-        raise NotImplementedError
-
-
-class OneCycleRequest(MomentumCycling, WholeTrainingPolicy):
-    """Smith's 1cycle over the whole training (`clr.policies.one_cycle_lr`), its momentum cycled by default (as
-    PyTorch's `OneCycleLR` and fastai's `fit_one_cycle` do); `max_lr` may come from a range test."""
-
-    oracle = staticmethod(one_cycle_lr)
-    in_graph = "clr>OneCycleSchedule"
-    rate = "max_lr"
-    momentum_follows = ("one_cycle", ("total_steps", "pct_start", "anneal_strategy", "three_phase"))
-    policy: Literal["one_cycle"]
-    cycle_momentum: bool = True
-    base_momentum: float = Field(0.85, ge=0, lt=1)
-    max_momentum: float = Field(0.95, gt=0, lt=1)
-    max_lr: LearningRate | None = None
-    pct_start: float = Field(0.3, gt=0, lt=1)
-    anneal_strategy: Anneal = "cos"
-    div_factor: float = Field(25.0, gt=0, allow_inf_nan=False)
-    final_div_factor: float = Field(1e4, gt=0, allow_inf_nan=False)
-    three_phase: bool = False
-
-    def schedule_arguments(self, peak_lr: float, total_steps: int, per_epoch: int | None) -> dict[str, Any]:
-        return {"max_lr": peak_lr, "total_steps": total_steps, **self.lr_arguments(frozenset({"policy", "max_lr"}))}
-
-
-class CosineRestartsRequest(WholeTrainingPolicy):
-    """SGDR's warm restarts (`clr.policies.cosine_restarts_lr`); `initial_lr` may come from a range test (its
-    `max_lr`), the first period in iterations or in epochs."""
-
-    oracle = staticmethod(cosine_restarts_lr)
-    in_graph = "clr>CosineRestartsSchedule"
-    rate = "initial_lr"
-    policy: Literal["cosine_restarts"]
-    initial_lr: LearningRate | None = None
-    first_decay_steps: int | None = Field(None, ge=1)
-    first_decay_epochs: float | None = Field(None, gt=0, le=1000, allow_inf_nan=False)
-    t_mul: float = Field(2.0, ge=1, le=100, allow_inf_nan=False)
-    m_mul: float = Field(1.0, gt=0, le=1)
-    alpha: float = Field(0.0, ge=0, lt=1)
-
-    @model_validator(mode="after")
-    def _one_period(self) -> Self:
-        if (self.first_decay_steps is None) == (self.first_decay_epochs is None):
-            raise ValueError("Give exactly one of `first_decay_steps` (iterations) and `first_decay_epochs`")
-        return self
-
-    def schedule_arguments(self, peak_lr: float, total_steps: int, per_epoch: int | None) -> dict[str, Any]:
-        if self.first_decay_steps is None and per_epoch is None:
-            raise ValueError("`schedule.first_decay_epochs` needs the data's epoch length: give `dataset` and "
-                             "`batch_size`, or `first_decay_steps`")
-        steps = self.first_decay_steps or max(1, round(self.first_decay_epochs * per_epoch))
-        return {"initial_lr": peak_lr, "first_decay_steps": steps,
-                **self.model_dump(exclude={"policy", "initial_lr", "first_decay_steps", "first_decay_epochs"})}
-
-
-class ConstantRequest(WholeTrainingPolicy):
-    """A fixed rate (`clr.policies.constant_lr`), the baseline the cyclical policies are measured against; given, not
-    taken from a range test (whose bounds are the edges of a good range, not a rate to hold)."""
-
-    oracle = staticmethod(constant_lr)
-    in_graph = "clr>ConstantSchedule"
-    rate = "lr"
-    policy: Literal["constant"]
-    lr: LearningRate
-
-    def schedule_arguments(self, peak_lr: float, total_steps: int, per_epoch: int | None) -> dict[str, Any]:
-        return {"lr": peak_lr}
-
-
-SCHEDULE_POLICIES: tuple[type[WholeTrainingPolicy], ...] = (OneCycleRequest, CosineRestartsRequest, ConstantRequest)
 Policy = Annotated[Union[SCHEDULE_POLICIES], Field(discriminator="policy")]  # noqa: UP007 (a union of the registry)
-POLICY_NAMES = ", ".join(f"`{get_args(model.model_fields['policy'].annotation)[0]}`" for model in SCHEDULE_POLICIES)
+POLICY_NAMES = ", ".join(f"`{model.name()}`" for model in SCHEDULE_POLICIES)
+
+
+def momentum_schedule(cycle: dict) -> Schedule:
+    """The momentum schedule `clr.plan.momentum_cycle` describes (`clr` and every policy that cycles momentum are
+    defined by now)."""
+    return MOMENTUM_SCHEDULES[cycle["policy"]](**cycle["arguments"])
 
 
 class SGD(Strict):

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import keras
 
-from clr.keras_schedule import CyclicalMomentumSchedule, OneCycleMomentumSchedule
+from clr.config import MOMENTUM_SCHEDULES
+from clr.keras_schedule import in_graph_schedule
 
 
 class MomentumVariable(keras.Variable):
@@ -70,6 +71,5 @@ class ScheduledMomentumAdam(ScheduledMomentum, keras.optimizers.Adam):
 
 
 def in_graph_momentum(cycle: dict) -> keras.optimizers.schedules.LearningRateSchedule:
-    """The momentum schedule `clr.plan.momentum_cycle` describes, in-graph (`clr.policies.momentum_schedule`'s)."""
-    classes = {"clr": CyclicalMomentumSchedule, "one_cycle": OneCycleMomentumSchedule}
-    return classes[cycle["policy"]](**cycle["arguments"])
+    """The momentum schedule `clr.plan.momentum_cycle` describes, in-graph (`clr.config.momentum_schedule`'s)."""
+    return in_graph_schedule(MOMENTUM_SCHEDULES[cycle["policy"]], cycle["arguments"])

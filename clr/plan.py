@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from clr.config import CLRConfig, TrainingSpec, WholeTrainingPolicy
+from clr.config import CLRConfig, TrainingSpec
+from clr.requests import WholeTrainingPolicy
 from clr.schedules import StepSizeAdvice, step_size_advice
 
 
@@ -86,6 +87,6 @@ def momentum_cycle(policy: CLRConfig | WholeTrainingPolicy, lr_arguments: dict) 
     ...}` (the arguments of its numpy factory and of its in-graph class), or None when it is fixed."""
     if not getattr(policy, "cycle_momentum", False):
         return None
-    momentum_policy, shared = policy.momentum_follows
+    momentum_policy, _, shared = policy.momentum_follows
     arguments = {"base_momentum": policy.base_momentum, "max_momentum": policy.max_momentum}
     return {"policy": momentum_policy, "arguments": arguments | {name: lr_arguments[name] for name in shared}}

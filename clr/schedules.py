@@ -1,6 +1,8 @@
-"""Cyclical learning-rate schedules and range-test sweeps as pure numpy functions of the iteration.
+"""Cyclical learning-rate schedules and range-test sweeps as functions of the iteration.
 
-These functions are the oracle: the in-graph Keras schedule and the callbacks are tested against them.
+A `Schedule` is written once, as a formula over an array namespace: called with iterations it computes in numpy (the
+oracle the callbacks are tested against), and `clr.keras_schedule` evaluates the same formula in-graph with
+`keras.ops`. The other policies (`clr.policies`) are written the same way.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -24,12 +26,18 @@ SWEEPS: tuple[str, ...] = get_args(Sweep)
 SCALE_MODES: tuple[str, ...] = get_args(ScaleMode)
 
 Iterations = int | npt.NDArray[np.integer]
-Schedule = Callable[[Iterations], "float | npt.NDArray[np.float64]"]
+Formula = Callable[[Any, Any], Any]
 
 
 def received(name: str, value: object) -> str:
     """The tail of a validation message: `Received: name=value`."""
     return f"Received: {name}={value!r}"
+
+
+def check_argument(condition: bool, name: str, value: object, requirement: str) -> None:
+    """Raise ValueError naming `name`, `value` and the `requirement` it breaks, unless `condition` holds."""
+    if not condition:
+        raise ValueError(f"Argument `{name}` must be {requirement}. {received(name, value)}")
 
 
 def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -67,24 +75,6 @@ def check_clr_arguments(base_lr: float, max_lr: float, step_size: float, mode: s
         raise ValueError(f"Argument `gamma` is only used with mode='exp_range'. {received('gamma', gamma)}")
 
 
-def cycle_window(x: np.ndarray, shape: str) -> np.ndarray:
-    """The window `a` of docs/schedules.md at the cycle position `x` (1 at a cycle's start, 0 at its peak)."""
-    if shape == "linear":
-        return np.maximum(0.0, 1.0 - x)
-    if shape == "parabolic":
-        return 1.0 - x**2
-    return (1.0 + np.cos(np.pi * x)) / 2.0
-
-
-def amplitude_scale(it: np.ndarray, cycle: np.ndarray, mode: str, gamma: float) -> np.ndarray:
-    """The amplitude scale `s` of docs/schedules.md for `mode`."""
-    if mode == "triangular":
-        return np.ones_like(it)
-    if mode == "triangular2":
-        return 0.5 ** (cycle - 1.0)
-    return gamma**it
-
-
 def as_output(iterations: Iterations, values: np.ndarray) -> float | npt.NDArray[np.float64]:
     """A float for a scalar iteration, the array otherwise."""
     return float(values) if np.ndim(iterations) == 0 else values
@@ -98,6 +88,58 @@ def as_iterations(iterations: Iterations) -> np.ndarray:
     return it.astype(np.float64)
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """A schedule of the iteration, written once: `formula(it, xp)` gives the values at iterations `it` (float64)
+    with the array namespace `xp`, numpy here and `keras.ops` in-graph. Called with iterations, it is the numpy
+    oracle; `check` may refuse some of them (the in-graph schedule cannot refuse a step mid-`fit`)."""
+
+    formula: Formula
+    check: Callable[[np.ndarray, Iterations], None] | None = None
+
+    def __call__(self, iterations: Iterations) -> float | npt.NDArray[np.float64]:
+        it = as_iterations(iterations)
+        if self.check is not None:
+            self.check(it, iterations)
+        return as_output(iterations, np.broadcast_to(self.formula(it, np), it.shape).astype(np.float64))
+
+
+def cycle_position(it, step_size: float, xp):
+    """The cycle number (from 1) and the position `x` within it (1 at a cycle's start, 0 at its peak) of
+    docs/schedules.md."""
+    cycle = xp.floor(1.0 + it / (2.0 * step_size))
+    return cycle, xp.abs(it / step_size - 2.0 * cycle + 1.0)
+
+
+def cycle_window(x, shape: str, xp):
+    """The window `a` of docs/schedules.md at the cycle position `x`."""
+    if shape == "linear":
+        return xp.maximum(0.0, 1.0 - x)
+    if shape == "parabolic":
+        return 1.0 - xp.square(x)
+    return (1.0 + xp.cos(math.pi * x)) / 2.0
+
+
+def amplitude_scale(it, cycle, mode: str, gamma: float, xp):
+    """The amplitude scale `s` of docs/schedules.md for `mode`."""
+    if mode == "triangular":
+        return 1.0
+    if mode == "triangular2":
+        return xp.power(0.5, cycle - 1.0)
+    return xp.exp(it * math.log(gamma))
+
+
+def cycled(start: float, peak: float, step_size: float, mode: str, gamma: float, shape: str) -> Formula:
+    """The cycle arithmetic, once: from `start` to `peak` and back every `2 * step_size` iterations,
+    `start + (peak - start) * a * s` (the LR rises towards its peak, a cyclical momentum falls)."""
+
+    def formula(it, xp):
+        cycle, x = cycle_position(it, step_size, xp)
+        return start + (peak - start) * cycle_window(x, shape, xp) * amplitude_scale(it, cycle, mode, gamma, xp)
+
+    return formula
+
+
 def cyclical_lr(
     base_lr: float,
     max_lr: float,
@@ -105,29 +147,35 @@ def cyclical_lr(
     mode: Mode = "triangular",
     gamma: float = 1.0,
     shape: Shape = "linear",
+    *,
     scale_fn: Callable[[np.ndarray], np.ndarray] | None = None,
     scale_mode: ScaleMode = "cycle",
 ) -> Schedule:
-    """Return the cyclical schedule `it -> lr(it)` of docs/schedules.md (the LR used by batch `it`).
+    """The cyclical schedule `it -> lr(it)` of docs/schedules.md (the LR used by batch `it`).
 
-    A custom `scale_fn` replaces the mode's amplitude scale; it receives the cycle number (`scale_mode="cycle"`)
-    or the iteration (`scale_mode="iterations"`), as in the Keras callback the seed article used.
+    A custom `scale_fn` (numpy only) replaces the mode's amplitude scale; it receives the cycle number
+    (`scale_mode="cycle"`) or the iteration (`scale_mode="iterations"`), as in the Keras callback the seed article used.
     """
     check_clr_arguments(base_lr, max_lr, step_size, mode, gamma, shape)
     check_choice("scale_mode", scale_mode, SCALE_MODES)
+    if scale_fn is None:
+        return Schedule(cycled(base_lr, max_lr, step_size, mode, gamma, shape))
 
-    def schedule(iterations: Iterations) -> float | npt.NDArray[np.float64]:
-        it = as_iterations(iterations)
-        cycle = np.floor(1.0 + it / (2.0 * step_size))
-        x = np.abs(it / step_size - 2.0 * cycle + 1.0)
-        if scale_fn is None:
-            scale = amplitude_scale(it, cycle, mode, gamma)
-        else:
-            scale = np.asarray(scale_fn(cycle if scale_mode == "cycle" else it), dtype=np.float64)
-        values = base_lr + (max_lr - base_lr) * cycle_window(x, shape) * scale
-        return as_output(iterations, values)
+    def formula(it, xp):
+        cycle, x = cycle_position(it, step_size, xp)
+        scale = np.asarray(scale_fn(cycle if scale_mode == "cycle" else it), dtype=np.float64)
+        return base_lr + (max_lr - base_lr) * cycle_window(x, shape, xp) * scale
 
-    return schedule
+    return Schedule(formula)
+
+
+def cyclical_momentum(base_momentum: float, max_momentum: float, step_size: float, mode: Mode = "triangular",
+                      gamma: float = 1.0, shape: Shape = "linear") -> Schedule:
+    """Momentum cycled against the LR: `max_momentum - (max_momentum - base_momentum) * a * s` with the window `a`
+    and scale `s` of `cyclical_lr`; equal to PyTorch's `CyclicLR(cycle_momentum=True)` for the linear shape."""
+    check_argument(0 <= base_momentum < max_momentum < 1, "base_momentum", base_momentum, "in [0, max_momentum)")
+    check_argument(math.isfinite(step_size) and step_size >= 1, "step_size", step_size, ">= 1")
+    return Schedule(cycled(max_momentum, base_momentum, step_size, mode, gamma, shape))
 
 
 def range_sweep(

@@ -18,8 +18,8 @@ from api.errors import error_responses
 from api.views import answer_as
 from clr.analysis import downsample_indices, smooth
 from clr.bounds import BoundSuggestion
+from clr.config import momentum_schedule
 from clr.plots import range_test_png, training_png
-from clr.policies import momentum_schedule
 from worker.kinds import KINDS, PHASES
 from worker.store import CANDIDATE_PHASES
 

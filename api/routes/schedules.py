@@ -10,9 +10,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from api.deps import CallerDep, SettingsDep, StoreDep
 from api.routes.datasets import dataset_meta
-from clr.config import POLICY_NAMES, CLRConfig, DatasetSpec, Policy, Strict
+from clr.config import POLICY_NAMES, CLRConfig, DatasetSpec, Policy, Strict, momentum_schedule
 from clr.plan import cycle_end_warning, iterations_per_epoch, momentum_cycle, step_size_warning
-from clr.policies import momentum_schedule
 from clr.schedules import cyclical_lr
 
 router = APIRouter(tags=["schedules"])

@@ -12,7 +12,7 @@ from clr.keras_momentum import (
     ScheduledMomentumSGD,
     in_graph_momentum,
 )
-from clr.keras_schedule import CyclicalSchedule  # and registers every policy's in-graph schedule
+from clr.keras_schedule import CyclicalSchedule, in_graph_schedule
 from clr.plan import TrainingPlan, momentum_cycle
 from clr.tasks import Task
 from worker.engine.data import Split, split
@@ -103,5 +103,4 @@ def schedules(spec: TrainingSpec, plan: TrainingPlan, bounds: tuple[float, float
     policy = spec.schedule
     arguments = policy.schedule_arguments(policy.given_lr or bounds[1], plan.total_iterations,
                                           plan.iterations_per_epoch)
-    in_graph = keras.saving.get_registered_object(policy.in_graph)
-    return in_graph(**arguments), momentum_cycle(policy, arguments)
+    return in_graph_schedule(policy.oracle, arguments), momentum_cycle(policy, arguments)
