@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.keys import ApiKey, KeyStore
 from api.settings import ApiSettings
+from worker.records import JobRecord
 from worker.store import JobStore
 
 bearer = HTTPBearer(auto_error=False, description="An API key (`clr-service keys create NAME`)")
@@ -65,7 +66,7 @@ def owns(key: ApiKey, record: dict[str, Any] | None) -> bool:
     return record is not None and (key.admin or record.get("owner") == key.name)
 
 
-def existing_job(job_id: str, store: StoreDep, key: CallerDep) -> dict[str, Any]:
+def existing_job(job_id: str, store: StoreDep, key: CallerDep) -> JobRecord:
     """The caller's job with id `job_id`, or 404 (another tenant's job is answered as one that does not exist)."""
     job = store.get(job_id)
     if not owns(key, job):
@@ -73,4 +74,4 @@ def existing_job(job_id: str, store: StoreDep, key: CallerDep) -> dict[str, Any]
     return job
 
 
-JobDep = Annotated[dict[str, Any], Depends(existing_job)]
+JobDep = Annotated[JobRecord, Depends(existing_job)]

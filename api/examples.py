@@ -70,3 +70,5 @@ TRAINING_EXAMPLES = {
         },
     },
 }
+
+EXAMPLES = {"range_test": RANGE_TEST_EXAMPLES, "training": TRAINING_EXAMPLES}  # by job kind, for its submit route

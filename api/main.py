@@ -161,7 +161,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.state.workers = health.WorkerRoster(app.state.celery)
         registry.register(StoreCollector(app.state.store))
         yield
-        app.state.store.redis.close()
+        app.state.store.close()
 
     app = FastAPI(
         title="clr-service",

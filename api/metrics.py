@@ -17,9 +17,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import CallerDep
 from api.errors import error_responses
-from worker.celery_app import QUEUE
 from worker.kinds import KINDS
-from worker.store import DURATION_BUCKETS, TERMINAL_STATES, JobStore
+from worker.records import TERMINAL_STATES
+from worker.store import DURATION_BUCKETS, JobStore
 
 router = APIRouter(tags=["health"])
 JOB_STATES = ("queued", "running", *sorted(TERMINAL_STATES))
@@ -42,7 +42,7 @@ class StoreCollector(Collector):
             jobs.add_metric([kind, state], count)
         yield jobs
         yield GaugeMetricFamily("clr_queue_depth", "Job messages waiting in the queue",
-                                value=self.store.redis.llen(QUEUE))
+                                value=self.store.workers.queue_depth())
         running = [head for head in heads if head["state"] == "running"]
         yield GaugeMetricFamily("clr_running_jobs", "Jobs running now", value=len(running))
         now = time.time()

@@ -90,3 +90,6 @@ class TrainingResult(Reported):
     model_bytes: int | MISSING = MISSING
     best_model_bytes: int | MISSING = MISSING
     training_state_bytes: int | MISSING = MISSING  # both models' files with the optimizer (`include_optimizer=true`)
+
+
+RESULT_VIEWS = {"range_test": RangeTestResult, "training": TrainingResult}  # by kind; another's result: `Reported`

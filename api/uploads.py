@@ -16,7 +16,8 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import owns
 from api.keys import ApiKey, KeyStore
 from worker.storage import Storage
-from worker.store import JobStore, UploadKind
+from worker.store import JobStore
+from worker.upload_registry import UploadKind
 
 CHUNK_BYTES = 2**20
 SPEC_FIELD = {"datasets": "dataset", "models": "model"}  # the job spec's field that names an upload of each kind
@@ -39,14 +40,14 @@ def reserved(store: JobStore, key: ApiKey, size: int, field: str = "file") -> It
     """Count `size` bytes against tenant `key`'s storage quota in one atomic step with the check (413 naming `field`
     and the quota past it); they are given back if the block fails."""
     quota = None if key.max_storage_mb is None else key.max_storage_mb * 2**20
-    after = store.reserve_usage(key.name, size, quota)
+    after = store.tenants.reserve_usage(key.name, size, quota)
     if quota is not None and after > quota:
         raise HTTPException(413, f"{field}: key {key.name!r} would store {after} bytes, more than its quota of "
                                  f"{key.max_storage_mb:g} MB (max_storage_mb)")
     try:
         yield
     except BaseException:
-        store.add_usage(key.name, -size)
+        store.tenants.add_usage(key.name, -size)
         raise
 
 
@@ -72,7 +73,7 @@ async def received(upload: UploadFile, directory: Path, suffix: str, limit: int,
 def owned_upload(kind: UploadKind, upload_id: str, store: JobStore, key: ApiKey) -> dict[str, Any]:
     """The caller's upload of `kind` with id `upload_id`, or 404 (another tenant's is answered as one that does not
     exist)."""
-    meta = store.upload(kind, upload_id)
+    meta = store.uploads.get(kind, upload_id)
     if not owns(key, meta):
         raise HTTPException(404, f"No uploaded {SPEC_FIELD[kind]} with id {upload_id!r}")
     return meta
@@ -83,7 +84,7 @@ def check_unused(kind: UploadKind, meta: dict[str, Any], store: JobStore, keys: 
     tenant's uploads), uses it."""
     field = SPEC_FIELD[kind]
     tenants = {meta["owner"], *(key.name for key in keys.list() if key.admin)}
-    for job in store.get_many([job_id for tenant in tenants for job_id in store.active_job_ids(tenant)]):
+    for job in store.get_many([job_id for tenant in tenants for job_id in store.tenants.active_job_ids(tenant)]):
         if job is not None and job["spec"][field].get("id") == meta["id"]:
             raise HTTPException(409, f"{field}.id: {meta['id']!r} is used by job {job['id']!r}, which is "
                                      f"{job['state']}; delete it once the job ends (or cancel the job)")
@@ -94,7 +95,7 @@ def remove_upload(kind: UploadKind, meta: dict[str, Any], files: list[Path], sto
     """Forget the upload, give its bytes back to its owner's quota and delete `files` here and from `storage`; 409
     while a job uses it, 404 when another request deleted it first."""
     check_unused(kind, meta, store, keys)
-    if not store.forget_upload(kind, meta["id"], meta["owner"], meta["bytes"]):
+    if not store.uploads.forget(kind, meta["id"], meta["owner"], meta["bytes"]):
         raise HTTPException(404, f"No uploaded {SPEC_FIELD[kind]} with id {meta['id']!r}")
     for path in files:
         storage.delete(path)

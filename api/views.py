@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from fastapi import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
-from api.result_views import RangeTestResult, Reported, TrainingResult
+from api.result_views import RESULT_VIEWS, RangeTestResult, Reported
 from worker.kinds import KINDS, KindName
+from worker.records import JobRecord
 
 
 class Progress(BaseModel):
@@ -21,7 +22,7 @@ class Progress(BaseModel):
 
 
 class Job(BaseModel):
-    """A job as the API reports it, whatever its kind: a `RangeTestJob` or a `TrainingJob`."""
+    """A job as the API reports it, whatever its kind (a `RangeTestJob`, a `TrainingJob`: `<Kind>Job`)."""
 
     id: str
     kind: KindName
@@ -40,23 +41,17 @@ class Job(BaseModel):
     links: dict[str, str]
 
 
-class RangeTestJob(Job):
-    """A range test: its `result` once it ended."""
-
-    kind: Literal["range_test"]
-    result: RangeTestResult | None
-    range_test: None = None
-
-
-class TrainingJob(Job):
-    """A training: its `result` once it ended, and the result of the range test it ran first (`range_test`)."""
-
-    kind: Literal["training"]
-    result: TrainingResult | None
+def kind_view(kind: str) -> type[Job]:
+    """The view of a job of `kind`, named `<Kind>Job`: its `result` once it ended, typed where the kind has a result
+    view (`api.result_views.RESULT_VIEWS`)."""
+    name = "".join(word.title() for word in kind.split("_")) + "Job"
+    result = RESULT_VIEWS.get(kind, Reported)
+    return create_model(name, __base__=Job, __doc__=f"A job of kind `{kind}`; its `result`: {result.__doc__}",
+                        kind=(Literal[kind], ...), result=(result | None, ...))
 
 
-JobView = Annotated[RangeTestJob | TrainingJob, Field(discriminator="kind")]
-JOB_VIEWS: dict[str, type[RangeTestJob | TrainingJob]] = {"range_test": RangeTestJob, "training": TrainingJob}
+JOB_VIEWS = {kind: kind_view(kind) for kind in KINDS}
+JobView = Annotated[Union[tuple(JOB_VIEWS.values())], Field(discriminator="kind")]  # noqa: UP007 (of the registry)
 
 
 class JobPage(BaseModel):
@@ -82,7 +77,7 @@ def _time(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
-def job_view(job: dict[str, Any]) -> RangeTestJob | TrainingJob:
+def job_view(job: JobRecord) -> Job:
     """The record from the store, shaped for clients."""
     path = f"/jobs/{job['id']}"
     return JOB_VIEWS[job["kind"]](

@@ -31,7 +31,8 @@ from clr.config import TrainingSpec
 from clr.plan import plan_training
 from clr.schedules import cyclical_lr
 from clr_service.stack import EmbeddedStack, free_port, start_api, start_worker
-from worker.store import TERMINAL_STATES, JobStore
+from worker.records import TERMINAL_STATES
+from worker.store import JobStore
 
 STALE_AFTER_S = 5.0
 SERVICE_ENV = {"CLR_STALE_AFTER_S": str(STALE_AFTER_S), "CLR_CHECKPOINT_EVERY_S": "1", "CLR_FLUSH_INTERVAL_S": "0.2"}

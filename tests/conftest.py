@@ -6,9 +6,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+import secrets  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import httpx  # noqa: E402
 import pytest  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
 
+from api.main import create_app  # noqa: E402
+from api.settings import ApiSettings  # noqa: E402
 from clr_service.stack import EmbeddedStack, free_port, start_redis, stop  # noqa: E402
 from worker.store import JobStore  # noqa: E402
 
@@ -59,6 +66,24 @@ def service(redis_server, tmp_path_factory) -> EmbeddedStack:
 def client(service) -> httpx.Client:
     with service.client() as http:
         yield http
+
+
+@dataclass(frozen=True)
+class InProcessApi:
+    client: TestClient  # the admin key's
+    store: JobStore
+    data_dir: Path
+
+
+@pytest.fixture(scope="session")
+def in_process(redis_server, tmp_path_factory) -> InProcessApi:
+    """The API in the test's own process (Starlette's `TestClient`: no server, no worker), with the service's
+    settings, on a database of the session's Redis that no worker serves: for the tests that need no worker."""
+    admin_key, data_dir = secrets.token_urlsafe(32), tmp_path_factory.mktemp("in-process")
+    settings = ApiSettings(**{name.removeprefix("CLR_").lower(): value for name, value in SERVICE_ENV.items()},
+                           redis_url=f"{redis_server}/2", data_dir=data_dir, admin_key=admin_key)
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {admin_key}"}) as client:
+        yield InProcessApi(client, client.app.state.store, data_dir)
 
 
 @pytest.fixture

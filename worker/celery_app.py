@@ -11,7 +11,6 @@ from celery.signals import worker_process_init
 from worker.settings import Settings
 
 RUN_JOB = "clr.run_job"
-QUEUE = "celery"  # the Celery queue jobs wait in (a Redis list)
 PREPARE_WITHIN_S = 120.0  # a new pool child's TensorFlow import, on a busy host
 log = logging.getLogger(__name__)
 

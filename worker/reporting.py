@@ -216,7 +216,7 @@ class JobReporter:
             recorder.model.stop_training = True
 
     def _watch_cancel(self) -> None:
-        if self.worker and self.store.draining(self.worker):
+        if self.worker and self.store.workers.draining(self.worker):
             self.drain_requested.set()
         if self._cancel_seen_at is None and self.store.cancel_requested(self.job_id):
             self._cancel_seen_at = time.monotonic()

@@ -140,5 +140,5 @@ def claim_and_run(job_id: str, settings: Settings) -> str:
     else:
         state = "cancelled" if reporter.cancel_requested.is_set() else "succeeded"
         finish(store, job_id, claim.attempts, settings, state, result=result)
-        store.add_usage(job.get("owner", ""), stored_bytes(result))
+        store.tenants.add_usage(job.get("owner", ""), stored_bytes(result))
     return claim.outcome

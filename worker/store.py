@@ -13,22 +13,21 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import redis
 
+from worker.coordination import Coordination
+from worker.records import JobRecord, decode, job_key
+from worker.tenancy import Tenancy, active_key
+from worker.upload_registry import UploadRegistry
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-UploadKind = Literal["datasets", "models", "uploads"]  # "uploads": unfinished chunked uploads
 POINT = np.dtype([("lr", "<f4"), ("loss", "<f4")])
 ACCURACY = np.dtype("<f4")  # a range test's per-batch accuracy, a column of its own beside the curve
-TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
-JSON_FIELDS = (
-    "spec", "bounds", "warnings", "result", "epoch_history", "resumes", "range_test", "momentum_cycle", "verification",
-    "verifying")
 CANDIDATE_PHASES = tuple(f"candidate_{index}" for index in range(8))  # the curves of a range test's verification
-INT_FIELDS = ("attempts", "iteration", "total_iterations", "epoch", "epochs")
 
 # Time comes from Redis (`TIME`), so every worker judges staleness on one clock.
 _NOW = """
@@ -169,24 +168,6 @@ redis.call('SREM', 'clr:running', KEYS[2])
 return 1
 """
 
-# KEYS: usage. ARGV: bytes, quota (bytes; empty: none). Counts the bytes unless the total would pass the quota;
-# returns the total they make, counted or not.
-_RESERVE = """
-local after = tonumber(redis.call('GET', KEYS[1]) or '0') + tonumber(ARGV[1])
-local quota = tonumber(ARGV[2])
-if not quota or after <= quota then redis.call('INCRBY', KEYS[1], ARGV[1]) end
-return after
-"""
-
-# KEYS: the kind's uploads, usage. ARGV: upload id, its bytes. Forgets the upload and gives its bytes back, once:
-# returns 0 when it was gone already.
-_FORGET_UPLOAD = """
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('DECRBY', KEYS[2], ARGV[2])
-return 1
-"""
-
-
 class LostClaim(RuntimeError):
     """The job was taken over by another attempt, or deleted: this runner must stop writing to it."""
 
@@ -228,24 +209,15 @@ def _pairs(**fields: Any) -> list[Any]:
             for item in (name, json.dumps(value) if isinstance(value, dict | list) else "" if value is None else value)]
 
 
-def _decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
-    job: dict[str, Any] = {key.decode(): value.decode() for key, value in raw.items()}
-    for field in JSON_FIELDS:
-        job[field] = json.loads(job[field]) if job.get(field) else None
-    for field in INT_FIELDS:
-        job[field] = int(job[field]) if job.get(field) else 0
-    for field in ("created_at", "started_at", "finished_at", "heartbeat_at"):
-        job[field] = float(job[field]) if job.get(field) else None
-    job["cancel_requested"] = job.get("cancel_requested") == "1"
-    job["error"] = job.get("error") or None
-    return job
-
-
 class JobStore:
-    """Job records, curves and uploaded-dataset metadata in one Redis database."""
+    """Job records and their curves in one Redis database, beside what goes with them there: the uploads' metadata
+    (`uploads`), the tenants' counts (`tenants`) and the workers' coordination (`workers`)."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
+        self.uploads = UploadRegistry(client)
+        self.tenants = Tenancy(client)
+        self.workers = Coordination(client)
         self._claim = client.register_script(_CLAIM)
         self._resume = client.register_script(_RESUME)
         self._report = client.register_script(_REPORT)
@@ -254,17 +226,11 @@ class JobStore:
         self._requeue_stale = client.register_script(_REQUEUE_STALE)
         self._cancel = client.register_script(_CANCEL)
         self._finish = client.register_script(_FINISH)
-        self._reserve = client.register_script(_RESERVE)
-        self._forget_upload = client.register_script(_FORGET_UPLOAD)
 
     @classmethod
     def from_url(cls, url: str) -> JobStore:
         """A store on the Redis server at `url`."""
         return cls(redis.Redis.from_url(url))
-
-    @staticmethod
-    def _job_key(job_id: str) -> str:
-        return f"clr:job:{job_id}"
 
     @classmethod
     def _curve_keys(cls, job_id: str, phase: str = "") -> tuple[str, str]:
@@ -293,28 +259,28 @@ class JobStore:
             "attempts": 0,
         }
         with self.redis.pipeline() as pipe:
-            pipe.hset(self._job_key(job_id), mapping=fields)
+            pipe.hset(job_key(job_id), mapping=fields)
             pipe.zadd("clr:jobs", {job_id: now})
             pipe.zadd(f"clr:jobs:{owner}", {job_id: now})
-            pipe.sadd(f"clr:active:{owner}", job_id)
+            pipe.sadd(active_key(owner), job_id)
             pipe.zadd(WAITING_KEY, {job_id: now})
             pipe.execute()
         return job_id
 
-    def get(self, job_id: str) -> dict[str, Any] | None:
+    def get(self, job_id: str) -> JobRecord | None:
         """The job record, or None for an unknown id."""
         return self.get_many([job_id])[0]
 
-    def get_many(self, job_ids: list[str]) -> list[dict[str, Any] | None]:
+    def get_many(self, job_ids: list[str]) -> list[JobRecord | None]:
         """The job records (None for unknown ids), in one round trip."""
         with self.redis.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
-                pipe.hgetall(self._job_key(job_id))
+                pipe.hgetall(job_key(job_id))
             raws = pipe.execute()
-        return [_decode(raw) if b"kind" in raw else None for raw in raws]  # without its creation fields: no job
+        return [decode(raw) if b"kind" in raw else None for raw in raws]  # without its creation fields: no job
 
     def list(self, kind: str | None, state: str | None, offset: int, limit: int,
-             owner: str | None = None) -> tuple[int, list[dict[str, Any]]]:
+             owner: str | None = None) -> tuple[int, list[JobRecord]]:
         """Jobs newest first, of tenant `owner` (None: everyone's), filtered by kind and state: (number matching,
         one page). Unfiltered, a page reads only its own jobs from the tenant's index."""
         index = "clr:jobs" if owner is None else f"clr:jobs:{owner}"
@@ -324,7 +290,7 @@ class JobStore:
         ids = [job_id.decode() for job_id in self.redis.zrevrange(index, 0, -1)]
         with self.redis.pipeline() as pipe:
             for job_id in ids:
-                pipe.hmget(self._job_key(job_id), "kind", "state")
+                pipe.hmget(job_key(job_id), "kind", "state")
             heads = pipe.execute()
         matching = [
             job_id
@@ -335,15 +301,15 @@ class JobStore:
         ]
         return len(matching), [job for job in self.get_many(matching[offset : offset + limit]) if job is not None]
 
-    def job_heads(self) -> list[dict[str, Any]]:
+    def job_heads(self) -> list[JobRecord]:
         """Every job's kind, state, iteration and times (what monitoring counts), in one round trip."""
         ids = [job_id.decode() for job_id in self.redis.zrange("clr:jobs", 0, -1)]
         names = ("kind", "state", "iteration", "started_at", "finished_at")
         with self.redis.pipeline(transaction=False) as pipe:
             for job_id in ids:
-                pipe.hmget(self._job_key(job_id), *names)
+                pipe.hmget(job_key(job_id), *names)
             rows = pipe.execute()
-        return [_decode({name.encode(): value for name, value in zip(names, row, strict=True) if value is not None})
+        return [decode({name.encode(): value for name, value in zip(names, row, strict=True) if value is not None})
                 for row in rows if row[0] is not None]
 
     def ended_counts(self) -> tuple[dict[tuple[str, str], int], dict[str, float]]:
@@ -357,7 +323,7 @@ class JobStore:
         """Atomically move a queued job (or one whose runner is lost) to running. The claim's `attempts` is the
         fencing token of every later write of this runner, the first of which is `resume`."""
         outcome, attempts = self._claim(
-            keys=[self._job_key(job_id), self._curve_key(job_id), job_id],
+            keys=[job_key(job_id), self._curve_key(job_id), job_id],
             args=[runner, max_attempts, stale_after, int(runner_lost)],
         )
         return Claim(outcome.decode(), int(attempts))
@@ -367,7 +333,7 @@ class JobStore:
         """As the runner of `attempt`, starting: cut the curve back to `iteration` points and set the progress of
         that point; log the attempt's `resumed_from`. Returns the points kept: fewer than `iteration` when the
         curve lost some. Raises `LostClaim` if the attempt is not current."""
-        kept = self._resume(keys=[self._job_key(job_id), *self._curve_keys(job_id, phase)],
+        kept = self._resume(keys=[job_key(job_id), *self._curve_keys(job_id, phase)],
                             args=[attempt, iteration, *_pairs(epoch=epoch, epoch_history=epoch_history)])
         if kept < 0:
             raise LostClaim(f"Job {job_id} is no longer on attempt {attempt}: taken over or deleted")
@@ -376,7 +342,7 @@ class JobStore:
     def restart_curve(self, job_id: str, attempt: int, phase: str) -> None:
         """As the runner of `attempt`: empty the curve of `phase`, to write it from iteration 0 again. Raises
         `LostClaim` if the attempt is not current."""
-        if self._restart_curve(keys=[self._job_key(job_id), *self._curve_keys(job_id, phase)], args=[attempt]) < 0:
+        if self._restart_curve(keys=[job_key(job_id), *self._curve_keys(job_id, phase)], args=[attempt]) < 0:
             raise LostClaim(f"Job {job_id} is no longer on attempt {attempt}: taken over or deleted")
 
     def report(self, job_id: str, attempt: int, first_iteration: int = 0, lrs: np.ndarray | None = None,
@@ -390,7 +356,7 @@ class JobStore:
         if lrs is not None:
             points["lr"], points["loss"] = lrs, losses
         accuracy = b"" if accuracies is None else np.asarray(accuracies, ACCURACY).tobytes()
-        stored = self._report(keys=[self._job_key(job_id), *self._curve_keys(job_id, phase)],
+        stored = self._report(keys=[job_key(job_id), *self._curve_keys(job_id, phase)],
                               args=[attempt, first_iteration * POINT.itemsize, points.tobytes(), accuracy,
                                     *_pairs(**fields)])
         if stored < 0:
@@ -400,7 +366,7 @@ class JobStore:
     def requeue(self, job_id: str, attempt: int) -> bool:
         """Put the runner's own running job back in the queue without counting the attempt; False if it is no
         longer the runner's."""
-        requeued = self._requeue(keys=[self._job_key(job_id), job_id], args=[attempt]) == 1
+        requeued = self._requeue(keys=[job_key(job_id), job_id], args=[attempt]) == 1
         if requeued:
             self.mark_waiting(job_id)
         return requeued
@@ -410,7 +376,7 @@ class JobStore:
         return their ids."""
         running = [job_id.decode() for job_id in self.redis.smembers("clr:running")]
         taken = [job_id for job_id in running
-                 if self._requeue_stale(keys=[self._job_key(job_id), job_id], args=[stale_after])]
+                 if self._requeue_stale(keys=[job_key(job_id), job_id], args=[stale_after])]
         for job_id in taken:
             self.mark_waiting(job_id)
         return taken
@@ -430,7 +396,7 @@ class JobStore:
                                                                           - seconds)]
         with self.redis.pipeline(transaction=False) as pipe:
             for job_id in waiting:
-                pipe.hget(self._job_key(job_id), "state")
+                pipe.hget(job_key(job_id), "state")
             states = pipe.execute()
         done = [job_id for job_id, state in zip(waiting, states, strict=True) if state != b"queued"]
         if done:
@@ -441,71 +407,37 @@ class JobStore:
         self, job_id: str, attempt: int, state: str, result: dict | None = None, error: str | None = None
     ) -> bool:
         """End the runner's own running attempt in `state`; False if the attempt is no longer current."""
-        done = self._finish(keys=[self._job_key(job_id), job_id],
+        done = self._finish(keys=[job_key(job_id), job_id],
                             args=[attempt, state, error or "", json.dumps(result)])
         return done == 1
 
     def request_cancel(self, job_id: str, stale_after: float) -> str | None:
         """Cancel a queued job, or a running one whose runner stopped heartbeating, now; ask a live running one to
         stop. Return the state after, None for an unknown id."""
-        state = self._cancel(keys=[self._job_key(job_id), job_id], args=[stale_after])
+        state = self._cancel(keys=[job_key(job_id), job_id], args=[stale_after])
         return state.decode() if state else None
 
     def cancel_requested(self, job_id: str) -> bool:
         """Whether a cancel was asked for."""
-        return self.redis.hget(self._job_key(job_id), "cancel_requested") == b"1"
+        return self.redis.hget(job_key(job_id), "cancel_requested") == b"1"
 
-    def drain(self, worker: str, within_s: float) -> None:
-        """Ask the jobs of `worker` (shutting down) to checkpoint and go back to the queue."""
-        self.redis.set(f"clr:drain:{worker}", 1, ex=max(1, round(within_s)))
+    def close(self) -> None:
+        """Close the connections to Redis."""
+        self.redis.close()
 
-    def draining(self, worker: str) -> bool:
-        """Whether `worker` is shutting down."""
-        return bool(self.redis.exists(f"clr:drain:{worker}"))
-
-    def active_jobs(self, owner: str) -> int:
-        """How many queued and running jobs tenant `owner` has."""
-        return len(self.active_job_ids(owner))
-
-    def active_job_ids(self, owner: str) -> list[str]:
-        """Tenant `owner`'s queued and running jobs (ended ones leave its active set here)."""
-        members = [job_id.decode() for job_id in self.redis.smembers(f"clr:active:{owner}")]
-        with self.redis.pipeline(transaction=False) as pipe:
-            for job_id in members:
-                pipe.hget(self._job_key(job_id), "state")
-            states = pipe.execute()
-        ended = [job_id for job_id, state in zip(members, states, strict=True)
-                 if state is None or state.decode() in TERMINAL_STATES]
-        if ended:
-            self.redis.srem(f"clr:active:{owner}", *ended)
-        return [job_id for job_id in members if job_id not in ended]
-
-    @staticmethod
-    def _usage_key(owner: str) -> str:
-        return f"clr:usage:{owner}"
-
-    def add_usage(self, owner: str, stored_bytes: int) -> None:
-        """Count bytes tenant `owner` stores (datasets, models); negative when removed."""
-        self.redis.incrby(self._usage_key(owner), stored_bytes)
-
-    def reserve_usage(self, owner: str, stored_bytes: int, quota: float | None) -> int:
-        """Count `stored_bytes` more for tenant `owner` only if it then stores at most `quota` bytes (None: no
-        quota), in one atomic step; return the bytes it would store: more than `quota` when nothing was counted."""
-        return self._reserve(keys=[self._usage_key(owner)], args=[stored_bytes, "" if quota is None else quota])
-
-    def usage(self, owner: str) -> int:
-        """Bytes tenant `owner` stores."""
-        return int(self.redis.get(self._usage_key(owner)) or 0)
+    def ping(self) -> bool:
+        """Whether Redis answers (a RedisError when not)."""
+        return self.redis.ping()
 
     def delete(self, job_id: str) -> None:
         """Remove the job record and its curve."""
-        owner = (self.redis.hget(self._job_key(job_id), "owner") or b"").decode()
+        owner = (self.redis.hget(job_key(job_id), "owner") or b"").decode()
         with self.redis.pipeline() as pipe:
-            pipe.delete(self._job_key(job_id), *(key for phase in ("", "range_test", *CANDIDATE_PHASES)
+            pipe.delete(job_key(job_id), *(key for phase in ("", "range_test", *CANDIDATE_PHASES)
                                                  for key in self._curve_keys(job_id, phase)))
             pipe.zrem("clr:jobs", job_id)
             pipe.zrem(f"clr:jobs:{owner}", job_id)
-            pipe.srem(f"clr:active:{owner}", job_id)
+            pipe.srem(active_key(owner), job_id)
             pipe.srem("clr:running", job_id)
             pipe.zrem(WAITING_KEY, job_id)
             pipe.execute()
@@ -527,26 +459,3 @@ class JobStore:
     def curve_bytes(self, job_id: str) -> int | None:
         """Memory Redis uses for the curve (`MEMORY USAGE`)."""
         return self.redis.memory_usage(self._curve_key(job_id), samples=0)
-
-    def save_upload(self, kind: UploadKind, upload_id: str, meta: dict[str, Any]) -> None:
-        """Record an uploaded dataset's or model's metadata."""
-        self.redis.hset(f"clr:{kind}", upload_id, json.dumps(meta))
-
-    def upload(self, kind: UploadKind, upload_id: str) -> dict[str, Any] | None:
-        """An uploaded dataset's or model's metadata, or None."""
-        raw = self.redis.hget(f"clr:{kind}", upload_id)
-        return json.loads(raw) if raw else None
-
-    def delete_upload(self, kind: UploadKind, upload_id: str) -> None:
-        """Forget an upload's metadata."""
-        self.redis.hdel(f"clr:{kind}", upload_id)
-
-    def forget_upload(self, kind: UploadKind, upload_id: str, owner: str, stored_bytes: int) -> bool:
-        """Forget an upload's metadata and give its `stored_bytes` back to tenant `owner`, atomically and once; False
-        when another request forgot it first."""
-        return self._forget_upload(keys=[f"clr:{kind}", self._usage_key(owner)], args=[upload_id, stored_bytes]) == 1
-
-    def uploads(self, kind: UploadKind, owner: str | None = None) -> list[dict[str, Any]]:
-        """Uploaded datasets' or models' metadata: tenant `owner`'s (None: everyone's)."""
-        every = [json.loads(raw) for raw in self.redis.hvals(f"clr:{kind}")]
-        return [meta for meta in every if owner is None or meta.get("owner") == owner]

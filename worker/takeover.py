@@ -4,7 +4,6 @@ time under a Redis lock, so no single component must stay up."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -14,7 +13,7 @@ from celery import Celery
 from celery.signals import worker_ready, worker_shutting_down
 from kombu.exceptions import OperationalError
 
-from worker.celery_app import QUEUE, RUN_JOB
+from worker.celery_app import RUN_JOB
 from worker.runner import process_id
 from worker.settings import Settings
 from worker.store import JobStore
@@ -28,14 +27,14 @@ def take_over_lost_jobs(app: Celery, store: JobStore, settings: Settings) -> lis
     with a new message for any live worker (which resumes it from its checkpoint), and send again the message of
     any job queued that long whose message is not in the queue; return their ids. A duplicate message is harmless:
     its claim finds the job running or finished."""
-    if not store.redis.set("clr:takeover-lock", process_id(os.getpid()), nx=True, px=int(settings.stale_after_s * 500)):
+    if not store.workers.take_over_lock(process_id(os.getpid()), settings.stale_after_s / 2):
         return []
     taken = store.requeue_stale(settings.stale_after_s)
     for job_id in taken:
         log.warning("Job %s: its worker stopped heartbeating for %ss; queued again", job_id, settings.stale_after_s)
         app.send_task(RUN_JOB, args=[job_id], task_id=job_id)
     waiting = store.waiting_too_long(settings.stale_after_s)
-    in_queue = queued_messages(store) if waiting else set()  # the queue read only when a job waits too long
+    in_queue = store.workers.queued_job_ids() if waiting else set()  # the queue read only when a job waits too long
     for job_id in waiting:
         if job_id not in in_queue:
             log.warning("Job %s: queued for %ss with no message in the queue; sent again", job_id,
@@ -44,11 +43,6 @@ def take_over_lost_jobs(app: Celery, store: JobStore, settings: Settings) -> lis
             app.send_task(RUN_JOB, args=[job_id], task_id=job_id)
             taken.append(job_id)
     return taken
-
-
-def queued_messages(store: JobStore) -> set[str]:
-    """The task ids (each a job's id) of the messages waiting in the queue, a Redis list of kombu's JSON envelopes."""
-    return {json.loads(message)["headers"]["id"] for message in store.redis.lrange(QUEUE, 0, -1)}
 
 
 def _watch(app: Celery, settings: Settings) -> None:
@@ -70,6 +64,6 @@ def start_watching(sender, **_) -> None:
 def hand_jobs_back(**_) -> None:
     """Ask this worker's running jobs to checkpoint and go back to the queue (they stop within a step)."""
     try:
-        JobStore.from_url(Settings().redis_url).drain(process_id(os.getpid()), DRAIN_WITHIN_S)
+        JobStore.from_url(Settings().redis_url).workers.drain(process_id(os.getpid()), DRAIN_WITHIN_S)
     except redis.RedisError:
         log.warning("Could not ask the running job to checkpoint: Redis is unreachable", exc_info=True)

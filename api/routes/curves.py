@@ -21,6 +21,7 @@ from clr.bounds import BoundSuggestion
 from clr.config import momentum_schedule
 from clr.plots import range_test_png, training_png
 from worker.kinds import KINDS, PHASES
+from worker.records import JobRecord
 from worker.store import CANDIDATE_PHASES
 
 router = APIRouter(tags=["curves"])
@@ -53,7 +54,7 @@ def json_column(values: np.ndarray) -> list[float | None]:
     return items
 
 
-def range_test_of(job: dict[str, Any], phase: Phase) -> tuple[str, dict[str, Any]] | None:
+def range_test_of(job: JobRecord, phase: Phase) -> tuple[str, dict[str, Any]] | None:
     """(curve phase, sweep spec) when the curve asked for is a range test's: a range-test job's, or the one a
     training ran first; None for a training's own curve and a verification candidate's."""
     if phase in CANDIDATE_PHASES:
@@ -76,7 +77,7 @@ DOWNSAMPLED = LRUCache(maxsize=64)  # this API process's downsampled curves, by 
 DOWNSAMPLED_LOCK = threading.Lock()
 
 
-def curve_columns(job: dict[str, Any], store: StoreDep, since: int, max_points: int | None = None,
+def curve_columns(job: JobRecord, store: StoreDep, since: int, max_points: int | None = None,
                   phase: Phase = "training") -> dict[str, np.ndarray]:
     """`read_columns`, a downsampled answer kept per curve length and attempt: every client polling a long curve
     between two flushes of its job (or a finished job's, for good) gets it read and downsampled once."""
@@ -94,7 +95,7 @@ def curve_columns(job: dict[str, Any], store: StoreDep, since: int, max_points: 
     return columns
 
 
-def read_columns(job: dict[str, Any], store: StoreDep, since: int, max_points: int | None = None,
+def read_columns(job: JobRecord, store: StoreDep, since: int, max_points: int | None = None,
                  phase: Phase = "training") -> dict[str, np.ndarray]:
     """The job's curve from iteration `since` (+ the smoothed loss of a range test and each batch's accuracy where it
     recorded them, + the momentum of a training that cycles it: a function of the iteration, like the LR),

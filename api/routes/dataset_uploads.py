@@ -37,7 +37,7 @@ def staging(settings: Settings, upload_id: str) -> Path:
 
 
 def _session(upload_id: str, store: JobStore, key: ApiKey) -> dict[str, Any]:
-    session = store.upload("uploads", upload_id)
+    session = store.uploads.get("uploads", upload_id)
     if not owns(key, session):
         raise HTTPException(404, f"No unfinished upload with id {upload_id!r}")
     return session
@@ -47,7 +47,7 @@ def _session(upload_id: str, store: JobStore, key: ApiKey) -> dict[str, Any]:
 def _one_at_a_time(upload_id: str, store: JobStore, key: ApiKey) -> Iterator[None]:
     """Hold the upload while a part is added, it is finished or abandoned: 409 while another request holds it."""
     _session(upload_id, store, key)
-    lock = store.redis.lock(f"clr:lock:uploads:{upload_id}", timeout=3600)
+    lock = store.uploads.lock(upload_id)
     if not lock.acquire(blocking=False):
         raise HTTPException(409, f"another request is adding a part to upload {upload_id!r}, finishing or abandoning "
                                  f"it; one at a time")
@@ -106,7 +106,7 @@ def start_upload(settings: SettingsDep, store: StoreDep, key: CallerDep) -> dict
     """Start an upload: then `PUT` each array's parts in order to `.../arrays/{array}`, and `POST .../finish`."""
     session = {"id": uuid.uuid4().hex, "owner": key.name, "arrays": {}, "created_at": time.time()}
     staging(settings, session["id"]).mkdir(parents=True)
-    store.save_upload("uploads", session["id"], session)
+    store.uploads.save("uploads", session["id"], session)
     return session
 
 
@@ -137,7 +137,7 @@ async def append_part(
                 raise HTTPException(413, f"{array}: the part exceeds the limit of {settings.max_upload_bytes} bytes")
             with reserved(store, key, size, array):
                 session["arrays"][array] = await _checked_part(path, array, session["arrays"], settings)
-                store.save_upload("uploads", upload_id, session)
+                store.uploads.save("uploads", upload_id, session)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -194,8 +194,8 @@ async def finish_upload(upload_id: str, settings: SettingsDep, store: StoreDep, 
         meta = dataset_record(upload_id, key, "(chunked upload)", size, dataset)
         os.replace(folder, settings.datasets_dir / upload_id)
         await run_in_threadpool(settings.storage().publish, settings.datasets_dir / upload_id)
-        store.save_upload("datasets", upload_id, meta)
-        store.delete_upload("uploads", upload_id)
+        store.uploads.save("datasets", upload_id, meta)
+        store.uploads.delete("uploads", upload_id)
         return meta
 
 
@@ -209,4 +209,4 @@ def abandon_upload(upload_id: str, settings: SettingsDep, store: StoreDep, key: 
 
 def _remove(upload_id: str, session: dict[str, Any], settings: Settings, store: JobStore, key: ApiKey) -> None:
     shutil.rmtree(staging(settings, upload_id), ignore_errors=True)
-    store.forget_upload("uploads", upload_id, key.name, sum(meta["bytes"] for meta in session["arrays"].values()))
+    store.uploads.forget("uploads", upload_id, key.name, sum(meta["bytes"] for meta in session["arrays"].values()))

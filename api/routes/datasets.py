@@ -58,7 +58,7 @@ async def upload_dataset(file: UploadFile, settings: SettingsDep, store: StoreDe
             raise HTTPException(422, f"file: {error}") from error
         await run_in_threadpool(settings.storage().publish, path)
         meta = dataset_record(dataset_id, key, file.filename, size, dataset)
-        store.save_upload("datasets", dataset_id, meta)
+        store.uploads.save("datasets", dataset_id, meta)
     return meta
 
 
@@ -103,7 +103,7 @@ async def register_dataset(registration: Registration, settings: SettingsDep, st
     dataset_id = uuid.uuid4().hex
     meta = dataset_record(dataset_id, key, path.name, 0, dataset) | {
         "path": path.relative_to(settings.datasets_root.resolve()).as_posix()}
-    store.save_upload("datasets", dataset_id, meta)
+    store.uploads.save("datasets", dataset_id, meta)
     return meta
 
 
@@ -112,7 +112,7 @@ def list_datasets(store: StoreDep, settings: SettingsDep, key: CallerDep) -> dic
     """Built-in datasets, each saying whether it is on the data volume, and the caller's uploaded datasets (an
     admin key's: everyone's)."""
     return {"builtin": [volume.info(name, settings.builtin_dir) for name in BUILTIN_DATASETS],
-            "uploaded": store.uploads("datasets", None if key.admin else key.name)}
+            "uploaded": store.uploads.all("datasets", None if key.admin else key.name)}
 
 
 @router.delete("/datasets/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 409))
@@ -134,7 +134,7 @@ def dataset_meta(dataset: DatasetSpec, store: JobStore, settings: Settings, key:
             return volume.present(dataset.name, settings.builtin_dir)
         except volume.MissingDataset as error:
             raise HTTPException(422, f"dataset.name: {with_fetch_advice(error)}") from error
-    meta = store.upload("datasets", dataset.id)
+    meta = store.uploads.get("datasets", dataset.id)
     if not owns(key, meta):
         raise HTTPException(422, f"dataset.id: no uploaded dataset with id {dataset.id!r}")
     return meta

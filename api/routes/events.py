@@ -17,7 +17,8 @@ from api.errors import error_responses
 from api.keys import KeyStore
 from api.routes.curves import curve_columns, json_column
 from api.views import answer_as
-from worker.store import TERMINAL_STATES, JobStore
+from worker.records import TERMINAL_STATES
+from worker.store import JobStore
 
 router = APIRouter(tags=["curves"])
 POLL_S = 0.25

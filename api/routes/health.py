@@ -46,7 +46,7 @@ async def health(request: Request, store: StoreDep, response: Response) -> dict[
     """Redis reachability (naming no host: anyone may ask), and the workers that answered a ping in the last few
     seconds."""
     try:
-        await run_in_threadpool(store.redis.ping)
+        await run_in_threadpool(store.ping)
     except RedisError as error:
         log.warning("Redis is unreachable: %s", error)
         response.status_code = 503

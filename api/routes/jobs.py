@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response, status
@@ -10,19 +11,19 @@ from kombu.exceptions import OperationalError
 
 from api.deps import CallerDep, CeleryDep, JobDep, SettingsDep, StoreDep, owns
 from api.errors import error_responses
-from api.examples import RANGE_TEST_EXAMPLES, TRAINING_EXAMPLES
+from api.examples import EXAMPLES
 from api.keys import ApiKey
 from api.routes.datasets import dataset_meta
 from api.views import JobPage, JobView, answer_as, as_json, job_view
 from clr.architectures import check_input_shape
-from clr.config import JobSpec, RangeTestSpec, TrainingSpec
-from clr.plan import plan_training
+from clr.config import JobSpec
 from clr.tasks import Task, labels_in
 from worker.celery_app import RUN_JOB
 from worker.job_files import stored_bytes
-from worker.kinds import KINDS, KindName
+from worker.kinds import KINDS, JobKind, KindName
+from worker.records import TERMINAL_STATES
 from worker.settings import Settings
-from worker.store import TERMINAL_STATES, JobStore
+from worker.store import JobStore
 
 router = APIRouter(tags=["jobs"])
 RETRY_ACTIVE_S = 30
@@ -61,18 +62,18 @@ def checked_samples(spec: JobSpec, store: JobStore, settings: Settings, key: Api
             check_input_shape(spec.model.architecture, tuple(meta["input_shape"]))
         except ValueError as error:
             raise HTTPException(422, f"model.architecture: {error}") from error
-    if spec.model.id is not None and not owns(key, store.upload("models", spec.model.id)):
+    if spec.model.id is not None and not owns(key, store.uploads.get("models", spec.model.id)):
         raise HTTPException(422, f"model.id: no uploaded model with id {spec.model.id!r}")
     return meta["train_samples"]
 
 
 def check_limits(key: ApiKey, store: JobStore) -> None:
     """429 when the key has as many queued and running jobs as it may; 413 when its storage quota is used up."""
-    if key.max_active_jobs is not None and store.active_jobs(key.name) >= key.max_active_jobs:
+    if key.max_active_jobs is not None and store.tenants.active_jobs(key.name) >= key.max_active_jobs:
         raise HTTPException(429, f"Key {key.name!r} already has {key.max_active_jobs} queued or running jobs, its "
                                  "limit (max_active_jobs); submit again once one ends",
                             headers={"Retry-After": str(RETRY_ACTIVE_S)})
-    if key.max_storage_mb is not None and (stored := store.usage(key.name)) >= key.max_storage_mb * 2**20:
+    if key.max_storage_mb is not None and (stored := store.tenants.usage(key.name)) >= key.max_storage_mb * 2**20:
         raise HTTPException(413, f"Key {key.name!r} stores {stored} bytes, its quota of "
                                  f"{key.max_storage_mb:g} MB (max_storage_mb); delete jobs to free space")
 
@@ -89,33 +90,28 @@ def _enqueue(kind: str, spec: dict[str, Any], store: JobStore, celery: CeleryDep
     return job_view(store.get(job_id))
 
 
-@router.post("/range-tests", status_code=status.HTTP_202_ACCEPTED, response_model=JobView,
-             responses=error_responses(413))
-def submit_range_test(
-    spec: Annotated[RangeTestSpec, Body(openapi_examples=RANGE_TEST_EXAMPLES)],
-    store: StoreDep,
-    celery: CeleryDep,
-    settings: SettingsDep,
-    key: CallerDep,
-) -> JobView:
-    """Queue a learning-rate range test."""
-    checked_samples(spec, store, settings, key)
-    return _enqueue("range_test", spec.model_dump(mode="json"), store, celery, key)
+def submit_route(kind: JobKind) -> Callable[..., JobView]:
+    """The route that queues a job of `kind`: its spec checked against its data (and its range test's bounds
+    resolved), queued with the kind's advice as warnings."""
+
+    def submit(spec: JobSpec, store: StoreDep, celery: CeleryDep, settings: SettingsDep, key: CallerDep) -> JobView:
+        try:
+            warnings = kind.advice(spec, checked_samples(spec, store, settings, key))
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from error
+        range_test_id = getattr(spec, "range_test_id", None)
+        bounds = _bounds_of(range_test_id, spec.accept_low_confidence, store, key) if range_test_id else None
+        return _enqueue(kind.name, spec.model_dump(mode="json"), store, celery, key, bounds, warnings)
+
+    submit.__annotations__["spec"] = Annotated[kind.spec, Body(openapi_examples=EXAMPLES.get(kind.name))]
+    submit.__doc__ = kind.summary
+    return submit
 
 
-@router.post("/trainings", status_code=status.HTTP_202_ACCEPTED, response_model=JobView,
-             responses=error_responses(404, 409, 413))
-def submit_training(
-    spec: Annotated[TrainingSpec, Body(openapi_examples=TRAINING_EXAMPLES)], store: StoreDep, celery: CeleryDep,
-    settings: SettingsDep, key: CallerDep,
-) -> JobView:
-    """Queue a training with a cyclical learning rate; `warnings` give Smith's advice on its step size and length."""
-    try:
-        plan = plan_training(spec, checked_samples(spec, store, settings, key))
-    except ValueError as error:
-        raise HTTPException(422, str(error)) from error
-    bounds = _bounds_of(spec.range_test_id, spec.accept_low_confidence, store, key) if spec.range_test_id else None
-    return _enqueue("training", spec.model_dump(mode="json"), store, celery, key, bounds, plan.warnings)
+for _kind in KINDS.values():
+    router.add_api_route(_kind.path, submit_route(_kind), methods=["POST"], name=f"submit_{_kind.name}",
+                         status_code=status.HTTP_202_ACCEPTED, response_model=JobView,
+                         responses=error_responses(404, 409, 413))
 
 
 @router.get("/jobs", response_model=JobPage)
@@ -181,5 +177,5 @@ def delete_job(job: JobDep, store: StoreDep, settings: SettingsDep) -> Response:
     files = settings.job_files(job["id"])
     files.remove()
     settings.storage().remove(files.folder)
-    store.add_usage(job["owner"], -stored_bytes(job["result"] or {}))
+    store.tenants.add_usage(job["owner"], -stored_bytes(job["result"] or {}))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -45,14 +45,14 @@ async def upload_model(file: UploadFile, settings: SettingsDep, store: StoreDep,
         await run_in_threadpool(settings.storage().publish, path)
         meta = {"id": model_id, "owner": key.name, "filename": file.filename, "bytes": size,
                 "class_name": class_name, "created_at": time.time()}
-        store.save_upload("models", model_id, meta)
+        store.uploads.save("models", model_id, meta)
     return meta
 
 
 @router.get("/models")
 def list_models(store: StoreDep, key: CallerDep) -> dict[str, list]:
     """The caller's uploaded models (an admin key's: everyone's)."""
-    return {"uploaded": store.uploads("models", None if key.admin else key.name)}
+    return {"uploaded": store.uploads.all("models", None if key.admin else key.name)}
 
 
 @router.delete("/models/{model_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 409))

@@ -96,9 +96,9 @@ def test_the_trained_model_downloads_and_loads_in_plain_keras_scoring_the_jobs_t
     files = JobFiles.of(service.data_dir, job["id"])
     assert files.model().exists() and not files.checkpoint.exists()  # a finished job keeps no checkpoint
     owner = store.get(job["id"])["owner"]
-    usage = store.usage(owner)
+    usage = store.tenants.usage(owner)
     assert client.delete(f"/jobs/{job['id']}").status_code == 204
-    assert usage - store.usage(owner) == stored_bytes(job["result"]) > job["result"]["training_state_bytes"]
+    assert usage - store.tenants.usage(owner) == stored_bytes(job["result"]) > job["result"]["training_state_bytes"]
     assert not files.folder.exists()
     assert client.get(f"/jobs/{job['id']}/model").status_code == 404
 

@@ -17,7 +17,7 @@ from clr.bounds import BoundSuggestion
 from clr.schedules import StepSizeAdvice
 from clr.verification import Candidate
 from tests.helpers import wait_until
-from worker.store import TERMINAL_STATES
+from worker.records import TERMINAL_STATES
 
 pytestmark = pytest.mark.slow
 

@@ -96,7 +96,7 @@ def test_parallel_uploads_cannot_pass_the_storage_quota_together(service, keys, 
     assert sum(meta["bytes"] for meta in accepted) <= QUOTA_MB * 2**20
     assert all(answer.status_code == 413 and "max_storage_mb" in answer.json()["detail"] for answer in refused)
     stored = sum((service.data_dir / "datasets" / f"{meta['id']}.npz").stat().st_size for meta in accepted)
-    assert store.usage(name) == stored == sum(meta["bytes"] for meta in listed)
+    assert store.tenants.usage(name) == stored == sum(meta["bytes"] for meta in listed)
     assert {meta["id"] for meta in listed} == {meta["id"] for meta in accepted}
 
 
@@ -112,7 +112,7 @@ def test_parallel_parts_cannot_pass_the_storage_quota_together(service, keys, st
     assert all(answer.status_code == 413 and answer.json()["detail"].startswith("x_train: ") and "max_storage_mb" in
                answer.json()["detail"] for answer in refused)
     staged = [path for upload in uploads for path in (service.data_dir / "datasets" / f"{upload}.uploading").iterdir()]
-    assert store.usage(name) == sum(path.stat().st_size for path in staged) == len(staged) * len(part)
+    assert store.tenants.usage(name) == sum(path.stat().st_size for path in staged) == len(staged) * len(part)
 
 
 @pytest.mark.parametrize(("method", "path", "content_type", "first_bytes"), [
@@ -177,14 +177,14 @@ def test_deleting_uploads_gives_their_bytes_back_to_the_quota(service, keys, sto
             assert owner.put(f"/datasets/uploads/{upload}/arrays/{array}", params={"offset": 0},
                              content=npy(values)).status_code == 200
         chunked = owner.post(f"/datasets/uploads/{upload}/finish").json()
-        assert store.usage(name) == dataset["bytes"] + model["bytes"] + chunked["bytes"] > 0
+        assert store.tenants.usage(name) == dataset["bytes"] + model["bytes"] + chunked["bytes"] > 0
         files = [service.data_dir / "datasets" / f"{dataset['id']}.npz", service.data_dir / "models" /
                  f"{model['id']}.keras", service.data_dir / "datasets" / upload]
         assert all(path.exists() for path in files)
         for path in (f"/datasets/{dataset['id']}", f"/models/{model['id']}", f"/datasets/{upload}"):
             assert owner.delete(path).status_code == 204
             assert owner.delete(path).status_code == 404  # its bytes are given back once
-        assert store.usage(name) == 0 and not any(path.exists() for path in files)
+        assert store.tenants.usage(name) == 0 and not any(path.exists() for path in files)
         assert owner.get("/datasets").json()["uploaded"] == owner.get("/models").json()["uploaded"] == []
         assert owner.post("/datasets", files={"file": ("d.npz", payload)}).status_code == 201  # the room is free
 
@@ -195,16 +195,16 @@ def test_another_tenants_upload_is_404_and_an_admin_deletes_it_for_its_owner(ser
             service.client() as admin:
         uploads = {"dataset": alice.post("/datasets", files={"file": ("d.npz", npz(40, 4))}).json(),
                    "model": alice.post("/models", files={"file": ("m.keras", keras_file())}).json()}
-        stored = store.usage(alice_name)
+        stored = store.tenants.usage(alice_name)
         for noun, meta in uploads.items():
             refused, missing = bob.delete(f"/{noun}s/{meta['id']}"), bob.delete(f"/{noun}s/{'f' * 32}")
             assert refused.status_code == missing.status_code == 404  # as if there were none
             assert refused.json()["detail"] == missing.json()["detail"].replace("f" * 32, meta["id"])
-        assert store.usage(alice_name) == stored
+        assert store.tenants.usage(alice_name) == stored
         assert alice.get("/models").json()["uploaded"] == [uploads["model"]]
         for noun, meta in uploads.items():
             assert admin.delete(f"/{noun}s/{meta['id']}").status_code == 204
-        assert store.usage(alice_name) == 0
+        assert store.tenants.usage(alice_name) == 0
 
 
 def test_an_upload_a_queued_job_uses_is_409_naming_the_job_until_it_ends(service, keys, store):
@@ -221,7 +221,7 @@ def test_an_upload_a_queued_job_uses_is_409_naming_the_job_until_it_ends(service
                 refused.json()["detail"])
         assert owner.post(f"/jobs/{job_id}/cancel").json()["state"] == "cancelled"
         assert all(owner.delete(path).status_code == 204 for path in paths.values())
-        assert store.usage(name) == 0
+        assert store.tenants.usage(name) == 0
 
 
 def test_deleting_a_stored_file_or_folder_removes_its_published_copy(tmp_path):

@@ -1,4 +1,5 @@
-"""Every invalid body is answered 4xx with a message naming the field; nothing is queued."""
+"""Every invalid body is answered 4xx with a message naming the field; nothing is queued. The API runs in this
+process: no test here needs a worker."""
 
 import io
 import json
@@ -9,6 +10,7 @@ import pytest
 from api.examples import RANGE_TEST_EXAMPLE, TRAINING_EXAMPLES
 from bench.bounds_panel import synthetic_range_test
 from clr.bounds import suggest_bounds
+from tests.api.in_process import client, service, store  # noqa: F401 (no test here needs a worker)
 
 GOOD_TRAINING = TRAINING_EXAMPLES["bounds"]["value"]
 GOOD_RANGE_TEST = RANGE_TEST_EXAMPLE

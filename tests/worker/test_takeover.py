@@ -4,7 +4,8 @@ Redis, Celery's own producer, no worker)."""
 
 import json
 
-from worker.celery_app import QUEUE, make_celery
+from worker.celery_app import make_celery
+from worker.coordination import QUEUE
 from worker.settings import Settings
 from worker.store import WAITING_KEY, JobStore
 from worker.takeover import take_over_lost_jobs

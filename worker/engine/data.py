@@ -35,7 +35,7 @@ def load_dataset(spec: DatasetSpec, settings: Settings, store: JobStore) -> data
             return volume.load(spec.name, settings.builtin_dir)
         except volume.MissingDataset as error:
             raise JobError(with_fetch_advice(error)) from error
-    if registered := (store.upload("datasets", spec.id) or {}).get("path"):
+    if registered := (store.uploads.get("datasets", spec.id) or {}).get("path"):
         try:
             return datasets.from_path(settings.registered(registered))
         except ValueError as error:

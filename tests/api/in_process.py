@@ -1,0 +1,19 @@
+"""For the test files whose tests need no worker: `service`, `client` and `store` are the in-process API's (the
+session's `in_process`), not the real stack's. A file imports the three to use them."""
+
+import pytest
+
+
+@pytest.fixture
+def service(in_process):
+    return in_process
+
+
+@pytest.fixture
+def client(in_process):
+    return in_process.client
+
+
+@pytest.fixture
+def store(in_process):
+    return in_process.store
