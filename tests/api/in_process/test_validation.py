@@ -10,7 +10,6 @@ import pytest
 from api.examples import RANGE_TEST_EXAMPLE, TRAINING_EXAMPLES
 from bench.bounds_panel import synthetic_range_test
 from clr.bounds import suggest_bounds
-from tests.api.in_process import client, service, store  # noqa: F401 (no test here needs a worker)
 
 GOOD_TRAINING = TRAINING_EXAMPLES["bounds"]["value"]
 GOOD_RANGE_TEST = RANGE_TEST_EXAMPLE

@@ -1,5 +1,5 @@
-"""For the test files whose tests need no worker: `service`, `client` and `store` are the in-process API's (the
-session's `in_process`), not the real stack's. A file imports the three to use them."""
+"""The test files here need no worker: their `service`, `client` and `store` are the in-process API's (the
+session's `in_process`), not the real stack's."""
 
 import pytest
 
