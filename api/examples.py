@@ -71,4 +71,23 @@ TRAINING_EXAMPLES = {
     },
 }
 
-EXAMPLES = {"range_test": RANGE_TEST_EXAMPLES, "training": TRAINING_EXAMPLES}  # by job kind, for its submit route
+COMPARISON_EXAMPLES = {
+    "table1": {
+        "summary": "Smith's Table 1 on your data: a fixed rate, CLR with a range test's bounds and 1cycle, two seeds "
+                   "each, at the same budget",
+        "value": {
+            "training": {"model": {"architecture": "seed_cnn"}, "dataset": {"name": "digits"},
+                         "optimizer": {"name": "sgd", "momentum": 0.9}, "batch_size": 50, "epochs": 8,
+                         "validation_split": 0.2},
+            "arms": [
+                {"name": "fixed", "schedule": {"policy": "constant", "lr": 0.01}},
+                {"name": "clr", "clr": {"step_size_epochs": 2},
+                 "range_test": {"start_lr": 0.0001, "end_lr": 1.0, "epochs": 2}},
+                {"name": "one_cycle", "schedule": {"policy": "one_cycle", "max_lr": 0.1}},
+            ],
+            "seeds": [0, 1],
+        },
+    },
+}
+EXAMPLES = {"range_test": RANGE_TEST_EXAMPLES, "training": TRAINING_EXAMPLES,
+            "comparison": COMPARISON_EXAMPLES}  # by job kind, for its submit route

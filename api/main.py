@@ -28,7 +28,18 @@ from api.errors import error_responses
 from api.keys import ApiKey, KeyStore
 from api.limits import BodySizeLimit, JsonNestingLimit, RateLimiter
 from api.metrics import RequestMetrics, StoreCollector
-from api.routes import curves, dataset_uploads, datasets, docs, events, health, jobs, models, schedules
+from api.routes import (
+    comparisons,
+    curves,
+    dataset_uploads,
+    datasets,
+    docs,
+    events,
+    health,
+    jobs,
+    models,
+    schedules,
+)
 from api.settings import ApiSettings
 from clr.config import MAX_JSON_DEPTH
 from worker.celery_app import make_celery
@@ -176,7 +187,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error)
     for unreachable in (redis.ConnectionError, redis.TimeoutError):
         app.add_exception_handler(unreachable, store_unreachable)
-    for module in (jobs, curves, events, schedules, datasets, dataset_uploads, models):
+    for module in (jobs, comparisons, curves, events, schedules, datasets, dataset_uploads, models):
         app.include_router(module.router, dependencies=[Depends(caller)], responses=KEYED_RESPONSES)
     for module in (health, docs):  # open: whether the service is up, and how to call it
         app.include_router(module.router)

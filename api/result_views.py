@@ -92,4 +92,35 @@ class TrainingResult(Reported):
     training_state_bytes: int | MISSING = MISSING  # both models' files with the optimizer (`include_optimizer=true`)
 
 
-RESULT_VIEWS = {"range_test": RangeTestResult, "training": TrainingResult}  # by kind; another's result: `Reported`
+class Spread(Reported):
+    """A figure over a comparison arm's runs (seeds): its mean and sample standard deviation (None below two runs)
+    over the `n` runs that have it."""
+
+    mean: float | None
+    std: float | None
+    n: int
+
+
+class ComparedArm(Reported):
+    """`clr.comparison.comparison_table`'s row of an arm: its succeeded `runs`, each run's resolved schedule, the
+    spread of each final and best metric, and the iterations to reach the best fixed-rate arm's final accuracy
+    (`never` when no run reached it; absent without a constant-rate arm)."""
+
+    name: str
+    runs: int
+    schedules: list[dict[str, Any] | None]
+    final: dict[str, Spread]
+    best: dict[str, Spread]
+    iterations_to_target: Any = MISSING  # {"per_run": [...], "mean", "std", "n"} or "never"
+
+
+class ComparisonResult(Reported):
+    """A comparison's table (Smith 2017, Table 1): a row per arm, and the target the best fixed-rate arm set (`arm`,
+    `metric`, `value`; None without a constant-rate arm)."""
+
+    target: dict[str, Any] | None
+    arms: list[ComparedArm]
+
+
+# The typed result of each kind that has one; another's result is `Reported` (its keys passed through).
+RESULT_VIEWS = {"range_test": RangeTestResult, "training": TrainingResult, "comparison": ComparisonResult}

@@ -37,6 +37,8 @@ class Job(BaseModel):
     error: str | None
     result: Reported | None
     range_test: RangeTestResult | None = None  # the range test a training ran first, once it ended
+    children: dict[str, dict[str, str]] | None = None  # a comparison's trainings: arm to seed to job id
+    comparison: dict[str, Any] | None = None  # the comparison a training is one run of: its `id`, `arm` and `seed`
     spec: dict[str, Any]
     links: dict[str, str]
 
@@ -95,6 +97,8 @@ def job_view(job: JobRecord) -> Job:
         error=job["error"],
         result=job["result"],
         range_test=job["range_test"],
+        children=job.get("children"),
+        comparison=job.get("comparison"),
         spec=job["spec"],
         links={"self": path, "curves": f"{path}/curves", "plot": f"{path}/plot.png", "cancel": f"{path}/cancel"}
         | ({"model": f"{path}/model"} if KINDS[job["kind"]].trains_model else {}),

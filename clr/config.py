@@ -8,7 +8,7 @@ import re
 import reprlib
 from typing import Annotated, Any, Literal, Self, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from clr.architectures import Architecture
 from clr.datasets import BUILTIN_DATASETS
@@ -317,3 +317,63 @@ class TrainingSpec(JobSpec):
             raise ValueError(f"Give exactly one of {rates}, a `range_test_id` to take them from, or a `range_test` "
                              f"to run first" + (f"; received {' and '.join(sources)}" if sources else ""))
         return self
+
+
+ARM_FIELDS = ("clr", "schedule", "range_test_id", "range_test", "accept_low_confidence")
+
+
+class ComparisonArm(Strict):
+    """One schedule to compare, by name, as a training takes it: `clr` (its bounds given, from `range_test_id`, or
+    from a `range_test` each of its trainings runs first) or another policy's `schedule`."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+    clr: CLRRequest | None = None
+    schedule: Policy | None = Field(None, description=f"Another policy than `clr`: {POLICY_NAMES}")
+    range_test_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
+    range_test: RangeSweep | None = None
+    accept_low_confidence: bool = False
+
+
+class ComparisonBase(JobSpec):
+    """The training every arm shares: the model, data, optimizer, batch size and epochs (the seed is each run's)."""
+
+    epochs: int = Field(ge=1, le=10_000)
+    seed: None = None
+
+
+MAX_COMPARISON_RUNS = 32
+
+
+class ComparisonSpec(Strict):
+    """The same training under each arm's schedule, once per seed: arms x seeds trainings, compared at the same
+    budget."""
+
+    training: ComparisonBase
+    arms: list[ComparisonArm] = Field(min_length=1, max_length=8)
+    seeds: list[Annotated[int, Field(ge=0, lt=2**32)]] = Field([0], min_length=1, max_length=8)
+
+    @model_validator(mode="after")
+    def _runs(self) -> Self:
+        for name, values in (("arms", [arm.name for arm in self.arms]), ("seeds", self.seeds)):
+            if len(set(values)) != len(values):
+                raise ValueError(f"`{name}` must be distinct; received {values}")
+        if len(self.arms) * len(self.seeds) > MAX_COMPARISON_RUNS:
+            raise ValueError(f"{len(self.arms)} arms x {len(self.seeds)} seeds is more than {MAX_COMPARISON_RUNS} "
+                             "trainings")
+        for index, arm in enumerate(self.arms):
+            try:
+                self.training_of(arm, self.seeds[0])
+            except ValidationError as error:
+                problems = "; ".join(f"{'.'.join(map(str, problem['loc'])) or 'body'}: {problem['msg']}"
+                                     for problem in error.errors())
+                raise ValueError(f"`arms[{index}]` ({arm.name}) is no training: {problems}") from error
+        return self
+
+    def training_of(self, arm: ComparisonArm, seed: int) -> TrainingSpec:
+        """The training that runs `arm` with `seed`."""
+        return TrainingSpec.model_validate(self.training.model_dump(exclude={"seed"}) | {"seed": seed}
+                                           | arm.model_dump(include=set(ARM_FIELDS), exclude_none=True))
+
+    def runs(self) -> list[tuple[ComparisonArm, int, TrainingSpec]]:
+        """Every arm x seed with its training, arm by arm."""
+        return [(arm, seed, self.training_of(arm, seed)) for arm in self.arms for seed in self.seeds]

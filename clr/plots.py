@@ -10,7 +10,7 @@ import numpy.typing as npt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from clr.analysis import finite_prefix_length
+from clr.analysis import finite_prefix_length, smooth
 from clr.bounds import MIN_CURVE_LENGTH, BoundSuggestion, smooth_in_log_lr
 
 
@@ -132,4 +132,30 @@ def training_png(
         epoch_axes.set(xlabel="epoch", ylabel="metric")
         epoch_axes.legend()
     figure.tight_layout()
+    return _png(figure)
+
+
+def comparison_png(arms: Mapping[str, Sequence[tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike]]],
+                   beta: float = 0.98) -> bytes:
+    """Each arm's loss (smoothed, above) and LR (below) against the iteration, one colour per arm: each run (seed)
+    as a thin line, the arm's mean over its runs as a thick one. `arms`: per arm, each run's
+    `(iterations, lrs, losses)`."""
+    figure = Figure(figsize=(9, 7))
+    loss_axes, lr_axes = figure.subplots(2, 1, sharex=True, height_ratios=(2, 1))
+    for index, (name, runs) in enumerate(arms.items()):
+        colour = f"C{index % 10}"
+        losses = [smooth(np.asarray(run[2], dtype=np.float64), beta) for run in runs]
+        for (iterations, lrs, _), smoothed in zip(runs, losses, strict=True):
+            loss_axes.plot(iterations, smoothed, color=colour, linewidth=0.6, alpha=0.45)
+            lr_axes.plot(iterations, lrs, color=colour, linewidth=0.6, alpha=0.45)
+        if runs and (length := min(len(run[0]) for run in runs)):
+            iterations = np.asarray(runs[0][0])[:length]
+            loss_axes.plot(iterations, np.mean([smoothed[:length] for smoothed in losses], axis=0), color=colour,
+                           linewidth=2, label=f"{name} ({len(runs)} runs)")
+            lr_axes.plot(iterations, np.mean([np.asarray(run[1])[:length] for run in runs], axis=0), color=colour,
+                         linewidth=2)
+    loss_axes.set(ylabel="loss (smoothed)", title="Arms compared at the same budget")
+    lr_axes.set(xlabel="iteration", ylabel="learning rate", yscale="log")
+    if arms:
+        loss_axes.legend(loc="upper right")
     return _png(figure)

@@ -67,6 +67,14 @@ class Client:
     def submit_training(self, spec: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", "/trainings", json=spec).json()
 
+    def submit_comparison(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Queue a comparison: `{"training": {...}, "arms": [...], "seeds": [...]}`."""
+        return self._call("POST", "/comparisons", json=spec).json()
+
+    def table_csv(self, job_id: str) -> str:
+        """A finished comparison's table, as CSV."""
+        return self._call("GET", f"/jobs/{job_id}/table.csv").text
+
     def jobs(self, kind: str | None = None, state: str | None = None, offset: int = 0, limit: int = 50
              ) -> dict[str, Any]:
         params = {name: value for name, value in (("kind", kind), ("state", state)) if value is not None}

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column
 
 from api.keys import KEY_FILE
-from clr_service.client import Client, ServiceError
+from clr_service.client import TERMINAL_STATES, Client, ServiceError
 
 console = Console()
 error_console = Console(stderr=True, style="red", soft_wrap=True)
@@ -84,12 +84,14 @@ submit_app = typer.Typer(help="Queue a job from a JSON or YAML file holding its 
 
 def _submit(kind: str, file: Path, url: str, key: str | None, data_dir: Path, then_watch: bool) -> None:
     with _service(url, key, data_dir) as client:
-        job = (client.submit_range_test if kind == "range-test" else client.submit_training)(_spec(file))
+        submit = {"range-test": client.submit_range_test, "training": client.submit_training,
+                  "comparison": client.submit_comparison}[kind]
+        job = submit(_spec(file))
         print(job["id"])
         for warning in job["warnings"]:
             console.print(f"warning: {warning}")
         if then_watch:
-            _watch(client, job["id"])
+            (_watch_comparison if job.get("children") is not None else _watch)(client, job["id"])
 
 
 @submit_app.command("range-test")
@@ -104,6 +106,31 @@ def submit_training(file: SpecFile, url: Url = DEFAULT_URL, key: Key = None, dat
                     watch: Annotated[bool, typer.Option(help="Then watch it")] = False) -> None:
     """Queue a training; print its id."""
     _submit("training", file, url, key, data_dir, watch)
+
+
+@submit_app.command("comparison")
+def submit_comparison(file: SpecFile, url: Url = DEFAULT_URL, key: Key = None, data_dir: DataDir = Path(".clr-data"),
+                      watch: Annotated[bool, typer.Option(help="Then watch it and print its table")] = False) -> None:
+    """Queue a comparison (the same training under several schedules and seeds); print its id."""
+    _submit("comparison", file, url, key, data_dir, watch)
+
+
+def _watch_comparison(client: Client, job_id: str, poll_s: float = 2.0) -> None:
+    """A bar of the comparison's trainings as they end, then its table; exit 1 unless it succeeds."""
+    comparison = client.job(job_id)
+    runs = [child for seeds in comparison["children"].values() for child in seeds.values()]
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as progress:
+        task = progress.add_task(f"{job_id[:8]} trainings ended", total=len(runs))
+        while comparison["state"] not in TERMINAL_STATES:
+            time.sleep(poll_s)
+            ended = sum(client.job(child)["state"] in TERMINAL_STATES for child in runs)
+            progress.update(task, completed=ended)
+            comparison = client.job(job_id)
+    console.print(f"{job_id}: {comparison['state']}" + (f" ({comparison['error']})" if comparison["error"] else ""))
+    if comparison["result"]:
+        console.print(client.table_csv(job_id), end="")
+    if comparison["state"] != "succeeded":
+        raise typer.Exit(1)
 
 
 def _watch(client: Client, job_id: str) -> None:

@@ -10,7 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from clr.config import JobSpec, RangeTestSpec, TrainingSpec
+from pydantic import BaseModel
+
+from clr.config import ComparisonSpec, RangeTestSpec, TrainingSpec
 from clr.plan import plan_training
 from worker.records import JobRecord
 from worker.store import CANDIDATE_PHASES
@@ -24,12 +26,13 @@ if TYPE_CHECKING:
 class JobKind:
     """One kind of job. `runs` names the worker function (`module:function`) called with the job's spec, its
     reporter and the settings, and with `bounds` where the API resolved a range test's for it (a spec's
-    `range_test_id`). `advice` gives the warnings a spec is queued with, from its data's number of training samples
+    `range_test_id`); None for a kind that runs as other jobs (a comparison: `worker.comparisons`), whose submit
+    route is its own. `advice` gives the warnings a spec is queued with, from its data's number of training samples
     (a ValueError: the spec cannot run on that data)."""
 
     name: str
-    spec: type[JobSpec]
-    runs: str
+    spec: type[BaseModel]
+    runs: str | None
     summary: str  # what `POST /<kind>s` does, for its documentation
     phases: tuple[str, ...]  # the curves it keeps beside its own (`curves?phase=`)
     sweeps_lr: bool  # its own curve is a range test's, with the bounds it suggests
@@ -63,6 +66,8 @@ KINDS = {kind.name: kind for kind in (
     JobKind("training", TrainingSpec, "worker.engine.training:run_training",
             "Queue a training with a cyclical learning rate; `warnings` give Smith's advice on its step size and "
             "length.", ("range_test",), sweeps_lr=False, trains_model=True, advice=training_advice),
+    JobKind("comparison", ComparisonSpec, None, "Queue the same training under each arm's schedule and seed, and "
+            "compare them.", (), sweeps_lr=False, trains_model=False),
 )}
 KindName = Literal[tuple(KINDS)]
 PHASES = tuple(dict.fromkeys(phase for kind in KINDS.values() for phase in kind.phases))  # every kind's, once

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+from worker.comparisons import settle_parent
 from worker.errors import Drained, JobError
 from worker.job_files import stored_bytes
 from worker.kinds import KINDS
@@ -75,7 +76,8 @@ def prepare_for_jobs() -> None:
 
         devices.use_gpus_with_memory_growth()
         for kind in KINDS.values():
-            kind.runner()
+            if kind.runs is not None:
+                kind.runner()
 
         _prepared = True
 
@@ -92,9 +94,9 @@ def describe(error: BaseException) -> str:
 
 
 def finish(store: JobStore, job_id: str, attempt: int, settings: Settings, state: str, **outcome) -> None:
-    """End the attempt, riding out a Redis failure of up to `stale_after_s`, and drop its checkpoint; if Redis
-    stays away the error propagates and the job is left running with a stale heartbeat, for the next worker to
-    take over."""
+    """End the attempt, riding out a Redis failure of up to `stale_after_s`, drop its checkpoint, and settle its
+    comparison where it is the last of one's trainings to end; if Redis stays away the error propagates and the job
+    is left running with a stale heartbeat, for the next worker to take over."""
     if not through_redis_failures(lambda: store.finish(job_id, attempt, state, **outcome), settings.stale_after_s):
         log.warning("Job %s is no longer on attempt %s (taken over, deleted, or ended by an earlier try)",
                     job_id, attempt)
@@ -102,6 +104,7 @@ def finish(store: JobStore, job_id: str, attempt: int, settings: Settings, state
     files = settings.job_files(job_id)
     files.remove_checkpoints()
     settings.storage().remove(files.checkpoint)
+    through_redis_failures(lambda: settle_parent(store, store.get(job_id)), settings.stale_after_s)
 
 
 def claim_and_run(job_id: str, settings: Settings) -> str:

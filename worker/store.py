@@ -168,6 +168,19 @@ redis.call('SREM', 'clr:running', KEYS[2])
 return 1
 """
 
+# KEYS: job. ARGV: state, error, result. Ends a job no worker runs, once: returns 0 when it had ended.
+_SETTLE = _ENDED + """
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'finished_at', now, 'error', ARGV[2], 'result', ARGV[3])
+ended(KEYS[1], ARGV[1])
+return 1
+"""
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
 class LostClaim(RuntimeError):
     """The job was taken over by another attempt, or deleted: this runner must stop writing to it."""
 
@@ -226,6 +239,7 @@ class JobStore:
         self._requeue_stale = client.register_script(_REQUEUE_STALE)
         self._cancel = client.register_script(_CANCEL)
         self._finish = client.register_script(_FINISH)
+        self._settle = client.register_script(_SETTLE)
 
     @classmethod
     def from_url(cls, url: str) -> JobStore:
@@ -244,28 +258,42 @@ class JobStore:
         return f"clr:curve:{job_id}" + (f":{phase}" if phase else "")
 
     def create(self, kind: str, spec: dict[str, Any], bounds: tuple[float, float] | None = None,
-               warnings: tuple[str, ...] = (), owner: str = "") -> str:
-        """Record a new queued job of tenant `owner`; return its id."""
-        job_id, now = uuid.uuid4().hex, time.time()
-        fields = {
-            "id": job_id,
-            "owner": owner,
-            "kind": kind,
-            "state": "queued",
-            "spec": json.dumps(spec),
-            "bounds": json.dumps(bounds),
-            "warnings": json.dumps(list(warnings)),
-            "created_at": now,
-            "attempts": 0,
-        }
+               warnings: tuple[str, ...] = (), owner: str = "", comparison: dict[str, Any] | None = None) -> str:
+        """Record a new queued job of tenant `owner` (one of `comparison`'s trainings: `{"id", "arm", "seed"}`);
+        return its id."""
+        job_id = new_job_id()
+        self._add(job_id, owner, kind=kind, state="queued", spec=spec, bounds=list(bounds) if bounds else None,
+                  warnings=list(warnings), comparison=comparison)
+        return job_id
+
+    def create_comparison(self, job_id: str, spec: dict[str, Any], children: dict[str, dict[str, str]],
+                          owner: str = "") -> None:
+        """Record a comparison of tenant `owner`, running from now on: no worker runs it, it ends when its
+        `children` have (`settle`)."""
+        self._add(job_id, owner, kind="comparison", state="running", spec=spec, warnings=[], children=children)
+
+    def _add(self, job_id: str, owner: str, **fields: Any) -> None:
+        now = time.time()
+        record = {"id": job_id, "owner": owner, "created_at": now, "attempts": 0} | fields
+        queued = fields["state"] == "queued"  # a job a worker runs, counted among the tenant's active ones
+        if not queued:
+            record["started_at"] = now
         with self.redis.pipeline() as pipe:
-            pipe.hset(job_key(job_id), mapping=fields)
+            pipe.hset(job_key(job_id), items=_pairs(**record))
             pipe.zadd("clr:jobs", {job_id: now})
             pipe.zadd(f"clr:jobs:{owner}", {job_id: now})
-            pipe.sadd(active_key(owner), job_id)
-            pipe.zadd(WAITING_KEY, {job_id: now})
+            if queued:
+                pipe.sadd(active_key(owner), job_id)
+                pipe.zadd(WAITING_KEY, {job_id: now})
             pipe.execute()
-        return job_id
+
+    def settle(self, job_id: str, state: str, result: dict[str, Any] | None = None, error: str | None = None) -> bool:
+        """End a job no worker runs (a comparison) as `state`, once; False when it had ended already."""
+        return self._settle(keys=[job_key(job_id)], args=[state, error or "", json.dumps(result)]) == 1
+
+    def ask_to_cancel(self, job_id: str) -> None:
+        """Mark a job no worker runs as asked to cancel (a comparison: it ends cancelled)."""
+        self.redis.hset(job_key(job_id), "cancel_requested", 1)
 
     def get(self, job_id: str) -> JobRecord | None:
         """The job record, or None for an unknown id."""

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from cachetools import LRUCache
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import MISSING, BaseModel
 
 from api.deps import JobDep, StoreDep
@@ -19,7 +19,7 @@ from api.views import answer_as
 from clr.analysis import downsample_indices, smooth
 from clr.bounds import BoundSuggestion
 from clr.config import momentum_schedule
-from clr.plots import range_test_png, training_png
+from clr.plots import comparison_png, range_test_png, training_png
 from worker.kinds import KINDS, PHASES
 from worker.records import JobRecord
 from worker.store import CANDIDATE_PHASES
@@ -32,6 +32,26 @@ PhaseQuery = Annotated[Phase, Query(description="`range_test`: the range test a 
 MAX_ITERATION = 2**40  # far beyond any curve (a Redis string holds 2**26 points), far below offset overflow
 SinceQuery = Annotated[int, Query(ge=0, le=MAX_ITERATION, description="Only iterations >= since")]
 MaxPointsQuery = Annotated[int | None, Query(ge=4, le=1_000_000, description="Downsample keeping spikes")]
+ArmQuery = Annotated[str | None, Query(max_length=40, description="A comparison's arm: the curves of its training "
+                                                                  "with `seed` (by default the first seed)")]
+SeedQuery = Annotated[int | None, Query(ge=0, lt=2**32)]
+
+
+def curve_job(job: JobDep, store: StoreDep, arm: ArmQuery = None, seed: SeedQuery = None) -> JobRecord:
+    """The job whose curves are asked for: the job, or the training that ran a comparison's `arm` with `seed`."""
+    if arm is None:
+        return job
+    runs = (job.get("children") or {}).get(arm)
+    if runs is None:
+        raise HTTPException(404, f"Job {job['id']!r} has no arm {arm!r}" + (
+            f"; its arms: {', '.join(job['children'])}" if job.get("children") else ": it is no comparison"))
+    child_id = runs.get(str(seed)) if seed is not None else next(iter(runs.values()))
+    if child_id is None or (child := store.get(child_id)) is None:
+        raise HTTPException(404, f"Arm {arm!r} of comparison {job['id']!r} has no run with seed {seed}")
+    return child
+
+
+CurveJob = Annotated[JobRecord, Depends(curve_job)]
 
 
 class Curves(BaseModel):
@@ -131,7 +151,7 @@ def csv_response(columns: dict[str, np.ndarray]) -> Response:
     "text/csv", "The columns as JSON, or as CSV with `format=csv` (a generated client, parsing by the path, asks "
                 "`curves.csv` for CSV)", binary=False) | error_responses(404))
 def get_curves(
-    job: JobDep,
+    job: CurveJob,
     store: StoreDep,
     since: SinceQuery = 0,
     max_points: MaxPointsQuery = None,
@@ -150,7 +170,7 @@ def get_curves(
 
 @router.get("/jobs/{job_id}/curves.csv", response_class=Response,
             responses=answer_as("text/csv", "The columns as CSV", binary=False) | error_responses(404))
-def get_curves_csv(job: JobDep, store: StoreDep, since: SinceQuery = 0, max_points: MaxPointsQuery = None,
+def get_curves_csv(job: CurveJob, store: StoreDep, since: SinceQuery = 0, max_points: MaxPointsQuery = None,
                    phase: PhaseQuery = "training") -> Response:
     """The columns of `/curves` as CSV (without the per-epoch metrics)."""
     return csv_response(curve_columns(job, store, since, max_points, phase))
@@ -159,8 +179,12 @@ def get_curves_csv(job: JobDep, store: StoreDep, since: SinceQuery = 0, max_poin
 @router.get("/jobs/{job_id}/plot.png", response_class=Response,
             responses=answer_as("image/png", "The figure") | error_responses(404))
 def get_plot(job: JobDep, store: StoreDep, phase: PhaseQuery = "training") -> Response:
-    """The range-test figure (with suggested bounds) or the training figure."""
-    if sweep := range_test_of(job, phase):
+    """The range-test figure (with suggested bounds), the training figure, or a comparison's overlay of its arms."""
+    if job.get("children") is not None:
+        png = comparison_png({arm: [(curve.iterations, curve.lrs, curve.losses) for curve in
+                                    (store.curve(job_id) for job_id in runs.values())]
+                              for arm, runs in job["children"].items()})
+    elif sweep := range_test_of(job, phase):
         curve = store.curve(job["id"], phase=sweep[0])
         result = (job["range_test"] if sweep[0] else job["result"]) or {}  # a training's own range test, or the job
         bounds = result.get("suggested_bounds")

@@ -19,9 +19,10 @@ from clr.architectures import check_input_shape
 from clr.config import JobSpec
 from clr.tasks import Task, labels_in
 from worker.celery_app import RUN_JOB
+from worker.comparisons import child_ids, settle, settle_parent
 from worker.job_files import stored_bytes
 from worker.kinds import KINDS, JobKind, KindName
-from worker.records import TERMINAL_STATES
+from worker.records import TERMINAL_STATES, JobRecord
 from worker.settings import Settings
 from worker.store import JobStore
 
@@ -29,8 +30,9 @@ router = APIRouter(tags=["jobs"])
 RETRY_ACTIVE_S = 30
 
 
-def _bounds_of(range_test_id: str, accept_low_confidence: bool, store: JobStore, key: ApiKey
-               ) -> tuple[float, float]:
+def bounds_of(range_test_id: str, accept_low_confidence: bool, store: JobStore, key: ApiKey
+              ) -> tuple[float, float]:
+    """The bounds a finished range test of the caller's suggested; 404, 409 or 422 naming `range_test_id`."""
     job = store.get(range_test_id)
     if not owns(key, job):
         raise HTTPException(404, f"range_test_id: no job with id {range_test_id!r}")
@@ -67,27 +69,32 @@ def checked_samples(spec: JobSpec, store: JobStore, settings: Settings, key: Api
     return meta["train_samples"]
 
 
-def check_limits(key: ApiKey, store: JobStore) -> None:
-    """429 when the key has as many queued and running jobs as it may; 413 when its storage quota is used up."""
-    if key.max_active_jobs is not None and store.tenants.active_jobs(key.name) >= key.max_active_jobs:
-        raise HTTPException(429, f"Key {key.name!r} already has {key.max_active_jobs} queued or running jobs, its "
-                                 "limit (max_active_jobs); submit again once one ends",
+def check_limits(key: ApiKey, store: JobStore, jobs: int = 1) -> None:
+    """429 when the key would have more queued and running jobs than it may with `jobs` more; 413 when its storage
+    quota is used up."""
+    if key.max_active_jobs is not None and (active := store.tenants.active_jobs(key.name)) + jobs > key.max_active_jobs:
+        more = "" if jobs == 1 else f"; {jobs} more would pass it"
+        raise HTTPException(429, f"Key {key.name!r} already has {active} queued or running jobs, of its limit of "
+                                 f"{key.max_active_jobs} (max_active_jobs){more}; submit again once one ends",
                             headers={"Retry-After": str(RETRY_ACTIVE_S)})
     if key.max_storage_mb is not None and (stored := store.tenants.usage(key.name)) >= key.max_storage_mb * 2**20:
         raise HTTPException(413, f"Key {key.name!r} stores {stored} bytes, its quota of "
                                  f"{key.max_storage_mb:g} MB (max_storage_mb); delete jobs to free space")
 
 
-def _enqueue(kind: str, spec: dict[str, Any], store: JobStore, celery: CeleryDep, key: ApiKey,
-             bounds: tuple[float, float] | None = None, warnings: tuple[str, ...] = ()) -> JobView:
-    check_limits(key, store)
-    job_id = store.create(kind, spec, bounds, warnings, owner=key.name)
+def queue_jobs(jobs: list[dict[str, Any]], store: JobStore, celery: CeleryDep, key: ApiKey) -> list[str]:
+    """Record and queue `jobs` (each `JobStore.create`'s arguments) for the key's tenant, all or none; their ids."""
+    check_limits(key, store, len(jobs))
+    ids: list[str] = []
     try:
-        celery.send_task(RUN_JOB, args=[job_id], task_id=job_id)
+        for job in jobs:
+            ids.append(store.create(**job, owner=key.name))
+            celery.send_task(RUN_JOB, args=[ids[-1]], task_id=ids[-1])
     except OperationalError as error:
-        store.delete(job_id)
+        for job_id in ids:
+            store.delete(job_id)
         raise HTTPException(503, f"The job queue is unreachable, nothing was submitted: {error}") from error
-    return job_view(store.get(job_id))
+    return ids
 
 
 def submit_route(kind: JobKind) -> Callable[..., JobView]:
@@ -100,15 +107,16 @@ def submit_route(kind: JobKind) -> Callable[..., JobView]:
         except ValueError as error:
             raise HTTPException(422, str(error)) from error
         range_test_id = getattr(spec, "range_test_id", None)
-        bounds = _bounds_of(range_test_id, spec.accept_low_confidence, store, key) if range_test_id else None
-        return _enqueue(kind.name, spec.model_dump(mode="json"), store, celery, key, bounds, warnings)
+        bounds = bounds_of(range_test_id, spec.accept_low_confidence, store, key) if range_test_id else None
+        job = {"kind": kind.name, "spec": spec.model_dump(mode="json"), "bounds": bounds, "warnings": warnings}
+        return job_view(store.get(queue_jobs([job], store, celery, key)[0]))
 
     submit.__annotations__["spec"] = Annotated[kind.spec, Body(openapi_examples=EXAMPLES.get(kind.name))]
     submit.__doc__ = kind.summary
     return submit
 
 
-for _kind in KINDS.values():
+for _kind in (kind for kind in KINDS.values() if kind.runs is not None):
     router.add_api_route(_kind.path, submit_route(_kind), methods=["POST"], name=f"submit_{_kind.name}",
                          status_code=status.HTTP_202_ACCEPTED, response_model=JobView,
                          responses=error_responses(404, 409, 413))
@@ -125,13 +133,19 @@ def list_jobs(
 ) -> Response:
     """The caller's jobs (an admin key's: everyone's), newest first, filtered by kind and state."""
     total, jobs = store.list(kind, state, offset, limit, owner=None if key.admin else key.name)
-    return as_json(JobPage(total=total, offset=offset, limit=limit, jobs=[job_view(job) for job in jobs]))
+    return as_json(JobPage(total=total, offset=offset, limit=limit, jobs=[job_view(current(job, store))
+                                                                          for job in jobs]))
+
+
+def current(job: JobRecord, store: JobStore) -> JobRecord:
+    """The job as it stands: a comparison whose trainings have all ended, settled."""
+    return settle(store, job) if job.get("children") is not None else job
 
 
 @router.get("/jobs/{job_id}", response_model=JobView, responses=error_responses(404))
-def get_job(job: JobDep) -> Response:
+def get_job(job: JobDep, store: StoreDep) -> Response:
     """A job's state, progress and result."""
-    return as_json(job_view(job))
+    return as_json(job_view(current(job, store)))
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobView,
@@ -141,8 +155,15 @@ def cancel_job(job: JobDep, store: StoreDep, settings: SettingsDep) -> JobView:
     iterations (curves are kept)."""
     if job["state"] in TERMINAL_STATES:
         raise HTTPException(409, f"Job {job['id']!r} already ended: {job['state']}")
-    store.request_cancel(job["id"], settings.stale_after_s)
-    return job_view(store.get(job["id"]))
+    if job.get("children") is None:
+        store.request_cancel(job["id"], settings.stale_after_s)
+        settle_parent(store, store.get(job["id"]))
+        return job_view(store.get(job["id"]))
+    store.ask_to_cancel(job["id"])
+    for child in store.get_many(child_ids(job)):
+        if child is not None and child["state"] not in TERMINAL_STATES:
+            store.request_cancel(child["id"], settings.stale_after_s)
+    return job_view(settle(store, store.get(job["id"])))
 
 
 @router.get(
@@ -170,12 +191,23 @@ def download_model(job: JobDep, settings: SettingsDep, which: Literal["final", "
 
 @router.delete("/jobs/{job_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 409))
 def delete_job(job: JobDep, store: StoreDep, settings: SettingsDep) -> Response:
-    """Remove a finished job, its curves, models and checkpoint."""
+    """Remove a finished job, its curves, models and checkpoint; a comparison with its trainings."""
     if job["state"] not in TERMINAL_STATES:
         raise HTTPException(409, f"Job {job['id']!r} is {job['state']}: cancel it before deleting it")
+    if job.get("comparison") and store.get(job["comparison"]["id"]) is not None:
+        raise HTTPException(409, f"Job {job['id']!r} is a training of comparison {job['comparison']['id']!r}: delete "
+                                 "the comparison, with all its trainings")
+    for child in store.get_many(child_ids(job)):
+        if child is not None:
+            remove_job(child, store, settings)
+    remove_job(job, store, settings)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def remove_job(job: JobRecord, store: JobStore, settings: Settings) -> None:
+    """Remove an ended job's record, curves and files, and give its bytes back to its tenant."""
     store.delete(job["id"])
     files = settings.job_files(job["id"])
     files.remove()
     settings.storage().remove(files.folder)
     store.tenants.add_usage(job["owner"], -stored_bytes(job["result"] or {}))
-    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -24,6 +24,10 @@ ONE_CYCLE = {"policy": "one_cycle", "max_lr": 0.1}
 WITH_SCHEDULE = {key: value for key, value in GOOD_TRAINING.items() if key != "clr"} | {"schedule": ONE_CYCLE}
 
 
+FIXED_ARM = {"name": "fixed", "schedule": {"policy": "constant", "lr": 0.05}}
+COMPARISON = {"training": {key: value for key, value in GOOD_TRAINING.items() if key != "clr"}, "arms": [FIXED_ARM]}
+
+
 def with_clr(**changes):
     return GOOD_TRAINING | {"clr": GOOD_TRAINING["clr"] | changes}
 
@@ -76,6 +80,14 @@ def post_raw(client, path, body):
         ("/range-tests", GOOD_RANGE_TEST | {"stop_factor": 0.5}, "stop_factor", "greater than 1"),
         ("/range-tests", GOOD_RANGE_TEST | {"beta": 1.0}, "beta", "less than 1"),
         ("/range-tests", GOOD_RANGE_TEST | {"end_lr": float("nan")}, "end_lr", "finite number"),
+        ("/comparisons", {"training": WITH_SCHEDULE | {"schedule": None}, "arms": [{"name": "a", "clr": {}}]},
+         "schedule", "Extra inputs"),
+        ("/comparisons", COMPARISON | {"arms": [FIXED_ARM, FIXED_ARM]}, "body", "`arms` must be distinct"),
+        ("/comparisons", COMPARISON | {"arms": [FIXED_ARM, {"name": "clr", "clr": {"step_size": 5}}]}, "body",
+         "`arms[1]` (clr) is no training"),
+        ("/comparisons", COMPARISON | {"seeds": list(range(8)), "arms": [FIXED_ARM | {"name": str(i)} for i in range(5)]},
+         "body", "is more than 32 trainings"),
+        ("/comparisons", COMPARISON | {"arms": []}, "arms", "at least 1 item"),
         ("/schedules/preview", {"clr": {"base_lr": 1, "max_lr": 2, "step_size": 0}, "iterations": 5}, "step_size", "greater than or equal to 1"),
         ("/schedules/preview", {"clr": {"base_lr": 1, "max_lr": 2, "step_size": 4}, "iterations": 10**9}, "iterations", "less"),
     ],
