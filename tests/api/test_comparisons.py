@@ -8,12 +8,14 @@ import time
 import numpy as np
 import pytest
 import redis
+from typer.testing import CliRunner
 
 from api.examples import RANGE_TEST_EXAMPLE
 from api.keys import ApiKey, KeyStore
 from clr.comparison import iterations_to_reach
 from clr.policies import constant_lr, one_cycle_lr
 from clr.schedules import cyclical_lr
+from clr_service.cli import app
 from tests.helpers import wait_for_state, wait_until
 
 pytestmark = pytest.mark.slow
@@ -128,3 +130,17 @@ def test_a_comparisons_trainings_count_against_its_tenants_limits_and_are_its_ow
             assert other.get(f"/jobs/{comparison['children']['fixed']['0']}").status_code == 404
         limited.post(f"/jobs/{comparison['id']}/cancel")
         wait_for_state(limited, comparison["id"], TERMINAL)
+
+
+def test_the_cli_submits_a_comparison_watches_it_and_prints_its_table(service, tmp_path):
+    spec = tmp_path / "comparison.yaml"
+    spec.write_text("training: {model: {architecture: mlp}, dataset: {name: digits}, optimizer: {name: sgd},\n"
+                    "           batch_size: 100, epochs: 1, validation_split: 0.2}\n"
+                    "arms:\n  - {name: fixed, schedule: {policy: constant, lr: 0.05}}\nseeds: [0]\n")
+    result = CliRunner().invoke(app, ["submit", "comparison", str(spec), "--watch", "--url", service.url,
+                                      "--key", service.api_key])
+    assert result.exit_code == 0, result.output
+    job_id = result.output.split()[0]
+    assert f"{job_id}: succeeded" in result.output
+    assert "arm,runs,figure,metric,mean,std,n,iterations_to_target" in result.output
+    assert "fixed,1,final,val_accuracy," in result.output
