@@ -1,8 +1,10 @@
 """The dashboard in a real browser (Debian's chromium, headless, reaching no host but the service's): a range test
 from the form (its fields' defaults, a bad value refused by the API's 422 beside its field), its plot growing live, its
 y axis clipped as the PNG figure's, both bounds, a training from them, its curve, the model downloaded, both jobs'
-bounds and final metric in the filtered job list; and from a stubbed service, a range test's chart and verified
-candidates, the training form and its JSON in sync, and the job list's columns and filters."""
+bounds and final metric in the filtered job list, a comparison of the range test's bounds against a fixed rate and
+1cycle (every run drawn, its table, a run linked to it and to the range test, the range test listing it); and from a
+stubbed service, a range test's chart and verified candidates, the training form and its JSON in sync, and the job
+list's columns and filters."""
 
 import json
 import math
@@ -201,6 +203,32 @@ def test_a_range_test_then_a_training_from_its_bounds_in_the_dashboard(service, 
         expect(training_listed).to_have_count(1)
         assert set(page.locator("#jobs td.state").all_inner_texts()) == {"succeeded"}
         page.screenshot(path=str(tmp_path / "dashboard-jobs.png"), full_page=True)  # docs/dashboard-jobs.png
+
+        page.goto(service.url + f"/#/jobs/{job_id}")  # the range test's bounds against a fixed rate and 1cycle
+        page.click("#compare")
+        page.wait_for_function("location.hash.startsWith('#/jobs/') && document.querySelector('h2')"
+                               ".textContent.startsWith('comparison')", timeout=30_000)
+        comparison_id = page.evaluate("location.hash.slice('#/jobs/'.length)")
+        page.wait_for_function("document.querySelector('#status')?.dataset.state === 'succeeded'", timeout=400_000)
+        with service.client() as http:
+            comparison = http.get(f"/jobs/{comparison_id}").raise_for_status().json()
+            runs = [run for seeds in comparison["children"].values() for run in seeds.values()]
+            lengths = [len(http.get(f"/jobs/{run}/curves", params={"max_points": 400}).json()["iteration"])
+                       for run in runs]
+        assert [arm.get("range_test_id") for arm in comparison["spec"]["arms"]] == [None, job_id, job_id]
+        assert comparison["spec"]["arms"][0]["schedule"]["lr"] == suggested["valley_lr"]
+        for arm in comparison["result"]["arms"]:  # the table: each arm's final accuracy as the API's mean
+            cell = page.inner_text(f"#comparison-table tr[data-arm='{arm['name']}'] td.final")
+            assert float(cell.split(" ± ")[0]) == pytest.approx(arm["final"]["val_accuracy"]["mean"], rel=1e-3)
+        assert json.loads(page.get_attribute("#chart", "data-points")) == lengths  # every run drawn, each whole
+        assert page.locator("#runs li a").count() == len(runs) == 6
+        page.screenshot(path=str(tmp_path / "dashboard-comparison.png"), full_page=True)
+        page.click("#runs li a >> nth=2")  # the clr arm's first run
+        assert page.get_attribute("#its-comparison", "href") == f"#/jobs/{comparison_id}"
+        assert page.get_attribute("#its-range-test", "href") == f"#/jobs/{job_id}"
+        page.goto(service.url + f"/#/jobs/{job_id}")
+        page.wait_for_selector(".used-by")
+        assert f"comparison {comparison_id[:8]}" in page.locator(".used-by").all_inner_texts()
         assert errors == []
         browser.close()
 

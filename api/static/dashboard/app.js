@@ -5,7 +5,8 @@ const view = document.getElementById("view");
 const errorLine = document.getElementById("error");
 const TERMINAL = ["succeeded", "failed", "cancelled"];
 const STATES = ["queued", "running", ...TERMINAL];
-const KINDS = ["range_test", "training"];
+const KINDS = ["range_test", "training", "comparison"];
+const ARM_COLOURS = ["#dc2626", "#2563eb", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
 const RANGE_TEST = {model: {architecture: "mlp"}, dataset: {name: "digits"}, optimizer: {name: "sgd"},
                     batch_size: 32, start_lr: 0.0001, end_lr: 10, epochs: 6, seed: 0};
 const TRAINING = {model: {architecture: "mlp"}, dataset: {name: "digits"}, optimizer: {name: "sgd"}, batch_size: 32,
@@ -410,6 +411,7 @@ async function jobPage(jobId) {
   let stop = false;
   leaving.push(() => { stop = true; });
   const job = await (await api(`/jobs/${jobId}`)).json();
+  if (job.children) { return comparisonPage(job, () => stop); }
   const status = el("p", {id: "status"});
   const chartBox = el("div", {id: "chart"});
   const verified = el("div", {id: "verified"});
@@ -476,6 +478,8 @@ async function jobPage(jobId) {
   }
   const epochs = el("table", {id: "epochs"});
   if (!rangeTest) { extra.append(el("h3", {}, "Epochs"), epochs); }
+  verified.after(el("p", {id: "related"}, ...relatedLinks(job)));
+  if (rangeTest) { usedBy(job).catch(showError); }
   const showStatus = (state) => {
     const done = columns.iteration.length;
     const rate = done / Math.max((Date.now() - started) / 1000, 0.001);
@@ -513,6 +517,78 @@ async function jobPage(jobId) {
   actions.replaceChildren(...buttons({...job, state}));
 }
 
+// Where a training comes from: the range test whose bounds it took, the comparison it is one run of.
+function relatedLinks(job) {
+  const links = [];
+  if (job.spec.range_test_id) { links.push(el("a", {href: `#/jobs/${job.spec.range_test_id}`, id: "its-range-test"}, "its range test")); }
+  if (job.comparison) {
+    links.push(" ", el("a", {href: `#/jobs/${job.comparison.id}`, id: "its-comparison"},
+                       `comparison ${job.comparison.id.slice(0, 8)} (arm ${job.comparison.arm}, seed ${job.comparison.seed})`));
+  }
+  return links;
+}
+
+// The trainings and comparisons that took this range test's bounds (`range_test_id`), linked.
+async function usedBy(rangeTest) {
+  const page = await (await api("/jobs?limit=500")).json();
+  const users = page.jobs.filter((job) => job.spec.range_test_id === rangeTest.id
+    || (job.spec.arms || []).some((arm) => arm.range_test_id === rangeTest.id));
+  if (!users.length) { return; }
+  document.getElementById("related").replaceChildren("Used by: ", ...users.flatMap((job) => [
+    el("a", {href: `#/jobs/${job.id}`, class: "used-by"}, `${job.kind} ${job.id.slice(0, 8)}`), " "]));
+}
+
+// A comparison: every run's loss live (one colour per arm), the table once it ends, and a link to each run.
+async function comparisonPage(job, stopped) {
+  const runs = Object.entries(job.children).flatMap(([arm, seeds], index) => Object.entries(seeds).map(
+    ([seed, id]) => ({arm, seed, id, colour: ARM_COLOURS[index % ARM_COLOURS.length]})));
+  const status = el("p", {id: "status"}), chartBox = el("div", {id: "chart"});
+  const table = el("table", {id: "comparison-table"}), list = el("ul", {id: "runs"});
+  const actions = el("p", {class: "actions"});
+  view.replaceChildren(el("h2", {}, `comparison ${job.id.slice(0, 8)}`), status, chartBox, el("h3", {}, "Arms"),
+                       table, el("h3", {}, "Runs"), list, actions);
+  const plot = new uPlot({width: 800, height: 360, title: "Loss per iteration: each run, one colour per arm",
+    scales: {x: {time: false}}, series: [{label: "iteration"}, ...runs.map((run) => (
+      {label: `${run.arm} ${run.seed}`, stroke: run.colour, width: 1, spanGaps: true}))]},
+    [[], ...runs.map(() => [])], chartBox);
+  let current = job;
+  while (!stopped()) {
+    const [comparison, ...children] = await Promise.all([job.id, ...runs.map((run) => run.id)].map(
+      async (id) => (await api(`/jobs/${id}`)).json()));
+    const curves = await Promise.all(runs.map(async (run) => (
+      await api(`/jobs/${run.id}/curves?max_points=400`)).json()));
+    plot.setData(uPlot.join(curves.map((curve) => [curve.iteration, curve.loss])));
+    chartBox.dataset.points = JSON.stringify(curves.map((curve) => curve.iteration.length));
+    list.replaceChildren(...runs.map((run, index) => el("li", {"data-id": run.id},
+      el("a", {href: `#/jobs/${run.id}`}, `${run.arm}, seed ${run.seed}: ${run.id.slice(0, 8)}`),
+      ` ${children[index].state}`)));
+    current = comparison;
+    const ended = children.filter((child) => TERMINAL.includes(child.state)).length;
+    status.textContent = `${comparison.state} · ${ended}/${runs.length} runs ended`;
+    status.dataset.state = comparison.state;
+    if (comparison.error) { showError(comparison.error); }
+    if (TERMINAL.includes(comparison.state)) { break; }
+    await new Promise((resolve) => { setTimeout(resolve, 2000); });
+  }
+  if (current.result) { table.replaceChildren(...comparisonRows(current.result)); }
+  actions.replaceChildren(...buttons(current));
+}
+
+// The table's rows: per arm, its runs, the mean ± std of its first final metric and of its test accuracy, and the
+// iterations it took to reach the best fixed rate's final accuracy.
+function comparisonRows(result) {
+  const metric = result.target?.metric ?? FINAL_METRICS.find((name) => result.arms.some((arm) => arm.final[name]));
+  const spread = (figure) => (figure?.mean == null ? "-"
+    : `${figure.mean.toPrecision(4)}${figure.std == null ? "" : ` ± ${figure.std.toPrecision(2)}`}`);
+  const reached = (arm) => (arm.iterations_to_target == null ? "-" : arm.iterations_to_target === "never"
+    ? "never" : `${Math.round(arm.iterations_to_target.mean)} (${arm.iterations_to_target.n}/${arm.runs} runs)`);
+  const header = ["arm", "runs", `final ${metric}`, "test accuracy", "iterations to target"];
+  return [el("tr", {}, ...header.map((name) => el("th", {}, name))), ...result.arms.map((arm) => el("tr",
+    {"data-arm": arm.name}, el("td", {}, arm.name), el("td", {}, String(arm.runs)),
+    el("td", {class: "final"}, spread(arm.final[metric])), el("td", {}, spread(arm.final.test_accuracy)),
+    el("td", {class: "to-target"}, reached(arm))))];
+}
+
 function pickBounds(suggested, job, plot) {
   const bounds = {min: suggested.min_lr, max: suggested.max_lr};
   const low = job.spec.start_lr, high = job.spec.end_lr;
@@ -525,8 +601,10 @@ function pickBounds(suggested, job, plot) {
     maxText.textContent = bounds.max.toPrecision(3);
     plot.redraw(false);
   };
-  minSlider.addEventListener("input", update);
-  maxSlider.addEventListener("input", update);
+  let moved = false;  // whether the bounds are still the suggestion
+  for (const slider of [minSlider, maxSlider]) {
+    slider.addEventListener("input", () => { moved = true; update(); });
+  }
   const train = el("button", {id: "train"}, "Train with these bounds");
   train.addEventListener("click", async () => {
     const spec = {...TRAINING, model: job.spec.model, dataset: job.spec.dataset, optimizer: job.spec.optimizer,
@@ -537,11 +615,28 @@ function pickBounds(suggested, job, plot) {
       location.hash = `#/jobs/${training.id}`;
     } catch (error) { showError(error); }
   });
+  const compare = el("button", {id: "compare"}, "Compare against a fixed rate and 1cycle");
+  compare.addEventListener("click", async () => {  // the fixed rate: fastai's single-LR pick from the same curve
+    const suggestion = !moved;
+    const source = suggestion ? {range_test_id: job.id, accept_low_confidence: true} : {};
+    const spec = {training: {model: job.spec.model, dataset: job.spec.dataset, optimizer: job.spec.optimizer,
+                             batch_size: job.spec.batch_size, epochs: 8, validation_split: 0.2},
+                  arms: [{name: "fixed", schedule: {policy: "constant", lr: suggested.valley_lr}},
+                         {name: "clr", clr: {step_size_epochs: 2, ...(suggestion ? {} : {base_lr: bounds.min,
+                          max_lr: bounds.max})}, ...source},
+                         {name: "one_cycle", schedule: {policy: "one_cycle", ...(suggestion ? {} : {max_lr: bounds.max})},
+                          ...source}],
+                  seeds: [0, 1]};
+    try {
+      const comparison = await (await api("/comparisons", {method: "POST", body: JSON.stringify(spec)})).json();
+      location.hash = `#/jobs/${comparison.id}`;
+    } catch (error) { showError(error); }
+  });
   document.getElementById("extra").replaceChildren(el("div", {class: "bounds"},
     el("p", {}, `Suggested${suggested.verified ? " and verified" : ""} (confidence ${suggested.confidence}): `
                 + `${suggested.explanation || ""}`),
     el("label", {}, "base_lr ", minSlider, " ", minText), el("br"),
-    el("label", {}, "max_lr ", maxSlider, " ", maxText), el("br"), train));
+    el("label", {}, "max_lr ", maxSlider, " ", maxText), el("br"), train, " ", compare));
   update();
   return bounds;
 }
