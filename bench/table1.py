@@ -1,16 +1,15 @@
-"""Smith's Table 1 on data we have: fixed LR against triangular, triangular2, exp_range and 1cycle (with the
-optimizer's momentum and with cyclical momentum), through the worker's own range-test and training code, on digits
-and on a harder digits (fewer samples, noisy labels)."""
+"""Smith's Table 1 on data we have, through the service's comparisons: fixed LRs against triangular, triangular2,
+exp_range and 1cycle (with the optimizer's momentum and with cyclical momentum), with the bounds of the service's
+own range test, on digits and on a harder digits (fewer samples, noisy labels)."""
 
 from __future__ import annotations
 
 import argparse
 import io
-import math
 import os
 import statistics
 import tempfile
-import uuid
+import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -19,16 +18,16 @@ import numpy as np  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from bench.common import claimed_job, redis_store, table  # noqa: E402
+from bench.common import table  # noqa: E402
 from clr import datasets  # noqa: E402
-from clr.config import RangeTestSpec, TrainingSpec  # noqa: E402
-from worker.engine.range_test import run_range_test  # noqa: E402
-from worker.engine.training import run_training  # noqa: E402
-from worker.reporting import JobReporter  # noqa: E402
-from worker.settings import Settings  # noqa: E402
+from clr.plan import iterations_per_epoch  # noqa: E402
+from clr_service.client import TERMINAL_STATES, Client  # noqa: E402
+from clr_service.stack import EmbeddedStack, free_port  # noqa: E402
 
 FIXED_GRID = (0.003, 0.01, 0.03, 0.1)
 POLICIES = ("triangular", "triangular2", "exp_range")
+ONE_CYCLES = {"one_cycle": False, "one_cycle_cyclical_momentum": True}  # arm: whether it cycles momentum
+LABELS = {"one_cycle_cyclical_momentum": "one_cycle, cyclical momentum"}
 
 
 def harder_digits(train_samples: int = 400, label_noise: float = 0.25) -> datasets.Dataset:
@@ -41,105 +40,77 @@ def harder_digits(train_samples: int = 400, label_noise: float = 0.25) -> datase
     return datasets.Dataset(data.x_train[:train_samples], y, data.x_test, data.y_test)
 
 
-def upload(data: datasets.Dataset, settings: Settings) -> tuple[str, float]:
-    """Write the data where the worker reads uploads, the test set appended as the validation part, so that the
-    per-epoch validation accuracy is the test accuracy. Returns the id and the validation split."""
-    dataset_id = uuid.uuid4().hex
-    settings.datasets_dir.mkdir(parents=True, exist_ok=True)
+def upload(client: Client, data: datasets.Dataset, folder: Path) -> tuple[str, float]:
+    """Upload the data with the test set appended as the validation part (`validation_split` takes the last
+    samples), so that each epoch's validation accuracy is the test accuracy. Returns its id and that split."""
+    path = folder / f"{len(data.x_train)}.npz"
     buffer = io.BytesIO()
     np.savez(buffer, x_train=np.concatenate([data.x_train, data.x_test]),
              y_train=np.concatenate([data.y_train, data.y_test]))
-    (settings.datasets_dir / f"{dataset_id}.npz").write_bytes(buffer.getvalue())
+    path.write_bytes(buffer.getvalue())
     total = len(data.x_train) + len(data.x_test)
-    return dataset_id, (len(data.x_test) - 0.5) / total
+    return client.upload_dataset(path)["id"], (len(data.x_test) - 0.5) / total
 
 
-class Experiment:
-    """Range test and trainings on one dataset through `worker.engine`, reporting to a real Redis."""
-
-    def __init__(self, data: datasets.Dataset, store, settings: Settings, architecture: str, optimizer: dict,
-                 batch_size: int, epochs: int, step_epochs: int) -> None:
-        self.store, self.settings, self.epochs, self.step_epochs = store, settings, epochs, step_epochs
-        self.dataset_id, self.validation_split = upload(data, settings)
-        self.per_epoch = math.ceil(len(data.x_train) / batch_size)
-        self.base = {"model": {"architecture": architecture}, "dataset": {"id": self.dataset_id},
-                     "optimizer": optimizer, "batch_size": batch_size, "validation_split": self.validation_split}
-
-    def _reporter(self) -> JobReporter:
-        return JobReporter(self.store, *claimed_job(self.store, "benchmark"), self.settings)
-
-    def range_test(self, start_lr: float = 1e-4, end_lr: float = 1.0, epochs: int = 8, seed: int = 0) -> dict:
-        """The range test's result: `suggested_bounds` (or a `warning`), and its curve under `lrs`/`losses`."""
-        spec = RangeTestSpec.model_validate(self.base | {"start_lr": start_lr, "end_lr": end_lr, "epochs": epochs,
-                                                         "seed": seed})
-        with self._reporter() as reporter:
-            result = run_range_test(spec, reporter, self.settings)
-        curve = self.store.curve(reporter.job_id)
-        return result | {"lrs": curve.lrs, "losses": curve.losses}
-
-    def train(self, clr: dict, seed: int) -> list[float]:
-        """Test accuracy after each epoch of a CLR training."""
-        return self._fit({"clr": clr}, seed)
-
-    def one_cycle(self, max_lr: float, seed: int, cycle_momentum: bool) -> list[float]:
-        """Test accuracy after each epoch of a 1cycle training peaking at `max_lr`, with the optimizer's momentum or
-        with momentum cycled from 0.95 to 0.85 and back."""
-        return self._fit({"schedule": {"policy": "one_cycle", "max_lr": max_lr, "cycle_momentum": cycle_momentum}},
-                         seed)
-
-    def _fit(self, schedule: dict, seed: int) -> list[float]:
-        spec = TrainingSpec.model_validate(self.base | {"epochs": self.epochs, "seed": seed} | schedule)
-        with self._reporter() as reporter:
-            result = run_training(spec, reporter, self.settings)
-        return result["history"]["val_accuracy"]
-
-    def fixed(self, lr: float, seed: int) -> list[float]:
-        """A fixed LR through the same path: a cycle whose bounds differ by one part in 10^9."""
-        return self.train({"base_lr": lr, "max_lr": lr * (1 + 1e-9), "step_size": 1}, seed)
-
-    def cyclical(self, policy: str, bounds: tuple[float, float], seed: int) -> list[float]:
-        total = self.epochs * self.per_epoch
-        clr = {"step_size": self.step_epochs * self.per_epoch, "mode": policy}
-        if policy == "exp_range":
-            clr["gamma"] = 0.1 ** (1 / total)  # the amplitude decays to a tenth by the end
-        return self.train(clr | {"base_lr": bounds[0], "max_lr": bounds[1]}, seed)
+def ended(client: Client, job_id: str, poll_s: float = 2.0) -> dict:
+    job = client.job(job_id)
+    while job["state"] not in TERMINAL_STATES:
+        time.sleep(poll_s)
+        job = client.job(job_id)
+    return job
 
 
-def iterations_to_reach(curve: list[float], target: float, per_epoch: int) -> int | None:
-    reached = next((epoch for epoch, accuracy in enumerate(curve, 1) if accuracy >= target), None)
-    return None if reached is None else reached * per_epoch
+def arms(args: argparse.Namespace, range_test_id: str, iterations: int) -> list[dict]:
+    """The grid of fixed rates, the three cyclical modes and the two 1cycles, all but the fixed from the range test."""
+    source = {"range_test_id": range_test_id, "accept_low_confidence": True}
+    cyclical = [{"name": mode, "clr": {"step_size_epochs": args.step_epochs, "mode": mode}
+                 | ({"gamma": 0.1 ** (1 / iterations)} if mode == "exp_range" else {}), **source}
+                for mode in POLICIES]  # exp_range: the amplitude decays to a tenth by the end
+    one_cycles = [{"name": name, "schedule": {"policy": "one_cycle", "cycle_momentum": cycled}, **source}
+                  for name, cycled in ONE_CYCLES.items()]
+    return [{"name": f"fixed_{lr:g}", "schedule": {"policy": "constant", "lr": lr}} for lr in args.grid] + (
+        cyclical + one_cycles)
 
 
-def run(name: str, data: datasets.Dataset, store, settings: Settings, args: argparse.Namespace,
+def run(name: str, data: datasets.Dataset, client: Client, folder: Path, args: argparse.Namespace,
         axes) -> list[list[object]]:
-    epochs, seeds = args.epochs, range(args.seeds)
-    experiment = Experiment(data, store, settings, args.architecture, {"name": "sgd", "momentum": 0.9},
-                            args.batch_size, epochs, args.step_epochs)
-    suggested = experiment.range_test(epochs=args.range_epochs)["suggested_bounds"]
-    bounds = (suggested["min_lr"], suggested["max_lr"])
-    print(f"{name}: suggested bounds {bounds[0]:.3g} .. {bounds[1]:.3g}", flush=True)
-    fixed = {lr: [experiment.fixed(lr, seed) for seed in seeds] for lr in args.grid}
-    best_lr = max(fixed, key=lambda lr: statistics.mean(curve[-1] for curve in fixed[lr]))
-    curves = {f"fixed {best_lr:g}": fixed[best_lr]}
-    curves |= {policy: [experiment.cyclical(policy, bounds, seed) for seed in seeds] for policy in POLICIES}
-    curves |= {name: [experiment.one_cycle(bounds[1], seed, cycled) for seed in seeds]
-               for name, cycled in (("one_cycle", False), ("one_cycle, cyclical momentum", True))}
-    target = statistics.mean(curve[-1] for curve in fixed[best_lr])
+    dataset_id, validation_split = upload(client, data, folder)
+    base = {"model": {"architecture": args.architecture}, "dataset": {"id": dataset_id},
+            "optimizer": {"name": "sgd", "momentum": 0.9}, "batch_size": args.batch_size,
+            "validation_split": validation_split}
+    range_test = ended(client, client.submit_range_test(base | {"start_lr": 1e-4, "end_lr": 1.0,
+                                                                "epochs": args.range_epochs, "seed": 0})["id"])
+    suggested = range_test["result"]["suggested_bounds"]
+    print(f"{name}: suggested bounds {suggested['min_lr']:.3g} .. {suggested['max_lr']:.3g}", flush=True)
+    per_epoch = iterations_per_epoch(len(data.x_train) + len(data.x_test), args.batch_size, validation_split)
+    spec = {"training": base | {"epochs": args.epochs}, "seeds": list(range(args.seeds)),
+            "arms": arms(args, range_test["id"], args.epochs * per_epoch)}
+    comparison = ended(client, client.submit_comparison(spec)["id"])
+    assert comparison["state"] == "succeeded", comparison["error"]
+    result, target = comparison["result"], comparison["result"]["target"]
+    best_fixed = target["arm"]
     rows = []
-    for policy, runs in curves.items():
-        finals = [curve[-1] for curve in runs]
-        reach = [iterations_to_reach(curve, target, experiment.per_epoch) for curve in runs]
-        reached = sorted(value for value in reach if value is not None)
-        lr = f"{best_lr:g}" if policy.startswith("fixed") else f"{bounds[0]:.3g}-{bounds[1]:.3g}" if (
-            policy in POLICIES) else f"peak {bounds[1]:.3g}"
-        spread = f" ± {statistics.stdev(finals):.4f}" if len(finals) > 1 else ""
-        rows.append([name, policy, lr, f"{statistics.mean(finals):.4f}{spread}",
+    for arm in result["arms"]:
+        if arm["name"].startswith("fixed") and arm["name"] != best_fixed:
+            continue
+        label = LABELS.get(arm["name"], arm["name"].replace("_", " ") if arm["name"].startswith("fixed") else
+                           arm["name"])
+        final = arm["final"]["val_accuracy"]
+        reached = [] if arm["iterations_to_target"] == "never" else sorted(
+            value for value in arm["iterations_to_target"]["per_run"] if value is not None)
+        schedule = arm["schedules"][0]
+        lr = (f"{schedule['lr']:g}" if arm["name"].startswith("fixed") else
+              f"{schedule['base_lr']:.3g}-{schedule['max_lr']:.3g}" if "base_lr" in schedule
+              else f"peak {schedule['max_lr']:.3g}")
+        spread = f" ± {final['std']:.4f}" if final["std"] is not None else ""
+        rows.append([name, label, lr, f"{final['mean']:.4f}{spread}",
                      f"{statistics.median(reached):,.0f}" if reached else "not reached",
-                     f"{len(reached)}/{len(seeds)}"])
-        iterations = np.arange(1, epochs + 1) * experiment.per_epoch
-        axes.plot(iterations, np.mean(runs, axis=0), label=policy)
-    axes.axhline(target, color="0.5", linestyle=":", label="fixed-LR final")
-    axes.set(title=name, xlabel="iteration", ylabel=f"test accuracy (mean of {len(seeds)} seeds)")
+                     f"{len(reached)}/{arm['runs']}"])
+        runs = [client.job(job_id)["result"] for job_id in comparison["children"][arm["name"]].values()]
+        curve = np.mean([run["history"]["val_accuracy"] for run in runs], axis=0)
+        axes.plot(np.arange(1, len(curve) + 1) * (runs[0]["iterations"] // runs[0]["epochs"]), curve, label=label)
+    axes.axhline(target["value"], color="0.5", linestyle=":", label="fixed-LR final")
+    axes.set(title=name, xlabel="iteration", ylabel=f"test accuracy (mean of {args.seeds} seeds)")
     axes.legend()
     return rows
 
@@ -157,10 +128,11 @@ def main() -> None:
     args = parser.parse_args()
     args.plot = args.plot or Path(f"docs/table1-{args.architecture}.png")
     figure = Figure(figsize=(12, 4.5))
-    with tempfile.TemporaryDirectory() as directory, redis_store() as (store, _):
-        settings = Settings(data_dir=Path(directory))
-        rows = run("digits", datasets.digits(), store, settings, args, figure.add_subplot(1, 2, 1))
-        rows += run("digits, 400 samples, 25% noisy labels", harder_digits(), store, settings, args,
+    with tempfile.TemporaryDirectory() as directory, EmbeddedStack(
+            port=free_port(), data_dir=Path(directory) / "data", worker_loglevel="WARNING") as stack:
+        client = Client(stack.url, stack.api_key, timeout=120)
+        rows = run("digits", datasets.digits(), client, Path(directory), args, figure.add_subplot(1, 2, 1))
+        rows += run("digits, 400 samples, 25% noisy labels", harder_digits(), client, Path(directory), args,
                     figure.add_subplot(1, 2, 2))
     print()
     print(f"{args.architecture}, SGD momentum 0.9, batch {args.batch_size}, {args.epochs} epochs, "

@@ -349,7 +349,7 @@ class ComparisonSpec(Strict):
     budget."""
 
     training: ComparisonBase
-    arms: list[ComparisonArm] = Field(min_length=1, max_length=8)
+    arms: list[ComparisonArm] = Field(min_length=1, max_length=12)
     seeds: list[Annotated[int, Field(ge=0, lt=2**32)]] = Field([0], min_length=1, max_length=8)
 
     @model_validator(mode="after")
