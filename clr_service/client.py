@@ -107,9 +107,11 @@ class Client:
     def preview(self, request: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", "/schedules/preview", json=request).json()
 
-    def upload_dataset(self, path: Path) -> dict[str, Any]:
+    def upload_dataset(self, path: Path, image_size: int | None = None, color_mode: str = "rgb") -> dict[str, Any]:
+        """Upload an `.npz`, or with `image_size` a `.zip` of class folders (`train/<class>/<image>`)."""
+        params = {} if image_size is None else {"image_size": image_size, "color_mode": color_mode}
         with path.open("rb") as file:
-            return self._call("POST", "/datasets", files={"file": (path.name, file)}).json()
+            return self._call("POST", "/datasets", params=params, files={"file": (path.name, file)}).json()
 
     def upload_arrays(self, arrays: dict[str, np.ndarray], part_bytes: int = 64 * 2**20) -> dict[str, Any]:
         """Upload `x_train`, `y_train` (and `x_test`, `y_test`) of any size, memory-maps included, in `.npy` parts of

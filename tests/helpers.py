@@ -1,10 +1,12 @@
 """Helpers shared by the service tests."""
 
+import io
 import json
 import os
 import subprocess
 import sys
 import time
+import zipfile
 
 import httpx
 import numpy as np
@@ -58,3 +60,31 @@ def in_plain_keras(client: httpx.Client, job_id: str, which: str, folder) -> dic
                          env=os.environ | {"PYTHONPATH": "", "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def image_bytes(brightness: int, image_format: str, size: tuple[int, int] = (12, 10)) -> bytes:
+    """An RGB image of one brightness (with some noise), encoded as `image_format` (Pillow's name)."""
+    from PIL import Image
+
+    noise = np.random.default_rng(brightness).integers(0, 30, (*size, 3))
+    pixels = np.clip(brightness + noise, 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+def image_folder_zip(per_class: int = 12, broken: bool = True) -> bytes:
+    """A zip of `train/<class>/` folders of dark and bright images (JPEG and PNG) and a `test/` folder; with `broken`,
+    a truncated JPEG, a text file named `.jpg` and a PNG named `.jpg` beside them."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for split, count in (("train", per_class), ("test", per_class // 3)):
+            for name, brightness in (("dark", 40), ("bright", 200)):
+                for index in range(count):
+                    image_format, suffix = ("JPEG", "jpg") if index % 2 else ("PNG", "png")
+                    archive.writestr(f"{split}/{name}/{index}.{suffix}", image_bytes(brightness + index, image_format))
+        if broken:
+            archive.writestr("train/dark/truncated.jpg", image_bytes(41, "JPEG")[:200])
+            archive.writestr("train/bright/notes.jpg", b"this is a text file, not an image\n")
+            archive.writestr("train/bright/actually_png.jpg", image_bytes(210, "PNG"))
+    return buffer.getvalue()

@@ -40,6 +40,11 @@ def settle(store: JobStore, comparison: JobRecord) -> JobRecord:
     return store.get(comparison["id"])
 
 
+def current(store: JobStore, job: JobRecord | None) -> JobRecord | None:
+    """The job as it stands: a comparison whose trainings have all ended, settled."""
+    return settle(store, job) if job is not None and job.get("children") is not None else job
+
+
 def settle_parent(store: JobStore, job: JobRecord | None) -> None:
     """Settle the comparison that `job` (just ended) belongs to, if any."""
     if job is not None and job.get("comparison") and (parent := store.get(job["comparison"]["id"])) is not None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Response, UploadFile, status
+from fastapi import APIRouter, HTTPException, Query, Response, UploadFile, status
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
@@ -15,10 +15,11 @@ from api.deps import CallerDep, KeysDep, SettingsDep, StoreDep, owns
 from api.errors import error_responses
 from api.keys import ApiKey
 from api.settings import ApiSettings
-from api.uploads import owned_upload, received, remove_upload
+from api.uploads import owned_upload, received, remove_upload, reserved
 from clr import datasets, volume
 from clr.config import DatasetSpec, Strict
 from clr.datasets import BUILTIN_DATASETS, Dataset, from_npz, unpacked_size
+from clr.image_folders import ColorMode, ImageFolders, read_image_zip, save_npz
 from worker.errors import with_fetch_advice
 from worker.settings import Settings
 from worker.store import JobStore
@@ -34,11 +35,28 @@ def within_class_limit(dataset: Dataset, settings: ApiSettings) -> Dataset:
     return dataset
 
 
-def _check(path: Path, settings: ApiSettings) -> Dataset:
+def _check_unpacked(path: Path, settings: ApiSettings) -> None:
     if (unpacked := unpacked_size(path)) > settings.max_dataset_bytes:
         raise HTTPException(413, f"file: the archive unpacks to {unpacked} bytes, more than the limit of "
                                  f"{settings.max_dataset_bytes}")
+
+
+def _check(path: Path, settings: ApiSettings) -> Dataset:
+    _check_unpacked(path, settings)
     return within_class_limit(from_npz(path), settings)
+
+
+def _images_to_npz(path: Path, size: int, color_mode: ColorMode, settings: ApiSettings) -> ImageFolders:
+    """The zip of class folders at `path`, decoded and written over it as the `.npz` of its arrays."""
+    _check_unpacked(path, settings)
+    folders = read_image_zip(str(path), (size, size), color_mode, settings.max_dataset_bytes)
+    save_npz(folders, str(path))
+    return folders
+
+
+ImageSize = Annotated[int | None, Query(ge=4, le=1024, description="The upload is a zip of class folders "
+                                        "(`train/<class>/<image>`, optionally `test/<class>/<image>`): each image "
+                                        "resized to this many pixels square")]
 
 
 def _check_registered(path: Path, settings: ApiSettings) -> Dataset:
@@ -46,19 +64,32 @@ def _check_registered(path: Path, settings: ApiSettings) -> Dataset:
 
 
 @router.post("/datasets", status_code=status.HTTP_201_CREATED, responses=error_responses(413))
-async def upload_dataset(file: UploadFile, settings: SettingsDep, store: StoreDep, key: CallerDep) -> dict[str, Any]:
+async def upload_dataset(file: UploadFile, settings: SettingsDep, store: StoreDep, key: CallerDep,
+                         image_size: ImageSize = None, color_mode: ColorMode = "rgb") -> dict[str, Any]:
     """Upload a `.npz` with `x_train`, `y_train` and optional `x_test`, `y_test` (no pickles, size-limited packed
     and unpacked). Labels are classes (integers), one-hot rows or regression targets (floats); a job checks them
-    against its `loss`. It is written to the data volume in chunks and checked off the event loop."""
+    against its `loss`. It is written to the data volume in chunks and checked off the event loop.
+
+    With `image_size`: a zip of class folders instead, every file decoded (Pillow), converted to `color_mode` and
+    resized once, kept as the `.npz` of its arrays; files that cannot be decoded are set aside and listed
+    (`quarantined`, with the reason), those whose content is another format than their name says are kept and listed
+    (`mislabelled`); `class_names[i]` is the folder of label `i`."""
     async with received(file, settings.datasets_dir, ".npz", settings.max_upload_bytes, store, key) as (
             dataset_id, path, size):
         try:
+            folders = None if image_size is None else await run_in_threadpool(
+                _images_to_npz, path, image_size, color_mode, settings)
             dataset = await run_in_threadpool(_check, path, settings)
         except ValueError as error:
             raise HTTPException(422, f"file: {error}") from error
-        await run_in_threadpool(settings.storage().publish, path)
-        meta = dataset_record(dataset_id, key, file.filename, size, dataset)
-        store.uploads.save("datasets", dataset_id, meta)
+        stored = path.stat().st_size
+        with reserved(store, key, stored - size):  # an image folder's arrays take more or less than its zip
+            await run_in_threadpool(settings.storage().publish, path)
+            images = {} if folders is None else {
+                "class_names": folders.class_names, "quarantined": folders.quarantined,
+                "mislabelled": folders.mislabelled, "image_size": [image_size, image_size], "color_mode": color_mode}
+            meta = dataset_record(dataset_id, key, file.filename, stored, dataset) | images
+            store.uploads.save("datasets", dataset_id, meta)
     return meta
 
 

@@ -17,6 +17,7 @@ from api.errors import error_responses
 from api.keys import KeyStore
 from api.routes.curves import curve_columns, json_column
 from api.views import answer_as
+from worker.comparisons import current
 from worker.records import TERMINAL_STATES
 from worker.store import JobStore
 
@@ -54,7 +55,7 @@ async def job_events(store: JobStore, job_id: str, since: int, key: KeyCheck) ->
     events as the stored job changes; the last is the terminal `state`, or an `error` once `key` is revoked."""
     state = progress = None
     epochs_sent = 0
-    while (job := await run_in_threadpool(store.get, job_id)) is not None:
+    while (job := await run_in_threadpool(lambda: current(store, store.get(job_id)))) is not None:
         if job["state"] != state and job["state"] not in TERMINAL_STATES:
             state = job["state"]
             yield _event("state", {"state": state, "attempts": job["attempts"]})

@@ -19,7 +19,7 @@ from clr.architectures import check_input_shape
 from clr.config import JobSpec
 from clr.tasks import Task, labels_in
 from worker.celery_app import RUN_JOB
-from worker.comparisons import child_ids, settle, settle_parent
+from worker.comparisons import child_ids, current, settle, settle_parent
 from worker.job_files import stored_bytes
 from worker.kinds import KINDS, JobKind, KindName
 from worker.records import TERMINAL_STATES, JobRecord
@@ -133,19 +133,14 @@ def list_jobs(
 ) -> Response:
     """The caller's jobs (an admin key's: everyone's), newest first, filtered by kind and state."""
     total, jobs = store.list(kind, state, offset, limit, owner=None if key.admin else key.name)
-    return as_json(JobPage(total=total, offset=offset, limit=limit, jobs=[job_view(current(job, store))
+    return as_json(JobPage(total=total, offset=offset, limit=limit, jobs=[job_view(current(store, job))
                                                                           for job in jobs]))
-
-
-def current(job: JobRecord, store: JobStore) -> JobRecord:
-    """The job as it stands: a comparison whose trainings have all ended, settled."""
-    return settle(store, job) if job.get("children") is not None else job
 
 
 @router.get("/jobs/{job_id}", response_model=JobView, responses=error_responses(404))
 def get_job(job: JobDep, store: StoreDep) -> Response:
     """A job's state, progress and result."""
-    return as_json(job_view(current(job, store)))
+    return as_json(job_view(current(store, job)))
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobView,
