@@ -90,6 +90,7 @@ class TrainingResult(Reported):
     model_bytes: int | MISSING = MISSING
     best_model_bytes: int | MISSING = MISSING
     training_state_bytes: int | MISSING = MISSING  # both models' files with the optimizer (`include_optimizer=true`)
+    class_names: list[str] | MISSING = MISSING  # an image folder's classes, by output index
 
 
 class Spread(Reported):

@@ -15,11 +15,20 @@ from clr.policies import constant_lr, cosine_restarts_lr, one_cycle_lr, one_cycl
 from clr.schedules import Schedule, cyclical_lr, cyclical_momentum
 
 
+def widest_float() -> str:
+    """float64, where the backend computes in it: JAX does only with `jax_enable_x64` (float32 otherwise)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return "float64" if jax.config.jax_enable_x64 else "float32"
+    return "float64"
+
+
 class InGraphSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """The schedule `oracle` returns, evaluated at the optimizer's iteration count: its formula in float64 (float32
-    loses the position within a cycle after a few thousand steps), as float32. It takes the oracle's arguments (its
-    keyword-only ones are numpy-only), checks them as the oracle does, and holds each as an attribute and in its
-    config."""
+    """The schedule `oracle` returns, evaluated at the optimizer's iteration count: its formula in the backend's
+    widest float (`widest_float`; a 1cycle's annealing loses digits in float32 near its end), as float32. It takes the
+    oracle's arguments (its keyword-only ones are numpy-only), checks them as the oracle does, and holds each as an
+    attribute and in its config."""
 
     oracle: ClassVar[Callable[..., Schedule]]
 
@@ -33,7 +42,7 @@ class InGraphSchedule(keras.optimizers.schedules.LearningRateSchedule):
         vars(self).update(self._arguments)
 
     def __call__(self, step):
-        return ops.cast(self._schedule.formula(ops.cast(step, "float64"), ops), "float32")
+        return ops.cast(self._schedule.formula(ops.cast(step, widest_float()), ops), "float32")
 
     def get_config(self) -> dict[str, Any]:
         return dict(self._arguments)

@@ -106,15 +106,24 @@ class Schedule:
 
 def cycle_position(it, step_size: float, xp):
     """The cycle number (from 1) and the position `x` within it (1 at a cycle's start, 0 at its peak) of
-    docs/schedules.md."""
-    cycle = xp.floor(1.0 + it / (2.0 * step_size))
-    return cycle, xp.abs(it / step_size - 2.0 * cycle + 1.0)
+    docs/schedules.md, from the iteration's remainder in its cycle: exact for whole iterations and step sizes in
+    float32 as in float64 (`it / step_size` in float32 drifts within a cycle after a few thousand steps)."""
+    period = 2.0 * step_size
+    within = xp.mod(it, period)
+    return (it - within) / period + 1.0, xp.abs(within - step_size) / step_size
+
+
+def like(x, value: float):
+    """`value` as an array of `x`'s shape and dtype. The formulas keep to arithmetic, `mod`, `where` and the
+    elementwise functions, with arrays for operands: Keras's `minimum`, `maximum` and `floor` compute in float32 on
+    some backends, whatever their operands' dtype."""
+    return x * 0.0 + value
 
 
 def cycle_window(x, shape: str, xp):
     """The window `a` of docs/schedules.md at the cycle position `x`."""
     if shape == "linear":
-        return xp.maximum(0.0, 1.0 - x)
+        return xp.where(x < 1.0, 1.0 - x, like(x, 0.0))
     if shape == "parabolic":
         return 1.0 - xp.square(x)
     return (1.0 + xp.cos(math.pi * x)) / 2.0
@@ -125,7 +134,7 @@ def amplitude_scale(it, cycle, mode: str, gamma: float, xp):
     if mode == "triangular":
         return 1.0
     if mode == "triangular2":
-        return xp.power(0.5, cycle - 1.0)
+        return xp.exp((cycle - 1.0) * math.log(0.5))
     return xp.exp(it * math.log(gamma))
 
 

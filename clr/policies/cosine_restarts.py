@@ -26,13 +26,14 @@ def cosine_restarts_lr(initial_lr: float, first_decay_steps: int, t_mul: float =
     def formula(it, xp):
         fraction = it / first_decay_steps
         if t_mul == 1.0:
-            restart = xp.floor(fraction)
+            restart = fraction - xp.mod(fraction, 1.0)  # floor(fraction)
             fraction = fraction - restart
         else:
-            restart = xp.floor(xp.log(1.0 - fraction * (1.0 - t_mul)) / math.log(t_mul))
-            done = (1.0 - xp.power(t_mul, restart)) / (1.0 - t_mul)
-            fraction = (fraction - done) / xp.power(t_mul, restart)
-        decayed = 0.5 * xp.power(m_mul, restart) * (1.0 + xp.cos(math.pi * fraction))
+            grows = xp.log(1.0 - fraction * (1.0 - t_mul)) / math.log(t_mul)
+            restart = grows - xp.mod(grows, 1.0)
+            grown = xp.exp(restart * math.log(t_mul))  # t_mul ** restart
+            fraction = (fraction - (1.0 - grown) / (1.0 - t_mul)) / grown
+        decayed = 0.5 * xp.exp(restart * math.log(m_mul)) * (1.0 + xp.cos(math.pi * fraction))
         return initial_lr * ((1.0 - alpha) * decayed + alpha)
 
     return Schedule(formula)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, get_args
 
 import numpy as np
 from pydantic import Field
 
 from clr.requests import LearningRate, MomentumCycling, WholeTrainingPolicy
-from clr.schedules import Iterations, Schedule, check_argument, check_choice, check_positive_lr
+from clr.schedules import Iterations, Schedule, check_argument, check_choice, check_positive_lr, like
 
 Anneal = Literal["cos", "linear"]
 ANNEALS: tuple[str, ...] = get_args(Anneal)
@@ -17,7 +18,7 @@ ANNEALS: tuple[str, ...] = get_args(Anneal)
 def anneal(start: float, end: float, pct, strategy: str, xp=np):
     """PyTorch's `OneCycleLR` annealing from `start` to `end` at `pct` (0 to 1), cosine or linear."""
     if strategy == "cos":
-        return end + (start - end) / 2.0 * (xp.cos(np.pi * pct) + 1.0)
+        return end + (start - end) / 2.0 * (xp.cos(math.pi * pct) + 1.0)
     return (end - start) * pct + start
 
 
@@ -42,7 +43,7 @@ def _one_cycle(total_steps: int, pct_start: float, anneal_strategy: str, three_p
     phases = one_cycle_phases(total_steps, pct_start, three_phase, values)
 
     def formula(it, xp):  # past the last phase it holds the final value
-        it = xp.minimum(it, phases[-1][1])
+        it = xp.where(it > phases[-1][1], like(it, phases[-1][1]), it)
         value = None
         for start, end, first, last in reversed(phases):
             here = anneal(first, last, (it - start) / (end - start), anneal_strategy, xp)

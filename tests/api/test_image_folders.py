@@ -36,6 +36,7 @@ def test_an_image_folder_uploads_with_its_broken_files_set_aside_and_trains(serv
         job = wait_for_state(client, client.post("/trainings", json=body).json()["id"], {"succeeded", "failed"})
         assert job["state"] == "succeeded", job["error"]
         assert job["result"]["iterations"] == 3 * 7 and 0 <= job["result"]["test_accuracy"] <= 1
+        assert job["result"]["class_names"] == ["bright", "dark"]  # the model's output i is class_names[i]
 
         assert client.delete(f"/jobs/{job['id']}").status_code == 204
         assert client.delete(f"/datasets/{dataset['id']}").status_code == 204

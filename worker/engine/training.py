@@ -87,6 +87,9 @@ def run_training(spec: TrainingSpec, reporter: JobReporter, settings: Settings,
         result["schedule"] = {"policy": spec.schedule.policy, **schedule.get_config()}
     if not reporter.should_stop():
         result |= keep_models(model, files, storage.publish)
+    uploaded = reporter.store.uploads.get("datasets", spec.dataset.id) if spec.dataset.id else None
+    if uploaded and uploaded.get("class_names"):
+        result["class_names"] = uploaded["class_names"]  # an image folder's: the class of each output index
     if data.x_test is not None:
         test = model.evaluate(data.x_test, data.y_test, batch_size=spec.batch_size, verbose=0, return_dict=True)
         result |= {f"test_{name}": finite_or_none(value) for name, value in test.items()}
