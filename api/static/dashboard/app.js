@@ -615,18 +615,21 @@ function pickBounds(suggested, job, plot) {
       location.hash = `#/jobs/${training.id}`;
     } catch (error) { showError(error); }
   });
+  const compareEpochs = el("input", {id: "compare-epochs", type: "number", min: "1", value: "8", size: "3"});
+  const compareSeeds = el("input", {id: "compare-seeds", type: "number", min: "1", max: "8", value: "2", size: "2"});
   const compare = el("button", {id: "compare"}, "Compare against a fixed rate and 1cycle");
   compare.addEventListener("click", async () => {  // the fixed rate: fastai's single-LR pick from the same curve
     const suggestion = !moved;
     const source = suggestion ? {range_test_id: job.id, accept_low_confidence: true} : {};
     const spec = {training: {model: job.spec.model, dataset: job.spec.dataset, optimizer: job.spec.optimizer,
-                             batch_size: job.spec.batch_size, epochs: 8, validation_split: 0.2},
+                             batch_size: job.spec.batch_size, epochs: Number(compareEpochs.value),
+                             validation_split: 0.2},
                   arms: [{name: "fixed", schedule: {policy: "constant", lr: suggested.valley_lr}},
                          {name: "clr", clr: {step_size_epochs: 2, ...(suggestion ? {} : {base_lr: bounds.min,
                           max_lr: bounds.max})}, ...source},
                          {name: "one_cycle", schedule: {policy: "one_cycle", ...(suggestion ? {} : {max_lr: bounds.max})},
                           ...source}],
-                  seeds: [0, 1]};
+                  seeds: [...Array(Number(compareSeeds.value)).keys()]};
     try {
       const comparison = await (await api("/comparisons", {method: "POST", body: JSON.stringify(spec)})).json();
       location.hash = `#/jobs/${comparison.id}`;
@@ -636,7 +639,8 @@ function pickBounds(suggested, job, plot) {
     el("p", {}, `Suggested${suggested.verified ? " and verified" : ""} (confidence ${suggested.confidence}): `
                 + `${suggested.explanation || ""}`),
     el("label", {}, "base_lr ", minSlider, " ", minText), el("br"),
-    el("label", {}, "max_lr ", maxSlider, " ", maxText), el("br"), train, " ", compare));
+    el("label", {}, "max_lr ", maxSlider, " ", maxText), el("br"), train, el("br"), compare, " ",
+    el("label", {}, "epochs ", compareEpochs), " ", el("label", {}, "seeds ", compareSeeds)));
   update();
   return bounds;
 }
