@@ -24,7 +24,7 @@ def test_store_benchmark_prints_its_figures():
 def test_table1_benchmark_prints_its_table_and_plot(tmp_path):
     plot = tmp_path / "table1.png"
     out = run_module("bench.table1", "--epochs", "1", "--seeds", "1", "--grid", "0.03", "--range-epochs", "3",
-                     "--data", "digits", "--plot", str(plot))
+                     "--data", "digits", "--batch-size", "64", "--plot", str(plot))
     for policy in ("fixed 0.03", "triangular2", "exp_range", "one_cycle", "one_cycle, cyclical momentum"):
         assert f"| {policy}" in out
     assert plot.read_bytes().startswith(b"\x89PNG")
