@@ -63,6 +63,10 @@ class IterationRecorder(keras.callbacks.Callback):
         """Called with the steps completed since the last poll (global optimizer iterations), in order; `accuracies`
         of their batches where recorded, else None."""
 
+    def on_skipped(self, iterations: list[int]) -> None:
+        """Called, before `on_iterations`, with those of its steps that mixed precision's loss scaling skipped (their
+        gradients overflowed: the weights did not change), under `clr.mixed_precision`'s optimizer."""
+
     def on_train_begin(self, logs=None):
         model = self.model
         other = getattr(model.__dict__.get("compute_loss"), "recorded_by", None)
@@ -103,7 +107,8 @@ class IterationRecorder(keras.callbacks.Callback):
         return recording_compute_loss
 
     def _schedule(self) -> keras.optimizers.schedules.LearningRateSchedule | None:
-        learning_rate = self.model.optimizer._learning_rate
+        optimizer = self.model.optimizer
+        learning_rate = getattr(optimizer, "inner_optimizer", optimizer)._learning_rate  # a loss scaler's inner one
         return learning_rate if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule) else None
 
     def poll(self) -> int:
@@ -121,6 +126,9 @@ class IterationRecorder(keras.callbacks.Callback):
             if count:
                 self._next += count
                 iterations, lrs = expected[:count], rows[:count, 1]
+                if (skipped_among := getattr(self.model.optimizer, "skipped_among", None)) and (
+                        skipped := skipped_among(iterations)):
+                    self.on_skipped(skipped)
                 if schedule := self._schedule():
                     lrs = keras.ops.convert_to_numpy(schedule(iterations)).astype(np.float64)
                 self.on_iterations(iterations, lrs, rows[:count, 2],
