@@ -1,4 +1,4 @@
-"""In-graph recording of every iteration's learning rate and true per-batch loss (TensorFlow backend).
+"""Recording of every iteration's learning rate and true per-batch loss: in-graph on TensorFlow, eagerly on PyTorch.
 
 Keras's `logs["loss"]` in batch callbacks is the running mean since the start of the epoch, and with
 `steps_per_execution = k` batch callbacks fire every k steps only. `IterationRecorder` instead has each training
@@ -7,7 +7,8 @@ step; `poll()` hands the points written since the last poll to `on_iterations`, 
 iteration number, so a poll from another thread while training runs takes exactly the steps that are complete.
 An LR from a `LearningRateSchedule` is a function of the iteration: it is evaluated for the polled iterations at
 once instead of a second time inside every step. A recorder that `records_accuracy` also writes each step's
-accuracy on its own batch (from the same forward pass) when the model is compiled with a classification loss.
+accuracy on its own batch (from the same forward pass) when the model is compiled with a classification loss. On
+PyTorch, whose train step runs eagerly, each step writes its row into the same ring on the host.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import threading
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 CAPACITY = 2**16  # slots: far more steps than run between two polls
 
@@ -33,9 +33,11 @@ BATCH_ACCURACY = {
 }
 
 
-def global_batch_mean(value: tf.Tensor, x) -> tf.Tensor:
+def global_batch_mean(value, x):
     """The mean over the whole batch a step trains on of a replica's mean over its share: under a distribution
-    strategy, the shares' means weighted by their samples."""
+    strategy, the shares' means weighted by their samples (TensorFlow)."""
+    import tensorflow as tf
+
     if tf.distribute.get_strategy().num_replicas_in_sync == 1:
         return value
     samples = tf.cast(tf.shape(tf.nest.flatten(x)[0])[0], value.dtype)
@@ -43,10 +45,57 @@ def global_batch_mean(value: tf.Tensor, x) -> tf.Tensor:
     return total / count
 
 
-def global_batch_loss(loss: tf.Tensor, x) -> tf.Tensor:
+def global_batch_loss(loss, x):
     """The loss of the whole batch a step trains on. Under a distribution strategy each replica computes the loss of
-    its share divided by the number of replicas (as Keras scales it for the gradient sum)."""
+    its share divided by the number of replicas (as Keras scales it for the gradient sum; TensorFlow)."""
+    import tensorflow as tf
+
     return global_batch_mean(loss * tf.distribute.get_strategy().num_replicas_in_sync, x)
+
+
+class InGraphRing:
+    """TensorFlow: the ring is a variable each compiled step writes its row into."""
+
+    def __init__(self) -> None:
+        import tensorflow as tf
+
+        self.tf, self.buffer = tf, tf.Variable(np.full((CAPACITY, 4), -1.0), trainable=False, name="iteration_buffer")
+
+    def recording(self, loss, x, y, y_pred, optimizer, schedule, accuracy_of):
+        """`loss`, once this step's row is written."""
+        tf = self.tf
+        iteration = tf.cast(tf.convert_to_tensor(optimizer.iterations), tf.int64)
+        lr = tf.constant(np.nan, tf.float64) if schedule else tf.cast(optimizer.learning_rate, tf.float64)
+        accuracy = (tf.constant(np.nan, tf.float64) if accuracy_of is None else tf.cast(
+            global_batch_mean(tf.reduce_mean(tf.cast(accuracy_of(y, y_pred), tf.float32)), x), tf.float64))
+        row = tf.stack([tf.cast(iteration, tf.float64), lr, tf.cast(global_batch_loss(loss, x), tf.float64), accuracy])
+        write = self.buffer.scatter_nd_update(tf.reshape(iteration % CAPACITY, (1, 1)), tf.reshape(row, (1, 4)))
+        with tf.control_dependencies([write]):
+            return tf.identity(loss)
+
+    def rows(self, iterations: np.ndarray) -> np.ndarray:
+        return self.tf.gather(self.buffer, iterations % CAPACITY).numpy()
+
+
+class HostRing:
+    """PyTorch: the train step runs eagerly, and writes its row into a numpy ring."""
+
+    def __init__(self) -> None:
+        self.buffer = np.full((CAPACITY, 4), -1.0)
+
+    def recording(self, loss, x, y, y_pred, optimizer, schedule, accuracy_of):
+        iteration = int(keras.ops.convert_to_numpy(optimizer.iterations))
+        lr = np.nan if schedule else float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        accuracy = np.nan if accuracy_of is None else float(
+            keras.ops.convert_to_numpy(keras.ops.mean(keras.ops.cast(accuracy_of(y, y_pred), "float32"))))
+        self.buffer[iteration % CAPACITY] = (iteration, lr, float(keras.ops.convert_to_numpy(loss)), accuracy)
+        return loss
+
+    def rows(self, iterations: np.ndarray) -> np.ndarray:
+        return self.buffer[iterations % CAPACITY].copy()
+
+
+RINGS = {"tensorflow": InGraphRing, "torch": HostRing}
 
 
 class IterationRecorder(keras.callbacks.Callback):
@@ -77,8 +126,12 @@ class IterationRecorder(keras.callbacks.Callback):
             )
         if other is not None:  # left behind by a fit that raised before its end
             other._unwrap()
+        if keras.backend.backend() not in RINGS:
+            raise NotImplementedError(
+                f"{type(self).__name__} records on the {' and '.join(RINGS)} backends, not on "
+                f"{keras.backend.backend()!r}; the in-graph schedules (clr.keras_schedule) run on every backend")
         self._lock = threading.Lock()
-        self._buffer = tf.Variable(np.full((CAPACITY, 4), -1.0), trainable=False, name="iteration_buffer")
+        self._ring = RINGS[keras.backend.backend()]()
         loss_name = getattr(model.loss, "name", model.loss)  # a loss object's name is its function's
         self._accuracy = BATCH_ACCURACY.get(loss_name) if self.records_accuracy else None
         self._next = int(model.optimizer.iterations.numpy())
@@ -87,21 +140,13 @@ class IterationRecorder(keras.callbacks.Callback):
         model.make_train_function(force=True)
 
     def _recording_compute_loss(self, compute_loss):
-        buffer, optimizer, schedule, accuracy_of = self._buffer, self.model.optimizer, self._schedule(), self._accuracy
+        ring, optimizer, schedule, accuracy_of = self._ring, self.model.optimizer, self._schedule(), self._accuracy
 
         def recording_compute_loss(x=None, y=None, y_pred=None, sample_weight=None, training=True):
             loss = compute_loss(x, y, y_pred, sample_weight, training=training)
             if not training:
                 return loss
-            iteration = tf.cast(tf.convert_to_tensor(optimizer.iterations), tf.int64)
-            lr = tf.constant(np.nan, tf.float64) if schedule else tf.cast(optimizer.learning_rate, tf.float64)
-            accuracy = (tf.constant(np.nan, tf.float64) if accuracy_of is None else tf.cast(
-                global_batch_mean(tf.reduce_mean(tf.cast(accuracy_of(y, y_pred), tf.float32)), x), tf.float64))
-            row = tf.stack([tf.cast(iteration, tf.float64), lr, tf.cast(global_batch_loss(loss, x), tf.float64),
-                            accuracy])
-            write = buffer.scatter_nd_update(tf.reshape(iteration % CAPACITY, (1, 1)), tf.reshape(row, (1, 4)))
-            with tf.control_dependencies([write]):
-                return tf.identity(loss)
+            return ring.recording(loss, x, y, y_pred, optimizer, schedule, accuracy_of)
 
         recording_compute_loss.recorded_by = self
         return recording_compute_loss
@@ -120,7 +165,7 @@ class IterationRecorder(keras.callbacks.Callback):
             if pending > CAPACITY:
                 raise RecorderOverrun(f"{pending} steps ran between two polls; the recorder holds {CAPACITY}")
             expected = self._next + np.arange(pending)
-            rows = tf.gather(self._buffer, expected % CAPACITY).numpy()
+            rows = self._ring.rows(expected)
             complete = rows[:, 0] == expected
             count = pending if complete.all() else int(np.argmin(complete))
             if count:

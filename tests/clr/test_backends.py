@@ -1,6 +1,7 @@
-"""The schedules and the momentum optimizers on Keras's other backends, JAX and PyTorch, each in a process of its
-own (`KERAS_BACKEND` is read at import): no warning, the same LR as the numpy oracle at every iteration, a `.keras`
-file that reloads, and a momentum that follows its schedule. TensorFlow's are the rest of tests/clr."""
+"""The library on Keras's other backends, JAX and PyTorch, each in a process of its own (`KERAS_BACKEND` is read at
+import): the schedules and momentum optimizers (no warning, the same LR as the numpy oracle at every iteration, a
+`.keras` file that reloads, a momentum that follows its schedule) and, on PyTorch, the seed article's callbacks.
+TensorFlow's are the rest of tests/clr."""
 
 import json
 import os
@@ -70,14 +71,57 @@ def checks(folder: str) -> dict:
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_the_schedules_and_momentum_optimizers_run_on_every_backend(backend, tmp_path):
-    code = f"import json; from tests.clr.test_backends import checks; print(json.dumps(checks({str(tmp_path)!r})))"
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
-                         env=os.environ | {"KERAS_BACKEND": backend})
-    assert run.returncode == 0, run.stderr[-4000:]
-    out = json.loads(run.stdout.strip().splitlines()[-1])
+    out = run_on(backend, f"checks({str(tmp_path)!r})")
     assert out["backend"] == backend
     assert out["cyclical"] < 1e-6  # relative: the cycle's position is exact even in JAX's float32, at 16M steps
     assert out["peaked"] < (1e-6 if backend == "torch" else 1e-5)  # of the peak rate; JAX computes in float32
     momentum, expected = out["momentum"]
     assert momentum == pytest.approx(expected, rel=1e-6)  # set at the last of 16 steps
     assert out["reloaded_config"] and out["predictions"] < 1e-6 and out["iterations"] == 16
+
+
+def callbacks_flow() -> dict:
+    """The seed article's flow on this process's backend: `LRFinder`, then `CyclicLR` from the same weights."""
+    import keras
+
+    from clr.callbacks import CyclicLR, LRFinder
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((96, 6)).astype("float32"), rng.integers(0, 3, 96)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)])
+    model.compile(keras.optimizers.SGD(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    first_batch = float(model.evaluate(x[:8], y[:8], batch_size=8, verbose=0))
+    finder = LRFinder(1e-4, 1.0, steps=24)
+    try:
+        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[finder])
+    except NotImplementedError as error:
+        return {"refused": str(error)}
+    cyclic = CyclicLR(0.01, 0.1, step_size=6)
+    model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[cyclic])
+    return {"finder_losses": len(finder.losses), "finder_first": finder.losses[0], "first_batch": first_batch,
+            "finder_lrs": finder.lrs[:3], "clr_iterations": cyclic.history["iterations"],
+            "clr_lrs": cyclic.history["lr"], "clr_first": cyclic.history["loss"][0]}
+
+
+def run_on(backend: str, call: str) -> dict:
+    code = f"import json; from tests.clr.test_backends import *; print(json.dumps({call}))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                         env=os.environ | {"KERAS_BACKEND": backend})
+    assert run.returncode == 0, run.stderr[-4000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_the_seed_articles_flow_records_the_true_loss_of_every_batch_on_pytorch():
+    from clr.schedules import cyclical_lr, range_sweep
+
+    out = run_on("torch", "callbacks_flow()")
+    assert out["finder_losses"] == 24 and out["finder_lrs"] == pytest.approx(range_sweep(1e-4, 1.0, 24)[:3].tolist())
+    assert out["finder_first"] == pytest.approx(out["first_batch"], rel=1e-5)  # batch 0's own loss, no running mean
+    assert out["clr_first"] == pytest.approx(out["first_batch"], rel=1e-5)  # LRFinder put the weights back
+    assert out["clr_iterations"] == list(range(24))
+    np.testing.assert_allclose(out["clr_lrs"], cyclical_lr(0.01, 0.1, 6)(np.arange(24)), rtol=1e-6)
+
+
+def test_the_recorder_says_it_does_not_record_on_jax_yet():
+    assert "records on the tensorflow and torch backends, not on 'jax'" in run_on("jax", "callbacks_flow()")["refused"]
