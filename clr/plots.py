@@ -156,6 +156,6 @@ def comparison_png(arms: Mapping[str, Sequence[tuple[npt.ArrayLike, npt.ArrayLik
                          linewidth=2)
     loss_axes.set(ylabel="loss (smoothed)", title="Arms compared at the same budget")
     lr_axes.set(xlabel="iteration", ylabel="learning rate", yscale="log")
-    if arms:
+    if loss_axes.get_legend_handles_labels()[0]:  # an arm with runs drawn
         loss_axes.legend(loc="upper right")
     return _png(figure)
