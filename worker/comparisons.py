@@ -25,7 +25,8 @@ def settle(store: JobStore, comparison: JobRecord) -> JobRecord:
     did, `failed` otherwise (naming the trainings that did not); return its record as it stands."""
     if comparison["state"] in TERMINAL_STATES:
         return comparison
-    children = dict(zip(child_ids(comparison), store.get_many(child_ids(comparison)), strict=True))
+    ids = child_ids(comparison)
+    children = dict(zip(ids, store.get_many(ids), strict=True))
     if any(child is not None and child["state"] not in TERMINAL_STATES for child in children.values()):
         return comparison
     spec = ComparisonSpec.model_validate(comparison["spec"])
@@ -35,7 +36,7 @@ def settle(store: JobStore, comparison: JobRecord) -> JobRecord:
     missed = [f"{job_id} ({child['state'] if child else 'deleted'})" for job_id, child in children.items()
               if child is None or child["state"] != "succeeded"]
     state = "cancelled" if comparison["cancel_requested"] else "failed" if missed else "succeeded"
-    error = f"Not every training succeeded: {', '.join(missed)}" if missed and state == "failed" else None
+    error = f"Not every training succeeded: {', '.join(missed)}" if state == "failed" else None
     store.settle(comparison["id"], state, comparison_table(results, fixed_arms(spec)), error)
     return store.get(comparison["id"])
 

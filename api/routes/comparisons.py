@@ -13,7 +13,7 @@ from api.errors import error_responses
 from api.examples import EXAMPLES
 from api.routes.jobs import bounds_of, checked_samples, queue_jobs
 from api.views import JobView, answer_as, job_view
-from clr.config import ComparisonSpec
+from clr.config import ComparisonSpec, TrainingSpec
 from worker.kinds import training_advice
 from worker.store import new_job_id
 
@@ -31,21 +31,27 @@ def submit_comparison(
     (`result.arms`) once they all have. Its `children` are their ids, by arm and seed."""
     runs = spec.runs()
     samples = checked_samples(runs[0][2], store, settings, key)
-    comparison_id, jobs = new_job_id(), []
-    for index, (arm, seed, training) in enumerate(runs):
-        try:
-            warnings = training_advice(training, samples)
-        except ValueError as error:
-            raise HTTPException(422, f"arms[{index // len(spec.seeds)}]: {error}") from error
-        bounds = (bounds_of(training.range_test_id, training.accept_low_confidence, store, key)
-                  if training.range_test_id else None)
-        jobs.append({"kind": "training", "spec": training.model_dump(mode="json"), "bounds": bounds,
-                     "warnings": warnings, "comparison": {"id": comparison_id, "arm": arm.name, "seed": seed}})
+    admitted = {arm.name: admit(index, spec.training_of(arm, spec.seeds[0]), samples, store, key)
+                for index, arm in enumerate(spec.arms)}  # the same for every seed
+    comparison_id = new_job_id()
+    jobs = [{"kind": "training", "spec": training.model_dump(mode="json"), **admitted[arm.name],
+             "comparison": {"id": comparison_id, "arm": arm.name, "seed": seed}} for arm, seed, training in runs]
     children: dict[str, dict[str, str]] = {}
     for job, job_id in zip(jobs, queue_jobs(jobs, store, celery, key), strict=True):
         children.setdefault(job["comparison"]["arm"], {})[str(job["comparison"]["seed"])] = job_id
     store.create_comparison(comparison_id, spec.model_dump(mode="json"), children, owner=key.name)
     return job_view(store.get(comparison_id))
+
+
+def admit(index: int, training: TrainingSpec, samples: int, store: StoreDep, key: CallerDep) -> dict[str, Any]:
+    """The warnings and the range test's bounds an arm's trainings are queued with; 422 naming the arm."""
+    try:
+        warnings = training_advice(training, samples)
+    except ValueError as error:
+        raise HTTPException(422, f"arms[{index}]: {error}") from error
+    bounds = (bounds_of(training.range_test_id, training.accept_low_confidence, store, key)
+              if training.range_test_id else None)
+    return {"warnings": warnings, "bounds": bounds}
 
 
 def table_rows(result: dict[str, Any]) -> list[dict[str, Any]]:

@@ -152,7 +152,7 @@ def cancel_job(job: JobDep, store: StoreDep, settings: SettingsDep) -> JobView:
         raise HTTPException(409, f"Job {job['id']!r} already ended: {job['state']}")
     if job.get("children") is None:
         store.request_cancel(job["id"], settings.stale_after_s)
-        settle_parent(store, store.get(job["id"]))
+        settle_parent(store, job)  # where a queued training of a comparison was its last one running
         return job_view(store.get(job["id"]))
     store.ask_to_cancel(job["id"])
     for child in store.get_many(child_ids(job)):
