@@ -43,6 +43,13 @@ class BoundSuggestionView(Reported):
     accuracy_bounds: list[float] | None | MISSING = MISSING
 
 
+class LayerGroupView(Reported):
+    """A group of `model.layer_groups`: its layers train at `factor` times the schedule's rate."""
+
+    layers: list[str]
+    factor: float
+
+
 class VerifiedCandidate(Reported):
     """A bound pair a verified range test trained one cycle (`worker.engine.verification.train_candidate`), and how
     it did on the validation split (None: diverged)."""
@@ -57,6 +64,7 @@ class VerifiedCandidate(Reported):
     val_accuracy: float | None | MISSING = MISSING
     phase: str | MISSING = MISSING
     chosen: bool | MISSING = MISSING
+    skipped_steps: int | MISSING = MISSING  # under `mixed_float16`: steps its loss scaling skipped
 
 
 class RangeTestResult(Reported):
@@ -71,6 +79,9 @@ class RangeTestResult(Reported):
     warning: str | MISSING = MISSING
     verification: list[VerifiedCandidate] | MISSING = MISSING
     unverified_bounds: BoundSuggestionView | MISSING = MISSING
+    skipped_iterations: list[int] | MISSING = MISSING  # the sweep's points that `mixed_float16` skipped: not read
+    frozen_layers: list[str] | MISSING = MISSING  # `model.freeze`'s: the sweep trained the others
+    layer_groups: list[LayerGroupView] | MISSING = MISSING
 
 
 class TrainingResult(Reported):
@@ -91,6 +102,8 @@ class TrainingResult(Reported):
     best_model_bytes: int | MISSING = MISSING
     training_state_bytes: int | MISSING = MISSING  # both models' files with the optimizer (`include_optimizer=true`)
     class_names: list[str] | MISSING = MISSING  # an image folder's classes, by output index
+    frozen_layers: list[str] | MISSING = MISSING  # `model.freeze`'s
+    layer_groups: list[LayerGroupView] | MISSING = MISSING
 
 
 class Spread(Reported):

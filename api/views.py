@@ -39,6 +39,7 @@ class Job(BaseModel):
     range_test: RangeTestResult | None = None  # the range test a training ran first, once it ended
     children: dict[str, dict[str, str]] | None = None  # a comparison's trainings: arm to seed to job id
     comparison: dict[str, Any] | None = None  # the comparison a training is one run of: its `id`, `arm` and `seed`
+    skipped_iterations: list[int] | None = None  # its curve's steps that `mixed_float16`'s loss scaling skipped
     spec: dict[str, Any]
     links: dict[str, str]
 
@@ -99,6 +100,7 @@ def job_view(job: JobRecord) -> Job:
         range_test=job["range_test"],
         children=job.get("children"),
         comparison=job.get("comparison"),
+        skipped_iterations=job.get("skipped_iterations"),
         spec=job["spec"],
         links={"self": path, "curves": f"{path}/curves", "plot": f"{path}/plot.png", "cancel": f"{path}/cancel"}
         | ({"model": f"{path}/model"} if KINDS[job["kind"]].trains_model else {}),

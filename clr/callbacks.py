@@ -109,9 +109,12 @@ class LRFinder(SetsLearningRatePerBatch):
         self.losses: list[float] = []
         self.smoothed_losses: list[float] = []
         self.accuracies: list[float] = []  # each batch's, where the loss is a classification one
+        self.skipped: list[int] = []  # the points whose step mixed precision's loss scaling skipped
+        self._skipped_iterations: set[int] = set()
         self._smoother, self._best = ExponentialSmoother(self.beta), math.inf
         optimizer = self.model.optimizer
-        self.momentum = float(getattr(optimizer, "momentum", 0.0) or 0.0)  # SGD's and RMSprop's; Adam has none
+        inner = getattr(optimizer, "inner_optimizer", optimizer)  # a loss scaler's
+        self.momentum = float(getattr(inner, "momentum", 0.0) or 0.0)  # SGD's and RMSprop's; Adam has none
         if not optimizer.built:
             optimizer.build(self.model.trainable_variables)
         self._initial_weights = self.model.get_weights()
@@ -130,16 +133,25 @@ class LRFinder(SetsLearningRatePerBatch):
     def on_train_batch_end(self, batch, logs=None):
         self.poll()
 
+    def on_skipped(self, iterations):
+        self._skipped_iterations.update(iterations)
+
     def on_iterations(self, iterations, lrs, losses, accuracies):
         if accuracies is not None:
             self.accuracies.extend(accuracies.tolist())
-        for loss in losses.tolist():
-            smoothed = self._smoother(loss)
+        for iteration, loss in zip(iterations.tolist(), losses.tolist(), strict=True):
+            skipped = iteration in self._skipped_iterations  # its loss neither smoothed nor read for divergence
+            if skipped:
+                self.skipped.append(len(self.losses))
+            smoothed = (self.smoothed_losses[-1] if self.smoothed_losses else math.nan) if skipped else \
+                self._smoother(loss)
             self.lrs.append(float(self.sweep_lrs[len(self.losses)]))
             self.losses.append(loss)
             self.smoothed_losses.append(smoothed)
-            self._best = min(self._best, smoothed)
-            if has_diverged(smoothed, self._best, self.stop_factor) or len(self.losses) >= len(self.sweep_lrs):
+            if not skipped:
+                self._best = min(self._best, smoothed)
+            if (not skipped and has_diverged(smoothed, self._best, self.stop_factor)) or \
+                    len(self.losses) >= len(self.sweep_lrs):
                 self.model.stop_training = True
 
     def on_train_end(self, logs=None):
@@ -149,10 +161,13 @@ class LRFinder(SetsLearningRatePerBatch):
             variable.assign(value)
 
     def suggestion(self) -> BoundSuggestion:
-        """Suggested CLR bounds for the recorded curve (`clr.bounds.suggest_bounds`, reading it against the
-        optimizer's momentum, with Smith's reading of the accuracy beside it); raises `NoSuggestion`."""
-        return suggest_bounds(self.lrs, self.losses, beta=self.beta, stop_factor=self.stop_factor,
-                              momentum=self.momentum, accuracies=self.accuracies or None)
+        """Suggested CLR bounds for the recorded curve without its skipped steps (`clr.bounds.suggest_bounds`,
+        reading it against the optimizer's momentum, with Smith's reading of the accuracy beside it); raises
+        `NoSuggestion`."""
+        kept = np.setdiff1d(np.arange(len(self.losses)), self.skipped)
+        return suggest_bounds(np.take(self.lrs, kept), np.take(self.losses, kept), beta=self.beta,
+                              stop_factor=self.stop_factor, momentum=self.momentum,
+                              accuracies=np.take(self.accuracies, kept) if self.accuracies else None)
 
     def plot(self) -> bytes:
         """The range-test figure as PNG bytes, with the suggested bounds marked."""

@@ -20,6 +20,7 @@ from clr.verification import MAX_CANDIDATES
 
 MAX_MODEL_JSON_CHARS = 1_000_000
 BuiltinDataset = Literal[BUILTIN_DATASETS]
+Precision = Literal["float32", "mixed_float16", "mixed_bfloat16"]  # Keras's dtype policies
 
 # Layers whose config carries Python code or calls arbitrary functions: refused before any worker sees them.
 # Layers that carry code, and Keras's form of a serialized `lambda` (bytecode)
@@ -176,13 +177,84 @@ def safe_keras_config(text: bytes, name: str) -> dict[str, Any]:
     return config
 
 
+SLICE_SPREAD = 100.0  # fastai's `slice(lr / 100, lr)`
+LayerName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class Freeze(Strict):
+    """Layers that do not train (a pretrained body): the first `count` of the model's layers (`model.layers`), or
+    those before the layer named `until`."""
+
+    until: LayerName | None = None
+    count: int | None = Field(None, ge=0, le=100_000)
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        if (self.until is None) == (self.count is None):
+            raise ValueError("Give exactly one of `until` (a layer's name) and `count`")
+        return self
+
+
+class LayerGroups(Strict):
+    """Discriminative rates: the model's layers cut into groups before each layer named in `starts`, each group
+    training at its factor times the schedule's rate, in-graph at every step (the curve's `lr` is the last group's,
+    the head's, whose factor is 1)."""
+
+    starts: list[LayerName] = Field(min_length=1, max_length=31)
+    factors: list[float] | Literal["slice"] = Field("slice", description="One per group, the last 1; `slice`: "
+                                                    "fastai's slice(lr / 100, lr), spaced evenly in log from 1/100")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.factors == "slice":
+            return self
+        if len(self.factors) != len(self.starts) + 1:
+            raise ValueError(f"`factors` needs one factor per group: {len(self.starts) + 1} for "
+                             f"{len(self.starts)} `starts`. Received: {len(self.factors)}")
+        if not all(0 < factor <= 1 for factor in self.factors) or self.factors[-1] != 1:
+            raise ValueError(f"Each factor must be in (0, 1] and the last (the head's) 1. Received: {self.factors}")
+        return self
+
+    def resolved_factors(self) -> list[float]:
+        """Each group's factor; for `slice`, from 1/SLICE_SPREAD (the first group) to 1 (the head), evenly in log."""
+        if self.factors != "slice":
+            return list(self.factors)
+        last = len(self.starts)
+        return [float(SLICE_SPREAD ** -((last - index) / last)) for index in range(last + 1)]
+
+
+def layer_names(config: dict[str, Any]) -> list[str]:
+    """The names of a model config's outer layers but its inputs (`model.to_json()`, a `.keras` file's
+    `config.json`)."""
+    inner = config.get("config")
+    layers = inner.get("layers") if isinstance(inner, dict) else None
+    return [layer["config"]["name"] for layer in layers if isinstance(layer, dict) and layer.get(
+        "class_name") != "InputLayer" and isinstance(layer.get("config"), dict) and isinstance(
+        layer["config"].get("name"), str)] if isinstance(layers, list) else []
+
+
 class ModelSpec(Strict):
     """A built-in architecture by name, a Keras model JSON (`model.to_json()`) without code-carrying layers, or an
-    uploaded `.keras` file by id."""
+    uploaded `.keras` file by id; for fine-tuning, layers frozen and rates per layer group."""
 
     architecture: Architecture | None = None
     keras_json: str | None = Field(None, max_length=MAX_MODEL_JSON_CHARS)
     id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$", description="An uploaded `.keras` model (POST /models)")
+    freeze: Freeze | None = Field(None, description="Layers that do not train; a range test then sweeps the rest")
+    layer_groups: LayerGroups | None = Field(None, description="Discriminative rates: a multiple of the rate per "
+                                             "group of layers")
+
+    def known_layers(self, uploaded: dict[str, Any] | None) -> list[str] | None:
+        """The names of the model's outer layers where they are known before it is built: a JSON model's, an
+        upload's (its record, `uploaded`)."""
+        if self.keras_json is not None:
+            return layer_names(json.loads(self.keras_json))
+        return (uploaded or {}).get("layers")
+
+    def layers_named(self) -> list[tuple[str, str]]:
+        """The layers the spec names, with the field naming each."""
+        return ([("model.freeze.until", self.freeze.until)] if self.freeze and self.freeze.until else []) + [
+            ("model.layer_groups.starts", name) for name in (self.layer_groups.starts if self.layer_groups else [])]
 
     @field_validator("keras_json")
     @classmethod
@@ -222,6 +294,9 @@ class JobSpec(Strict):
     batch_size: int = Field(ge=1, le=65536)
     validation_split: float = Field(0.0, ge=0, lt=1)
     seed: int | None = Field(None, ge=0, lt=2**32)
+    precision: Precision = Field("float32", description="Keras's dtype policy. `mixed_float16` scales the loss and "
+                                 "skips a step whose gradients overflow (listed in the job's `skipped_iterations`); "
+                                 "the schedule stays on the batch index and a range test's suggestion ignores them")
 
 
 class VerifyRequest(Strict):

@@ -70,3 +70,15 @@ def from_json(model_json: str) -> keras.Model:
 def from_file(path: Path) -> keras.Model:
     """A model from a `.keras` file, loaded in safe mode, uncompiled (the job compiles it with its own optimizer)."""
     return keras.saving.load_model(path, compile=False, safe_mode=True)
+
+
+def in_precision(model: keras.Model, policy: str) -> keras.Model:
+    """`model` with every layer computing under the dtype policy `policy`, its weights kept (a saved or serialized
+    model keeps the policy each layer had when it was saved; a built one takes the global policy)."""
+
+    def under_policy(layer: keras.layers.Layer) -> keras.layers.Layer:
+        return type(layer).from_config(layer.get_config() | {"dtype": policy})
+
+    clone = keras.models.clone_model(model, clone_function=under_policy, recursive=True)
+    clone.set_weights(model.get_weights())
+    return clone

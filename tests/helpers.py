@@ -44,7 +44,8 @@ model, test = keras.saving.load_model(sys.argv[1]), np.load(sys.argv[2])
 scores = model.evaluate(test["x"], test["y"], verbose=0, return_dict=True)
 print(json.dumps({"accuracy": scores["accuracy"], "optimizer": type(model.optimizer).__name__,
                   "lr": float(model.optimizer.learning_rate), "iterations": int(model.optimizer.iterations),
-                  "momentum": float(getattr(model.optimizer, "momentum", 0.0))}))
+                  "momentum": float(getattr(model.optimizer, "momentum", 0.0)),
+                  "dtype_policies": sorted({layer.dtype_policy.name for layer in model.layers if layer.weights})}))
 """
 
 

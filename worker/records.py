@@ -10,7 +10,7 @@ State = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 JSON_FIELDS = (
     "spec", "bounds", "warnings", "result", "epoch_history", "resumes", "range_test", "momentum_cycle", "verification",
-    "verifying", "children", "comparison")
+    "verifying", "children", "comparison", "skipped_iterations")
 INT_FIELDS = ("attempts", "iteration", "total_iterations", "epoch", "epochs")
 TIME_FIELDS = ("created_at", "started_at", "finished_at", "heartbeat_at")
 
@@ -44,6 +44,7 @@ class JobRecord(TypedDict, total=False):
     verifying: dict[str, int] | None  # the candidate a verified range test is training: `{"candidate", "of"}`
     children: dict[str, dict[str, str]] | None  # a comparison's trainings: arm name to seed (as text) to job id
     comparison: dict[str, Any] | None  # a training a comparison runs: `{"id", "arm", "seed"}`
+    skipped_iterations: list[int] | None  # its curve's steps that mixed precision's loss scaling skipped
     cancel_requested: bool
     error: str | None
     result: dict[str, Any] | None  # the kind's result, once it ended

@@ -55,6 +55,7 @@ class JobReporter:
         self._progress: dict[str, Any] = {}
         self._history: list[dict[str, float | None]] = []
         self._history_written = 0
+        self._skipped: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"reporter-{job_id}", daemon=True)
         self._cancel_seen_at: float | None = None
@@ -100,8 +101,12 @@ class JobReporter:
             log.warning("Job %s: the curve holds %s of the checkpoint's %s points; starting over", self.job_id,
                         kept, iteration)
             return self.resume(0)
+        earlier = (self.store.get(self.job_id) or {}).get("skipped_iterations") or []
         with self._lock:
             self._history, self._history_written = list(history), len(history)
+            self._skipped = [skipped for skipped in earlier if skipped < iteration]
+            if earlier:
+                self._progress["skipped_iterations"] = list(self._skipped)
         return iteration
 
     def once_stored(self, iteration: int, action: Callable[[], None]) -> None:
@@ -131,6 +136,13 @@ class JobReporter:
         with self._lock:
             self._pending.append((int(iterations[0]), lrs, losses, accuracies))
             self._progress["iteration"] = self._progress_from + int(iterations[-1]) + 1
+
+    def skipped(self, iterations: list[int]) -> None:
+        """Queue steps of the job's curve that mixed precision's loss scaling skipped (the job's
+        `skipped_iterations`, kept across resumes)."""
+        with self._lock:
+            self._skipped += iterations
+            self._progress["skipped_iterations"] = list(self._skipped)
 
     def set_progress(self, **progress: Any) -> None:
         """Queue fields for the next write: progress such as `total_iterations`, `epoch`, `epochs`, or a phase's

@@ -53,7 +53,7 @@ def bounds_of(range_test_id: str, accept_low_confidence: bool, store: JobStore, 
 
 def checked_samples(spec: JobSpec, store: JobStore, settings: Settings, key: ApiKey) -> int:
     """The training samples of the job's dataset, once its labels fit the loss, its samples the architecture, and
-    its uploaded model is there; 422 naming the field otherwise."""
+    its uploaded model is there with the layers the spec names; 422 naming the field otherwise."""
     meta = dataset_meta(spec.dataset, store, settings, key)
     try:
         Task(spec.loss).required_outputs(labels_in(meta))
@@ -64,8 +64,14 @@ def checked_samples(spec: JobSpec, store: JobStore, settings: Settings, key: Api
             check_input_shape(spec.model.architecture, tuple(meta["input_shape"]))
         except ValueError as error:
             raise HTTPException(422, f"model.architecture: {error}") from error
-    if spec.model.id is not None and not owns(key, store.uploads.get("models", spec.model.id)):
+    uploaded = store.uploads.get("models", spec.model.id) if spec.model.id is not None else None
+    if spec.model.id is not None and not owns(key, uploaded):
         raise HTTPException(422, f"model.id: no uploaded model with id {spec.model.id!r}")
+    if (known := spec.model.known_layers(uploaded)) is not None:
+        for field, name in spec.model.layers_named():
+            if name not in known:
+                raise HTTPException(422, f"{field}: the model has no layer named {name!r}; its layers: "
+                                         f"{', '.join(known)}")
     return meta["train_samples"]
 
 

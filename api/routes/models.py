@@ -13,13 +13,13 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import CallerDep, KeysDep, SettingsDep, StoreDep
 from api.errors import error_responses
 from api.uploads import owned_upload, received, remove_upload
-from clr.config import MAX_MODEL_JSON_CHARS, safe_keras_config
+from clr.config import MAX_MODEL_JSON_CHARS, layer_names, safe_keras_config
 
 router = APIRouter(tags=["models"])
 
 
-def model_class(path: Path) -> str:
-    """The model class a `.keras` archive holds, read from its `config.json` without Keras; raises `ValueError`
+def model_config(path: Path) -> dict[str, Any]:
+    """The model config a `.keras` archive holds, read from its `config.json` without Keras; raises `ValueError`
     naming what is wrong, custom objects and code-carrying layers included (safe mode refuses them)."""
     try:
         with zipfile.ZipFile(path) as archive:
@@ -29,7 +29,7 @@ def model_class(path: Path) -> str:
             text = archive.read(info)
     except (zipfile.BadZipFile, KeyError, OSError) as error:
         raise ValueError(f"not a `.keras` archive (model.save('model.keras')): {error}") from error
-    return safe_keras_config(text, "its config.json")["class_name"]
+    return safe_keras_config(text, "its config.json")
 
 
 @router.post("/models", status_code=status.HTTP_201_CREATED, responses=error_responses(413))
@@ -39,12 +39,12 @@ async def upload_model(file: UploadFile, settings: SettingsDep, store: StoreDep,
     async with received(file, settings.models_dir, ".keras", settings.max_upload_bytes, store, key) as (
             model_id, path, size):
         try:
-            class_name = await run_in_threadpool(model_class, path)
+            config = await run_in_threadpool(model_config, path)
         except ValueError as error:
             raise HTTPException(422, f"file: {error}") from error
         await run_in_threadpool(settings.storage().publish, path)
         meta = {"id": model_id, "owner": key.name, "filename": file.filename, "bytes": size,
-                "class_name": class_name, "created_at": time.time()}
+                "class_name": config["class_name"], "layers": layer_names(config), "created_at": time.time()}
         store.uploads.save("models", model_id, meta)
     return meta
 

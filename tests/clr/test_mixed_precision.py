@@ -6,9 +6,12 @@ import keras
 import numpy as np
 import pytest
 
+from clr import models
+from clr.callbacks import LRFinder
 from clr.keras_schedule import CyclicalSchedule
 from clr.mixed_precision import BatchCountingLossScaleOptimizer
 from clr.recording import IterationRecorder
+from clr.bounds import NoSuggestion, suggest_bounds
 from clr.schedules import cyclical_lr
 
 BATCH, BATCHES, OVERFLOWING = 8, 12, 5
@@ -37,14 +40,14 @@ def mixed_float16():
     keras.config.set_dtype_policy("float32")
 
 
-def fit(optimizer) -> tuple[keras.Model, Collect]:
+def fit(optimizer, recorder=None, batches=BATCHES) -> tuple[keras.Model, Collect]:
     rng = np.random.default_rng(0)
-    x, y = rng.random((BATCH * BATCHES, 6)).astype("float32"), rng.integers(0, 3, BATCH * BATCHES)
+    x, y = rng.random((BATCH * batches, 6)).astype("float32"), rng.integers(0, 3, BATCH * batches)
     x[OVERFLOWING * BATCH:(OVERFLOWING + 1) * BATCH] *= 1e4  # its float16 weight gradients overflow once scaled
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)])
     model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    recorder = Collect()
+    recorder = recorder or Collect()
     model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[recorder])
     return model, recorder
 
@@ -71,3 +74,37 @@ def test_a_keras_file_keeps_the_count_and_the_marks(mixed_float16, tmp_path):
     assert isinstance(reloaded.optimizer, BatchCountingLossScaleOptimizer)
     assert int(reloaded.optimizer.iterations.numpy()) == BATCHES
     assert reloaded.optimizer.skipped_among(np.arange(BATCHES)) == [OVERFLOWING]
+
+
+def test_a_range_test_reads_its_curve_without_the_skipped_step(mixed_float16):
+    finder = LRFinder(1e-4, 1.0, steps=40)
+    fit(BatchCountingLossScaleOptimizer(keras.optimizers.SGD(1e-4, momentum=0.9)), finder, batches=40)
+    assert len(finder.losses) == 40 and finder.skipped == [OVERFLOWING]  # kept on the curve, marked
+    assert finder.momentum == 0.9  # the loss scaler's inner optimizer's, for the momentum lag
+    assert finder.smoothed_losses[OVERFLOWING] == finder.smoothed_losses[OVERFLOWING - 1]  # not smoothed in
+    kept = [index for index in range(40) if index != OVERFLOWING]
+    read = reading(lambda: finder.suggestion())
+    assert read == reading(lambda: suggest_bounds(np.take(finder.lrs, kept), np.take(finder.losses, kept),
+                                                  momentum=0.9))
+    assert read != reading(lambda: suggest_bounds(finder.lrs, finder.losses, momentum=0.9))
+
+
+def reading(suggest) -> object:
+    """A suggestion, or the reason the curve gives none."""
+    try:
+        return suggest()
+    except NoSuggestion as refusal:
+        return str(refusal)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16", "float32"])
+def test_a_saved_model_computes_in_the_precision_asked_with_its_weights(policy, tmp_path):
+    inner = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8), keras.layers.BatchNormalization()])
+    inputs = keras.Input((6,))
+    saved = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inner(inputs)))
+    saved.save(tmp_path / "model.keras")
+    model = models.in_precision(models.from_file(tmp_path / "model.keras"), policy)
+    computing = [layer for layer in model._flatten_layers() if layer.weights and not isinstance(layer, keras.Model)]
+    assert len(computing) == 3 and {layer.dtype_policy.name for layer in computing} == {policy}
+    x = np.random.default_rng(0).random((4, 6)).astype("float32")
+    np.testing.assert_allclose(np.asarray(model(x), "float32"), saved(x), atol=1e-2 if policy != "float32" else 1e-6)

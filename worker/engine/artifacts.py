@@ -27,11 +27,11 @@ def save_model(model: keras.Model, path: Path) -> int:
 MOMENTA = ("momentum", "beta_1")  # the attribute a momentum schedule drives (SGD's and RMSprop's, Adam's)
 
 
-def with_plain_optimizer(model: keras.Model) -> keras.Model:
-    """`model`, compiled again with the Keras optimizer its own is built on (SGD, Adam, RMSprop) at the rate and
-    momentum of its last step, its state (iteration count, slots) carried over: saved, it loads in plain Keras, without
-    this package's schedules. Only for a model that trains no further here."""
-    trained = model.optimizer
+def plain_optimizer(trained: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+    """The Keras optimizer `trained` is built on (SGD, Adam, RMSprop) at the rate and momentum of its last step, of
+    the same name; a loss scaler's inner one in Keras's own loss scaler."""
+    if isinstance(trained, keras.optimizers.LossScaleOptimizer):
+        return keras.optimizers.LossScaleOptimizer(plain_optimizer(trained.inner_optimizer), name=trained.name)
     plain_class = next(cls for cls in type(trained).__mro__ if cls.__module__.startswith("keras."))
     accepted = inspect.signature(plain_class).parameters
     config = {name: value for name, value in trained.get_config().items() if name in accepted}
@@ -39,8 +39,15 @@ def with_plain_optimizer(model: keras.Model) -> keras.Model:
         rate = keras.optimizers.schedules.deserialize(rate)(max(int(trained.iterations) - 1, 0))
     config["learning_rate"] = float(rate)
     config |= {name: float(getattr(trained, name)) for name in MOMENTA if name in config}
-    compile_config = model.get_compile_config()
-    compile_config["optimizer"] = keras.optimizers.serialize(plain_class.from_config(config))
+    return plain_class.from_config(config)
+
+
+def with_plain_optimizer(model: keras.Model) -> keras.Model:
+    """`model`, compiled again with `plain_optimizer` of its own, its state (iteration count, slots, a loss scale)
+    carried over: saved, it loads in plain Keras, without this package's optimizers and schedules. Only for a model
+    that trains no further here."""
+    trained, compile_config = model.optimizer, model.get_compile_config()
+    compile_config["optimizer"] = keras.optimizers.serialize(plain_optimizer(trained))
     with model.distribute_strategy.scope():
         model.compile_from_config(compile_config)
     state = {variable.path: variable for variable in model.optimizer.variables}

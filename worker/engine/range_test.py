@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from clr.config import RangeTestSpec
 from clr.schedules import step_size_advice
-from worker.engine.build import prepare_model
+from worker.engine.build import fine_tuning, prepare_model
 from worker.engine.data import load_dataset
 from worker.engine.data_order import SeededEpochs, fresh_data_seed
 from worker.engine.devices import job_devices
@@ -37,7 +37,8 @@ def run_range_test(spec: RangeTestSpec, reporter: JobReporter, settings: Setting
         "step_size_advice": advice.__dict__,
         "suggested_bounds": None,
         "devices": devices,
-    }
+        "skipped_iterations": finder.skipped,
+    } | fine_tuning(model, spec.model)
     try:
         suggestion = finder.suggestion()
     except ValueError as error:

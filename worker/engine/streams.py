@@ -26,6 +26,10 @@ class StreamsToJob:
         if self.reporter.should_stop():
             self.model.stop_training = True
 
+    def on_skipped(self, iterations):
+        super().on_skipped(iterations)
+        self.reporter.skipped(iterations)
+
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
         self.reporter.epoch_done(epoch + 1, logs or {})
@@ -37,13 +41,19 @@ class RangeTestStream(StreamsToJob, LRFinder):
 
 class TrainingStream(StreamsToJob, IterationRecorder):
     """Polled by the reporter's thread, so Keras keeps dispatching batch ends asynchronously; stops training at
-    the first non-finite loss, remembering where. `close()` takes the last points even when `fit` raised."""
+    the first non-finite loss of a step that was not skipped (mixed precision skips one whose gradients overflow),
+    remembering where. `close()` takes the last points even when `fit` raised."""
 
     divergence: tuple[int, float] | None = None
 
     def on_train_begin(self, logs=None):
+        self.skipped: set[int] = set()
         super().on_train_begin(logs)
         self.reporter.watch(self)
+
+    def on_skipped(self, iterations):
+        super().on_skipped(iterations)
+        self.skipped.update(iterations)
 
     def close(self) -> None:
         """Stop being polled by the reporter and hand it the last points (idempotent)."""
@@ -57,7 +67,7 @@ class TrainingStream(StreamsToJob, IterationRecorder):
 
     def on_iterations(self, iterations, lrs, losses, accuracies):
         super().on_iterations(iterations, lrs, losses, accuracies)
-        bad = np.flatnonzero(~np.isfinite(losses))
+        bad = np.flatnonzero(~np.isfinite(losses) & ~np.isin(iterations, list(self.skipped)))
         if len(bad) and self.divergence is None:
             self.divergence = (int(iterations[bad[0]]), float(lrs[bad[0]]))
             self.model.stop_training = True

@@ -7,7 +7,7 @@ from clr.config import TrainingSpec
 from clr.plan import plan_training
 from worker.engine import checkpoints
 from worker.engine.artifacts import BestModel, keep_models
-from worker.engine.build import prepare_model, schedules
+from worker.engine.build import fine_tuning, prepare_model, schedules
 from worker.engine.data import load_dataset
 from worker.engine.devices import job_devices
 from worker.engine.range_test import run_range_test
@@ -80,7 +80,7 @@ def run_training(spec: TrainingSpec, reporter: JobReporter, settings: Settings,
         "momentum_cycle": cycle,
         "final_metrics": history[-1] if history else {},
         "history": {name: [epoch.get(name) for epoch in history] for name in (history[0] if history else {})},
-    }
+    } | fine_tuning(model, spec.model)
     if spec.clr is not None:
         result["clr"] = schedule.get_config()
     else:

@@ -30,6 +30,9 @@ class CandidateStream(TrainingStream):
     def on_epoch_end(self, epoch, logs=None):
         self.last_epoch = {name: finite_or_none(value) for name, value in (logs or {}).items()}
 
+    def on_skipped(self, iterations):
+        self.skipped.update(iterations)  # the candidate's own: the job's `skipped_iterations` are its range test's
+
 
 def train_candidate(spec: RangeTestSpec, dataset: Dataset, per_epoch: int, weights: list[np.ndarray],
                     candidate: Candidate, data_seed: int, reporter: JobReporter, settings: Settings,
@@ -49,6 +52,7 @@ def train_candidate(spec: RangeTestSpec, dataset: Dataset, per_epoch: int, weigh
         "val_loss": metrics.get("val_loss"),
         "val_loss_se": None if stream.divergence else validation_loss_error(model, data.validation, spec),
         "val_accuracy": metrics.get("val_accuracy") if Task(spec.loss).classification else None,
+        "skipped_steps": len(stream.skipped),
     }
 
 
