@@ -27,6 +27,7 @@ SERVICE_ENV = {
     "CLR_CANCEL_GRACE_S": "30",
     "CLR_CHECKPOINT_EVERY_S": "1",
     "CLR_SSE_PING_S": "1",  # every event stream in the tests carries keep-alive pings
+    "CLR_JOBS_PER_CHILD": "1000",  # CPU only: TensorFlow's import paid once per pool process, not once per job
 }
 
 

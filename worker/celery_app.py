@@ -19,7 +19,8 @@ JOBS_AT_ONCE = 1  # per worker: a job has the host's accelerators to itself
 
 
 def make_celery(settings: Settings) -> Celery:
-    """A Celery app on `settings.redis_url`: late acks, requeue on worker loss, one job per child process, and
+    """A Celery app on `settings.redis_url`: late acks, requeue on worker loss, `jobs_per_child` jobs (one by
+    default) per child process, and
     `warm_spares` children warm beside the one running the job (a pool child reports ready only once TensorFlow is
     imported, so the next job goes to a warm one while another warms up)."""
     app = Celery("clr", broker=settings.redis_url, include=["worker.tasks", "worker.takeover"])
@@ -30,7 +31,7 @@ def make_celery(settings: Settings) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         worker_prefetch_multiplier=1,
-        worker_max_tasks_per_child=1,
+        worker_max_tasks_per_child=settings.jobs_per_child,
         worker_concurrency=JOBS_AT_ONCE + settings.warm_spares,
         worker_disable_prefetch=True,  # take a message only when a job may start (`OneJobAtATime`)
         worker_proc_alive_timeout=PREPARE_WITHIN_S,

@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     steps_per_execution: int = 8
     job_memory_mb: int | None = Field(None, ge=256)  # what a job's process may allocate; memory-mapped data aside
     warm_spares: int = Field(1, ge=0, le=8)  # pool children beside the job's, TensorFlow imported, for the next jobs
+    jobs_per_child: int = Field(1, ge=1)  # jobs a pool child runs before it exits: 1 frees a GPU's memory each job
     gpus_per_job: int = Field(1, ge=1)  # several: one job trains on that many of the worker's GPUs (MirroredStrategy)
     flush_interval_s: float = 0.5
     stale_after_s: float = 30.0
