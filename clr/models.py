@@ -75,6 +75,8 @@ def from_file(path: Path) -> keras.Model:
 def in_precision(model: keras.Model, policy: str) -> keras.Model:
     """`model` with every layer computing under the dtype policy `policy`, its weights kept (a saved or serialized
     model keeps the policy each layer had when it was saved; a built one takes the global policy)."""
+    if {layer.dtype_policy.name for layer in model.layers} == {policy}:
+        return model
 
     def under_policy(layer: keras.layers.Layer) -> keras.layers.Layer:
         return type(layer).from_config(layer.get_config() | {"dtype": policy})

@@ -5,6 +5,10 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Every worker the tests start (the session's, a test's own stack, a benchmark's) runs on the CPU and reuses its pool
+# processes: TensorFlow's import is paid once per process, not once per job (`CLR_JOBS_PER_CHILD`; production's
+# default of 1 is tested in tests/worker/test_ready_spare.py).
+os.environ.setdefault("CLR_JOBS_PER_CHILD", "1000")
 
 import secrets  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -27,7 +31,6 @@ SERVICE_ENV = {
     "CLR_CANCEL_GRACE_S": "30",
     "CLR_CHECKPOINT_EVERY_S": "1",
     "CLR_SSE_PING_S": "1",  # every event stream in the tests carries keep-alive pings
-    "CLR_JOBS_PER_CHILD": "1000",  # CPU only: TensorFlow's import paid once per pool process, not once per job
 }
 
 

@@ -82,14 +82,6 @@ def prepare_for_jobs() -> None:
         _prepared = True
 
 
-def forget_earlier_jobs() -> None:
-    """Clear what an earlier job of this process left in Keras (its models, the counters that name layers), as a
-    pool child may run several (`CLR_JOBS_PER_CHILD`)."""
-    import keras
-
-    keras.backend.clear_session()
-
-
 def describe(error: BaseException) -> str:
     """A readable one-line message for a failed job."""
     name = type(error).__name__
@@ -132,7 +124,6 @@ def claim_and_run(job_id: str, settings: Settings) -> str:
         with reporter:  # heartbeats from the claim on: importing TensorFlow takes seconds
             limit_memory(settings.job_memory_mb)
             prepare_for_jobs()
-            forget_earlier_jobs()
             result = KINDS[job["kind"]].run(job, reporter, settings)
     except Drained:
         log.info("Job %s checkpointed and goes back to the queue: this worker shuts down", job_id)

@@ -37,8 +37,8 @@ def submit_comparison(
     jobs = [{"kind": "training", "spec": training.model_dump(mode="json"), **admitted[arm.name],
              "comparison": {"id": comparison_id, "arm": arm.name, "seed": seed}} for arm, seed, training in runs]
     children: dict[str, dict[str, str]] = {}
-    for job, job_id in zip(jobs, queue_jobs(jobs, store, celery, key), strict=True):
-        children.setdefault(job["comparison"]["arm"], {})[str(job["comparison"]["seed"])] = job_id
+    for job, record in zip(jobs, queue_jobs(jobs, store, celery, key), strict=True):
+        children.setdefault(job["comparison"]["arm"], {})[str(job["comparison"]["seed"])] = record["id"]
     store.create_comparison(comparison_id, spec.model_dump(mode="json"), children, owner=key.name)
     return job_view(store.get(comparison_id))
 

@@ -88,19 +88,20 @@ def check_limits(key: ApiKey, store: JobStore, jobs: int = 1) -> None:
                                  f"{key.max_storage_mb:g} MB (max_storage_mb); delete jobs to free space")
 
 
-def queue_jobs(jobs: list[dict[str, Any]], store: JobStore, celery: CeleryDep, key: ApiKey) -> list[str]:
-    """Record and queue `jobs` (each `JobStore.create`'s arguments) for the key's tenant, all or none; their ids."""
+def queue_jobs(jobs: list[dict[str, Any]], store: JobStore, celery: CeleryDep, key: ApiKey) -> list[JobRecord]:
+    """Record and queue `jobs` (each `JobStore.create`'s arguments) for the key's tenant, all or none; their records
+    as queued (a worker may claim one before the answer leaves)."""
     check_limits(key, store, len(jobs))
-    ids: list[str] = []
+    queued: list[JobRecord] = []
     try:
         for job in jobs:
-            ids.append(store.create(**job, owner=key.name))
-            celery.send_task(RUN_JOB, args=[ids[-1]], task_id=ids[-1])
+            queued.append(store.get(store.create(**job, owner=key.name)))
+            celery.send_task(RUN_JOB, args=[queued[-1]["id"]], task_id=queued[-1]["id"])
     except OperationalError as error:
-        for job_id in ids:
-            store.delete(job_id)
+        for record in queued:
+            store.delete(record["id"])
         raise HTTPException(503, f"The job queue is unreachable, nothing was submitted: {error}") from error
-    return ids
+    return queued
 
 
 def submit_route(kind: JobKind) -> Callable[..., JobView]:
@@ -115,7 +116,7 @@ def submit_route(kind: JobKind) -> Callable[..., JobView]:
         range_test_id = getattr(spec, "range_test_id", None)
         bounds = bounds_of(range_test_id, spec.accept_low_confidence, store, key) if range_test_id else None
         job = {"kind": kind.name, "spec": spec.model_dump(mode="json"), "bounds": bounds, "warnings": warnings}
-        return job_view(store.get(queue_jobs([job], store, celery, key)[0]))
+        return job_view(queue_jobs([job], store, celery, key)[0])
 
     submit.__annotations__["spec"] = Annotated[kind.spec, Body(openapi_examples=EXAMPLES.get(kind.name))]
     submit.__doc__ = kind.summary

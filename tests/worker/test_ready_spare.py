@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from api.examples import TRAINING_EXAMPLES
+from clr_service.stack import EmbeddedStack, free_port
+from tests.conftest import SERVICE_ENV
 from tests.helpers import wait_for_state
 from worker.store import JobStore
 
@@ -35,3 +37,29 @@ def test_one_job_at_a_time_and_the_next_starts_in_the_spare_that_waited_beside_i
     assert [job["state"] for job in done] == ["succeeded", "succeeded"]
     second_process = int(store.get(second)["runner"].rpartition(":")[2])
     assert second_process in children_while_first_ran  # forked, and warm, before the first job ended
+
+
+
+def jobs_in_a_row(stack, client, jobs: int) -> list[tuple[int, list[str]]]:
+    """`jobs` tiny trainings of a built-in model with its first layer frozen, back to back: each one's process and
+    the names of its frozen layers."""
+    store, body = JobStore.from_url(stack.redis_url), TINY | {"model": {"architecture": "mlp", "freeze": {"count": 1}}}
+    ran = []
+    for _ in range(jobs):
+        done = wait_for_state(client, client.post("/trainings", json=body).json()["id"], {"succeeded", "failed"})
+        assert done["state"] == "succeeded", done["error"]
+        ran.append((int(store.get(done["id"])["runner"].rpartition(":")[2]), done["result"]["frozen_layers"]))
+    return ran
+
+
+def test_a_pool_process_may_run_several_jobs_each_from_a_clear_keras_session(service, client):
+    ran = jobs_in_a_row(service, client, 3)  # the tests' workers reuse their processes (tests/conftest.py)
+    assert len({process for process, _ in ran}) < 3  # two pool processes, three jobs
+    assert [frozen for _, frozen in ran] == [["flatten"]] * 3  # named as in a fresh process: no `flatten_1`
+
+
+def test_by_default_each_job_runs_in_a_process_of_its_own(tmp_path):
+    with EmbeddedStack(port=free_port(), data_dir=tmp_path,
+                       extra_env=SERVICE_ENV | {"CLR_JOBS_PER_CHILD": "1"}) as stack, stack.client() as client:
+        ran = jobs_in_a_row(stack, client, 3)
+    assert len({process for process, _ in ran}) == 3

@@ -115,12 +115,16 @@ def prepare_model(spec: JobSpec, data: datasets.Dataset, learning_rate, settings
                   steps_per_execution: int, devices: list[str], cycle: dict | None = None) -> tuple[keras.Model, Split]:
     """The compiled model, on `devices` (several GPUs: one step per execution, as Keras's `fit` under
     MirroredStrategy fails with more), in the spec's precision, and the data split. Under `mixed_float16` the loss
-    is scaled by an optimizer that counts a skipped step as a batch (`clr.mixed_precision`)."""
+    is scaled by an optimizer that counts a skipped step as a batch (`clr.mixed_precision`). Keras's session is
+    cleared first: the layers are named as in a fresh process whatever this process built before (an earlier job's
+    models, where a pool process runs several, or a training's own range test's), so a name a spec gives (`freeze`,
+    `layer_groups`) means the same layer in each; a model built before must not be used after."""
+    keras.backend.clear_session()
     if spec.seed is not None:
         keras.utils.set_random_seed(spec.seed)
     prepared = split(data, spec.validation_split)
     strategy = job_strategy(devices)
-    keras.config.set_dtype_policy(spec.precision)  # the models this process builds next (one job per process)
+    keras.config.set_dtype_policy(spec.precision)  # for the models built next
     with strategy.scope():
         model = build_model(spec, data, settings)
         groups = layer_groups(model, spec.model)

@@ -46,8 +46,11 @@ class TrainingStream(StreamsToJob, IterationRecorder):
 
     divergence: tuple[int, float] | None = None
 
-    def on_train_begin(self, logs=None):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.skipped: set[int] = set()
+
+    def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         self.reporter.watch(self)
 
