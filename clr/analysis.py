@@ -63,3 +63,59 @@ def downsample_indices(values: npt.ArrayLike, max_points: int, keep: tuple[int, 
     lowest, highest = starts + lows.argmin(axis=1), starts + highs.argmax(axis=1)
     has_finite = np.isfinite(lows.min(axis=1))
     return np.unique(np.concatenate([*chosen, lowest[has_finite], highest[has_finite]]).astype(np.int64))
+
+
+# A block of a curve, summarised: its lowest and highest finite loss and its first non-finite one, each with its
+# iteration and LR (iteration -1: none). `downsample_blocks` reads a long curve from these instead of its points.
+BLOCK = np.dtype([(f"{which}_{field}", dtype) for which in ("low", "high", "bad")
+                  for field, dtype in (("iteration", "<i8"), ("lr", "<f4"), ("loss", "<f4"))])
+
+
+def block_summaries(first_iteration: int, lrs: npt.ArrayLike, losses: npt.ArrayLike, size: int) -> np.ndarray:
+    """The `BLOCK` summary of each run of `size` points (the last may be shorter) of a curve's stretch that starts at
+    `first_iteration`."""
+    lrs, losses = np.asarray(lrs), np.asarray(losses)
+    blocks = -(-len(losses) // size)
+    padding = blocks * size - len(losses)
+    values = np.pad(losses.astype(np.float64), (0, padding), constant_values=np.nan).reshape(blocks, size)
+    real = np.arange(blocks * size).reshape(blocks, size) < len(losses)
+    finite = np.isfinite(values)
+    summaries = np.empty(blocks, BLOCK)
+    for which, scores in (("low", np.where(finite, values, np.inf)), ("high", np.where(finite, -values, np.inf)),
+                          ("bad", np.where(real & ~finite, 0.0, np.inf))):
+        position = scores.argmin(axis=1)
+        index = np.arange(blocks) * size + position
+        found = np.isfinite(scores[np.arange(blocks), position])
+        summaries[f"{which}_iteration"] = np.where(found, first_iteration + index, -1)
+        summaries[f"{which}_lr"] = lrs[np.minimum(index, len(lrs) - 1)]
+        summaries[f"{which}_loss"] = losses[np.minimum(index, len(losses) - 1)]
+    return summaries
+
+
+def downsample_blocks(summaries: np.ndarray, ends: tuple[tuple[int, float, float], ...], max_points: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`downsample_indices` read from a curve's block summaries (in order, the last block possibly partial) and its
+    first and last points (`ends`: iteration, lr, loss each): buckets of whole blocks, each keeping its lowest and
+    highest loss, with the ends and the first non-finite point. Returns the points' iterations, LRs and losses."""
+    if max_points < 4:
+        raise ValueError(f"Argument `max_points` must be >= 4. Received: max_points={max_points!r}")
+    buckets = (max_points - 3) // 2
+    per_bucket = -(-len(summaries) // buckets)
+    padding = -len(summaries) % per_bucket
+    chosen = [np.array([point for point in ends], dtype=[("iteration", "<i8"), ("lr", "<f4"), ("loss", "<f4")])]
+    bad = summaries[summaries["bad_iteration"] >= 0][:1]
+    for which, sign in (("low", 1.0), ("high", -1.0), ("bad", None)):
+        columns = [f"{which}_{field}" for field in ("iteration", "lr", "loss")]
+        if sign is None:
+            points = bad[columns]
+        else:
+            valid = summaries[f"{which}_iteration"] >= 0
+            scores = np.pad(np.where(valid, sign * summaries[f"{which}_loss"], np.inf), (0, padding),
+                            constant_values=np.inf).reshape(-1, per_bucket)
+            pick = np.arange(len(scores)) * per_bucket + scores.argmin(axis=1)
+            points = summaries[pick[np.isfinite(scores.min(axis=1))]][columns]
+        chosen.append(np.array(points.tolist(), dtype=chosen[0].dtype))
+    merged = np.concatenate(chosen)
+    _, first = np.unique(merged["iteration"], return_index=True)
+    merged = merged[first]
+    return merged["iteration"], merged["lr"], merged["loss"]

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import numpy as np
 import redis
 
+from clr.analysis import BLOCK, block_summaries
 from worker.coordination import Coordination
 from worker.records import JobRecord, decode, job_key
 from worker.tenancy import Tenancy, active_key
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 POINT = np.dtype([("lr", "<f4"), ("loss", "<f4")])
 ACCURACY = np.dtype("<f4")  # a range test's per-batch accuracy, a column of its own beside the curve
+BLOCK_POINTS = 1024  # iterations a block summary of a curve covers
 CANDIDATE_PHASES = tuple(f"candidate_{index}" for index in range(8))  # the curves of a range test's verification
 
 # Time comes from Redis (`TIME`), so every worker judges staleness on one clock.
@@ -87,10 +89,11 @@ if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('HGET', KEYS[
 end
 """
 
-# KEYS: job, curve, its accuracy column. ARGV: attempt, iteration, then field, value pairs. Cuts the curve (and the
-# column) back to `iteration` points (fewer when fewer are stored), sets the fields, and logs the attempt's start.
-# Returns the points kept, or -1 when fenced off.
+# KEYS: job, curve, its accuracy column, its block summaries. ARGV: attempt, iteration, then field, value pairs. Cuts
+# the curve (and the column) back to `iteration` points (fewer when fewer are stored), drops the summaries, sets the
+# fields, and logs the attempt's start. Returns the points kept, or -1 when fenced off.
 _RESUME = _OWNED + """
+redis.call('DEL', KEYS[4])
 local kept = math.min(tonumber(ARGV[2]), math.floor(redis.call('STRLEN', KEYS[2]) / 8))
 if kept == 0 then redis.call('DEL', KEYS[2], KEYS[3])
 else
@@ -105,9 +108,10 @@ redis.call('HSET', KEYS[1], 'resumes', cjson.encode(resumes), 'iteration', kept,
 return kept
 """
 
-# KEYS: job, curve, its accuracy column. ARGV: attempt. Empties both; returns 0, or -1 when fenced off.
+# KEYS: job, curve, its accuracy column, its block summaries. ARGV: attempt. Empties them; returns 0, or -1 when
+# fenced off.
 _RESTART_CURVE = _OWNED + """
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 return 0
 """
 
@@ -122,6 +126,17 @@ if tonumber(ARGV[2]) > stored then return stored end
 if #ARGV[3] > 0 then redis.call('SETRANGE', KEYS[2], tonumber(ARGV[2]), ARGV[3]) end
 if #ARGV[4] > 0 then redis.call('SETRANGE', KEYS[3], tonumber(ARGV[2]) / 2, ARGV[4]) end
 return redis.call('STRLEN', KEYS[2])
+"""
+
+# KEYS: a curve's block summaries, the curve. ARGV: the summaries' length read, the summaries that follow, the curve
+# bytes they cover. Appends them unless the summaries changed meanwhile or the curve no longer holds what they cover
+# (a resume or restart cut it, and dropped the summaries). Returns 1 if it did.
+_EXTEND_BLOCKS = """
+if redis.call('STRLEN', KEYS[1]) ~= tonumber(ARGV[1]) or redis.call('STRLEN', KEYS[2]) < tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('APPEND', KEYS[1], ARGV[2])
+return 1
 """
 
 # KEYS: job, job id. ARGV: attempt. Puts the runner's own running job back in the queue, its attempt not counted
@@ -240,6 +255,7 @@ class JobStore:
         self._cancel = client.register_script(_CANCEL)
         self._finish = client.register_script(_FINISH)
         self._settle = client.register_script(_SETTLE)
+        self._extend_blocks = client.register_script(_EXTEND_BLOCKS)
 
     @classmethod
     def from_url(cls, url: str) -> JobStore:
@@ -247,9 +263,10 @@ class JobStore:
         return cls(redis.Redis.from_url(url))
 
     @classmethod
-    def _curve_keys(cls, job_id: str, phase: str = "") -> tuple[str, str]:
-        """The curve of `phase` and its accuracy column."""
-        return cls._curve_key(job_id, phase), cls._curve_key(job_id, phase) + ":accuracy"
+    def _curve_keys(cls, job_id: str, phase: str = "") -> tuple[str, str, str]:
+        """The curve of `phase`, its accuracy column and its block summaries (`curve_blocks`)."""
+        curve = cls._curve_key(job_id, phase)
+        return curve, curve + ":accuracy", curve + ":blocks"
 
     @staticmethod
     def _curve_key(job_id: str, phase: str = "") -> str:
@@ -472,13 +489,40 @@ class JobStore:
 
     def curve(self, job_id: str, since: int = 0, phase: str = "") -> Curve:
         """The curve (of `phase`) from iteration `since` on."""
-        curve_key, accuracy_key = self._curve_keys(job_id, phase)
+        curve_key, accuracy_key, _ = self._curve_keys(job_id, phase)
         raw = self.redis.getrange(curve_key, since * POINT.itemsize, -1) if since >= 0 else b""
         points = np.frombuffer(raw[: len(raw) - len(raw) % POINT.itemsize], POINT)
         accuracies = np.frombuffer(self.redis.getrange(accuracy_key, since * ACCURACY.itemsize,
                                                        (since + len(points)) * ACCURACY.itemsize - 1), ACCURACY)
         return Curve(np.arange(since, since + len(points)), points["lr"], points["loss"],
                      accuracies if len(points) and len(accuracies) == len(points) else None)
+
+    def curve_blocks(self, job_id: str, phase: str = "") -> tuple[np.ndarray, Curve]:
+        """The curve's summaries (`clr.analysis.BLOCK`) of each whole block of `BLOCK_POINTS` iterations, and the
+        points after them: a long curve read in kilobytes. The summaries are kept beside the curve, extended here
+        by whoever reads it next (only with what the curve still holds), and dropped when a runner cuts it."""
+        curve_key, _, blocks_key = self._curve_keys(job_id, phase)
+        with self.redis.pipeline(transaction=True) as pipe:
+            stored, summaries = pipe.strlen(curve_key).get(blocks_key).execute()
+        blocks = np.frombuffer(summaries or b"", BLOCK)
+        whole = stored // (POINT.itemsize * BLOCK_POINTS)
+        if whole > len(blocks):
+            start, end = len(blocks) * BLOCK_POINTS, whole * BLOCK_POINTS
+            points = np.frombuffer(self.redis.getrange(curve_key, start * POINT.itemsize, end * POINT.itemsize - 1),
+                                   POINT)
+            if len(points) == end - start:
+                new = block_summaries(start, points["lr"], points["loss"], BLOCK_POINTS)
+                self._extend_blocks(keys=[blocks_key, curve_key],
+                                    args=[len(blocks) * BLOCK.itemsize, new.tobytes(), end * POINT.itemsize])
+                blocks = np.concatenate([blocks, new])
+        return blocks, self.curve(job_id, len(blocks) * BLOCK_POINTS, phase)
+
+    def curve_point(self, job_id: str, iteration: int, phase: str = "") -> tuple[int, float, float]:
+        """One point of the curve: its iteration, LR and loss."""
+        raw = self.redis.getrange(self._curve_key(job_id, phase), iteration * POINT.itemsize,
+                                  (iteration + 1) * POINT.itemsize - 1)
+        point = np.frombuffer(raw, POINT)[0]
+        return iteration, float(point["lr"]), float(point["loss"])
 
     def curve_length(self, job_id: str, phase: str = "") -> int:
         """The iterations the curve (of `phase`) holds, without reading it."""

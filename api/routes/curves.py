@@ -16,13 +16,13 @@ from pydantic import MISSING, BaseModel
 from api.deps import JobDep, StoreDep
 from api.errors import error_responses
 from api.views import answer_as
-from clr.analysis import downsample_indices, smooth
+from clr.analysis import block_summaries, downsample_blocks, downsample_indices, smooth
 from clr.bounds import BoundSuggestion
 from clr.config import momentum_schedule
 from clr.plots import comparison_png, range_test_png, training_png
 from worker.kinds import KINDS, PHASES
 from worker.records import JobRecord
-from worker.store import CANDIDATE_PHASES
+from worker.store import BLOCK_POINTS, CANDIDATE_PHASES
 
 router = APIRouter(tags=["curves"])
 PLOT_POINTS = 4000
@@ -119,7 +119,7 @@ def read_columns(job: JobRecord, store: StoreDep, since: int, max_points: int | 
                  phase: Phase = "training") -> dict[str, np.ndarray]:
     """The job's curve from iteration `since` (+ the smoothed loss of a range test and each batch's accuracy where it
     recorded them, + the momentum of a training that cycles it: a function of the iteration, like the LR),
-    downsampled to `max_points`."""
+    downsampled to `max_points` (a long curve from its block summaries)."""
     if sweep := range_test_of(job, phase):  # the smoothed loss needs the curve from its start
         curve = store.curve(job["id"], phase=sweep[0])
         smoothed = smooth(curve.losses, sweep[1]["beta"])
@@ -127,15 +127,35 @@ def read_columns(job: JobRecord, store: StoreDep, since: int, max_points: int | 
         if curve.accuracies is not None:
             columns["accuracy"] = curve.accuracies
         columns = {name: values[since:] for name, values in columns.items()}
+    elif max_points is not None and since == 0 and (
+            store.curve_length(job["id"], own_phase(phase)) // BLOCK_POINTS >= (max_points - 3) // 2):
+        columns = dict(zip(("iteration", "lr", "loss"), from_blocks(job, store, max_points, own_phase(phase)),
+                           strict=True))
+        max_points = None  # downsampled already
     else:
         curve = store.curve(job["id"], since, own_phase(phase))
         columns = {"iteration": curve.iterations, "lr": curve.lrs, "loss": curve.losses}
-        if phase == "training" and (cycle := job.get("momentum_cycle")):
-            columns["momentum"] = momentum_schedule(cycle)(curve.iterations)
+    if not sweep and phase == "training" and (cycle := job.get("momentum_cycle")):
+        columns["momentum"] = momentum_schedule(cycle)(columns["iteration"])
     if max_points is not None:
         chosen = downsample_indices(columns["loss"], max_points)  # keeps the first non-finite point itself
         columns = {name: values[chosen] for name, values in columns.items()}
     return columns
+
+
+def from_blocks(job: JobRecord, store: StoreDep, max_points: int, phase: str
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A curve long enough for whole blocks in each bucket, downsampled from its block summaries and the points
+    after them (`JobStore.curve_blocks`): kilobytes read where the curve is megabytes, the same spikes and
+    divergence kept (`clr.analysis.downsample_blocks`)."""
+    blocks, tail = store.curve_blocks(job["id"], phase)
+    if len(tail.losses):
+        blocks = np.concatenate([blocks, block_summaries(int(tail.iterations[0]), tail.lrs, tail.losses,
+                                                         BLOCK_POINTS)])
+        last = (int(tail.iterations[-1]), float(tail.lrs[-1]), float(tail.losses[-1]))
+    else:
+        last = store.curve_point(job["id"], len(blocks) * BLOCK_POINTS - 1, phase)
+    return downsample_blocks(blocks, (store.curve_point(job["id"], 0, phase), last), max_points)
 
 
 def csv_response(columns: dict[str, np.ndarray]) -> Response:

@@ -1,5 +1,6 @@
 """Chunked, resumable uploads of datasets too big for one request or for memory: `.npy` parts appended to each
-array of an upload, finished by a last call into a folder of `.npy` files that workers memory-map."""
+array of an upload, finished by a last call into a folder of `.npy` files that workers memory-map; or the bytes of a
+zip of class folders appended in parts, finished by decoding it as `POST /datasets?image_size=` does."""
 
 from __future__ import annotations
 
@@ -19,16 +20,25 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import CallerDep, SettingsDep, StoreDep, owns
 from api.errors import error_responses
 from api.keys import ApiKey
-from api.routes.datasets import dataset_record, within_class_limit
+from api.routes.datasets import (
+    ImageSize,
+    checked_npz,
+    dataset_record,
+    image_folder_record,
+    images_to_npz,
+    within_class_limit,
+)
 from api.settings import ApiSettings
 from api.uploads import reserved
 from clr.datasets import Dataset, from_npy_folder
+from clr.image_folders import ColorMode
 from clr.tasks import holds_real_numbers
 from worker.settings import Settings
 from worker.store import JobStore
 
 router = APIRouter(prefix="/datasets/uploads", tags=["datasets"])
 ArrayName = Literal["x_train", "y_train", "x_test", "y_test"]
+ARCHIVE, DECODED = "archive.zip", "decoded.npz"  # an image folder's zip and its arrays, in the staging folder
 
 
 def staging(settings: Settings, upload_id: str) -> Path:
@@ -144,6 +154,58 @@ async def append_part(
         return session
 
 
+@router.put("/{upload_id}/archive", responses=error_responses(404, 409, 413))
+async def append_archive_part(
+    upload_id: str, request: Request, settings: SettingsDep, store: StoreDep, key: CallerDep,
+    offset: Annotated[int, Query(ge=0, description="Bytes of the archive received before this part")],
+) -> dict[str, Any]:
+    """Append a part of a zip of class folders (the body: its next bytes) at byte `offset`, which must be the bytes
+    received so far (409 with them otherwise: a part sent twice is not added twice); finish with `image_size`."""
+    with _one_at_a_time(upload_id, store, key):
+        session = _session(upload_id, store, key)
+        if session["arrays"]:
+            raise HTTPException(409, "this upload holds arrays; send an archive in an upload of its own")
+        received = session.get("archive_bytes", 0)
+        if offset != received:
+            raise HTTPException(409, f"offset: the archive holds {received} bytes; send the part that starts there")
+        folder = staging(settings, upload_id)
+        part = folder / f"{ARCHIVE}.part"
+        try:
+            size = await _receive(request, part)
+            if size > settings.max_upload_bytes:
+                raise HTTPException(413, f"archive: the part exceeds the limit of {settings.max_upload_bytes} bytes")
+            if received + size > settings.max_dataset_bytes:
+                raise HTTPException(413, f"archive: {received + size} bytes, more than the limit of "
+                                         f"{settings.max_dataset_bytes} bytes")
+            with reserved(store, key, size, "archive"):
+                await run_in_threadpool(_append_at, folder / ARCHIVE, received, part)
+                session["archive_bytes"] = received + size
+                store.uploads.save("uploads", upload_id, session)
+        finally:
+            part.unlink(missing_ok=True)
+        return session
+
+
+def _append_at(path: Path, offset: int, part: Path) -> None:
+    """`part`'s bytes written into `path` at `offset`, whatever an interrupted write left after it."""
+    with path.open("r+b" if path.exists() else "wb") as whole, part.open("rb") as piece:
+        whole.seek(offset)
+        whole.truncate()
+        shutil.copyfileobj(piece, whole)
+
+
+def _decoded_archive(folder: Path, image_size: int, color_mode: ColorMode, settings: ApiSettings
+                     ) -> tuple[Dataset, dict[str, Any]]:
+    """The upload's archive decoded into the `.npz` of its arrays (`DECODED`, beside it) and checked, and what the
+    dataset's record adds for an image folder."""
+    try:
+        folders = images_to_npz(folder / ARCHIVE, image_size, color_mode, settings, into=folder / DECODED)
+        return checked_npz(folder / DECODED, settings), image_folder_record(folders, image_size, color_mode)
+    except BaseException:
+        (folder / DECODED).unlink(missing_ok=True)
+        raise
+
+
 def _parts(folder: Path, name: str, meta: dict[str, Any]) -> list[Path]:
     return [folder / f"{name}.{index:05d}.npy" for index in range(meta["parts"])]
 
@@ -179,21 +241,38 @@ def _assembled(folder: Path, arrays: dict[str, Any], settings: ApiSettings) -> D
 
 
 @router.post("/{upload_id}/finish", status_code=status.HTTP_201_CREATED, responses=error_responses(404, 409))
-async def finish_upload(upload_id: str, settings: SettingsDep, store: StoreDep, key: CallerDep) -> dict[str, Any]:
-    """Check the arrays together (as a `.npz` upload is checked) and make the dataset: its id is the upload's. A
-    refused upload is kept as it was: add the rows it lacks and finish again, or abandon it."""
+async def finish_upload(upload_id: str, settings: SettingsDep, store: StoreDep, key: CallerDep,
+                        image_size: ImageSize = None, color_mode: ColorMode = "rgb") -> dict[str, Any]:
+    """Check the arrays together (as a `.npz` upload is checked) and make the dataset: its id is the upload's. An
+    archive's upload needs `image_size`: the zip is decoded as `POST /datasets?image_size=` decodes one. A refused
+    upload is kept as it was: add what it lacks and finish again, or abandon it."""
     with _one_at_a_time(upload_id, store, key):
         session = _session(upload_id, store, key)
-        folder = staging(settings, upload_id)
+        folder, archive = staging(settings, upload_id), "archive_bytes" in session
+        if archive and image_size is None:
+            raise HTTPException(422, "image_size: an archive of class folders needs the size to resize its images to")
         try:
-            dataset = await run_in_threadpool(_assembled, folder, session["arrays"], settings)
+            dataset, images = await run_in_threadpool(_decoded_archive, folder, image_size, color_mode, settings) \
+                if archive else (await run_in_threadpool(_assembled, folder, session["arrays"], settings), {})
         except ValueError as error:
             raise HTTPException(422, f"{error}; the upload is kept as it was: add what it lacks and finish again, "
                                      f"or abandon it (DELETE)") from error
-        size = sum(meta["bytes"] for meta in session["arrays"].values())
-        meta = dataset_record(upload_id, key, "(chunked upload)", size, dataset)
-        os.replace(folder, settings.datasets_dir / upload_id)
-        await run_in_threadpool(settings.storage().publish, settings.datasets_dir / upload_id)
+        received = sum(meta["bytes"] for meta in session["arrays"].values()) + session.get("archive_bytes", 0)
+        size = (folder / DECODED).stat().st_size if archive else received
+        try:
+            with reserved(store, key, size - received):  # an image folder's arrays take more or less than its zip
+                if archive:  # its arrays, kept as a one-request image upload keeps them
+                    stored = settings.datasets_dir / f"{upload_id}.npz"
+                    os.replace(folder / DECODED, stored)
+                    shutil.rmtree(folder)
+                else:
+                    stored = settings.datasets_dir / upload_id
+                    os.replace(folder, stored)
+        except HTTPException:
+            (folder / DECODED).unlink(missing_ok=True)
+            raise
+        meta = dataset_record(upload_id, key, "(chunked upload)", size, dataset) | images
+        await run_in_threadpool(settings.storage().publish, stored)
         store.uploads.save("datasets", upload_id, meta)
         store.uploads.delete("uploads", upload_id)
         return meta
@@ -209,4 +288,5 @@ def abandon_upload(upload_id: str, settings: SettingsDep, store: StoreDep, key: 
 
 def _remove(upload_id: str, session: dict[str, Any], settings: Settings, store: JobStore, key: ApiKey) -> None:
     shutil.rmtree(staging(settings, upload_id), ignore_errors=True)
-    store.uploads.forget("uploads", upload_id, key.name, sum(meta["bytes"] for meta in session["arrays"].values()))
+    store.uploads.forget("uploads", upload_id, key.name, sum(meta["bytes"] for meta in session["arrays"].values())
+                         + session.get("archive_bytes", 0))

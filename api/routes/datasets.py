@@ -41,16 +41,18 @@ def _check_unpacked(path: Path, settings: ApiSettings) -> None:
                                  f"{settings.max_dataset_bytes}")
 
 
-def _check(path: Path, settings: ApiSettings) -> Dataset:
+def checked_npz(path: Path, settings: ApiSettings) -> Dataset:
     _check_unpacked(path, settings)
     return within_class_limit(from_npz(path), settings)
 
 
-def _images_to_npz(path: Path, size: int, color_mode: ColorMode, settings: ApiSettings) -> ImageFolders:
-    """The zip of class folders at `path`, decoded and written over it as the `.npz` of its arrays."""
+def images_to_npz(path: Path, size: int, color_mode: ColorMode, settings: ApiSettings, into: Path | None = None
+                  ) -> ImageFolders:
+    """The zip of class folders at `path`, decoded and written as the `.npz` of its arrays `into` a file (over the
+    zip by default)."""
     _check_unpacked(path, settings)
     folders = read_image_zip(str(path), (size, size), color_mode, settings.max_dataset_bytes)
-    save_npz(folders, str(path))
+    save_npz(folders, str(into or path))
     return folders
 
 
@@ -78,19 +80,23 @@ async def upload_dataset(file: UploadFile, settings: SettingsDep, store: StoreDe
             dataset_id, path, size):
         try:
             folders = None if image_size is None else await run_in_threadpool(
-                _images_to_npz, path, image_size, color_mode, settings)
-            dataset = await run_in_threadpool(_check, path, settings)
+                images_to_npz, path, image_size, color_mode, settings)
+            dataset = await run_in_threadpool(checked_npz, path, settings)
         except ValueError as error:
             raise HTTPException(422, f"file: {error}") from error
         stored = path.stat().st_size
         with reserved(store, key, stored - size):  # an image folder's arrays take more or less than its zip
             await run_in_threadpool(settings.storage().publish, path)
-            images = {} if folders is None else {
-                "class_names": folders.class_names, "quarantined": folders.quarantined,
-                "mislabelled": folders.mislabelled, "image_size": [image_size, image_size], "color_mode": color_mode}
+            images = {} if folders is None else image_folder_record(folders, image_size, color_mode)
             meta = dataset_record(dataset_id, key, file.filename, stored, dataset) | images
             store.uploads.save("datasets", dataset_id, meta)
     return meta
+
+
+def image_folder_record(folders: ImageFolders, image_size: int, color_mode: ColorMode) -> dict[str, Any]:
+    """What a dataset's record adds for an image folder: its classes, the files set aside and the mislabelled."""
+    return {"class_names": folders.class_names, "quarantined": folders.quarantined,
+            "mislabelled": folders.mislabelled, "image_size": [image_size, image_size], "color_mode": color_mode}
 
 
 def dataset_record(dataset_id: str, key: ApiKey, filename: str | None, size: int, dataset: Dataset) -> dict[str, Any]:

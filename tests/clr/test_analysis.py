@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from clr.analysis import ExponentialSmoother, downsample_indices, finite_prefix_length, has_diverged, smooth
+from clr.analysis import (
+    ExponentialSmoother,
+    block_summaries,
+    downsample_blocks,
+    downsample_indices,
+    finite_prefix_length,
+    has_diverged,
+    smooth,
+)
 
 
 def test_smoothing_is_the_debiased_ema():
@@ -47,3 +55,29 @@ def test_downsampling_keeps_spikes_ends_and_the_divergence_point():
     np.testing.assert_array_equal(downsample_indices(values[:300], 500), np.arange(300))
     with pytest.raises(ValueError, match="Argument `max_points` must be >= 4"):
         downsample_indices(values, 3)
+
+
+@pytest.mark.parametrize("points", [65_536, 65_536 + 517])  # whole blocks only, and a partial last one
+def test_downsampling_from_block_summaries_keeps_each_buckets_extremes_the_ends_and_the_divergence(points):
+    rng = np.random.default_rng(3)
+    losses = rng.normal(size=points).astype(np.float32)
+    losses[[100, 40_000]] = 30.0, -30.0
+    losses[50_000] = np.inf
+    losses[60_001:] = np.nan
+    lrs = np.linspace(0.0, 1.0, points, dtype=np.float32)
+    size, max_points = 256, 101
+    summaries = block_summaries(0, lrs, losses, size)
+    assert len(summaries) == -(-points // size)
+    ends = tuple((index, lrs[index], losses[index]) for index in (0, points - 1))
+    iterations, kept_lrs, kept_losses = downsample_blocks(summaries, ends, max_points)
+    assert len(iterations) <= max_points and list(iterations) == sorted(set(iterations))
+    np.testing.assert_array_equal(kept_lrs, lrs[iterations])
+    np.testing.assert_array_equal(kept_losses, losses[iterations])
+    per_bucket = -(-len(summaries) // ((max_points - 3) // 2))
+    for start in range(0, points, per_bucket * size):  # each bucket of whole blocks: its finite min and max kept
+        bucket = np.where(np.isfinite(losses[start:start + per_bucket * size]), losses[start:start + per_bucket * size],
+                          np.nan)
+        if np.isfinite(bucket).any():
+            assert {start + np.nanargmin(bucket), start + np.nanargmax(bucket)} <= set(iterations)
+    assert {0, points - 1, 50_000} <= set(iterations)  # the ends, and the first non-finite loss
+    assert 60_001 not in iterations  # only the first
