@@ -93,6 +93,7 @@ def own_phase(phase: Phase) -> str:
     return "" if phase == "training" else phase
 
 
+BLOCKS_ENOUGH = 0.9  # a curve is downsampled from its blocks once they give this share of the points asked or more
 DOWNSAMPLED = LRUCache(maxsize=64)  # this API process's downsampled curves, by what decides them
 DOWNSAMPLED_LOCK = threading.Lock()
 
@@ -128,7 +129,7 @@ def read_columns(job: JobRecord, store: StoreDep, since: int, max_points: int | 
             columns["accuracy"] = curve.accuracies
         columns = {name: values[since:] for name, values in columns.items()}
     elif max_points is not None and since == 0 and (
-            store.curve_length(job["id"], own_phase(phase)) // BLOCK_POINTS >= (max_points - 3) // 2):
+            2 * (store.curve_length(job["id"], own_phase(phase)) // BLOCK_POINTS) >= BLOCKS_ENOUGH * max_points):
         columns = dict(zip(("iteration", "lr", "loss"), from_blocks(job, store, max_points, own_phase(phase)),
                            strict=True))
         max_points = None  # downsampled already
@@ -145,7 +146,7 @@ def read_columns(job: JobRecord, store: StoreDep, since: int, max_points: int | 
 
 def from_blocks(job: JobRecord, store: StoreDep, max_points: int, phase: str
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A curve long enough for whole blocks in each bucket, downsampled from its block summaries and the points
+    """A curve long enough for most buckets to be whole blocks, downsampled from its block summaries and the points
     after them (`JobStore.curve_blocks`): kilobytes read where the curve is megabytes, the same spikes and
     divergence kept (`clr.analysis.downsample_blocks`)."""
     blocks, tail = store.curve_blocks(job["id"], phase)

@@ -43,7 +43,8 @@ def test_one_job_at_a_time_and_the_next_starts_in_the_spare_that_waited_beside_i
 def jobs_in_a_row(stack, client, jobs: int) -> list[tuple[int, list[str]]]:
     """`jobs` tiny trainings of a built-in model with its first layer frozen, back to back: each one's process and
     the names of its frozen layers."""
-    store, body = JobStore.from_url(stack.redis_url), TINY | {"model": {"architecture": "mlp", "freeze": {"count": 1}}}
+    store = JobStore.from_url(stack.redis_url)
+    body = TINY | {"epochs": 1, "model": {"architecture": "mlp", "freeze": {"count": 1}}}
     ran = []
     for _ in range(jobs):
         done = wait_for_state(client, client.post("/trainings", json=body).json()["id"], {"succeeded", "failed"})

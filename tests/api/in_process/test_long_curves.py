@@ -8,7 +8,7 @@ import pytest
 from clr.analysis import BLOCK, block_summaries, downsample_blocks
 from worker.store import BLOCK_POINTS
 
-POINTS = 1_100_000  # enough whole blocks for 998 buckets of `max_points=2000`
+POINTS = 1_100_000  # enough whole blocks for `max_points=2000`
 
 
 def curve(points: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
