@@ -1,7 +1,8 @@
 """Job start latency on the embedded stack (Redis, one Celery worker, the API): tiny trainings (the MLP on digits,
 one epoch) submitted one after another; from `POST /trainings` to the first recorded iteration (the job's
 `progress.iteration` above 0, polled) and to `succeeded`, p50 and p90. Each job runs in a fresh process (the
-worker's prefork child serves one task, `worker_max_tasks_per_child=1`). The job records' times split each start
+worker's prefork child serves one task, `worker_max_tasks_per_child=1`), or with `--jobs-per-child N` (a CPU host's
+`CLR_JOBS_PER_CHILD`) in a process that may have run others. The job records' times split each start
 into queueing and claiming, then the job process's own start; a fresh process timing the same phases one by one
 (`bench.job_phases`) shows what that start is made of. Two cases: jobs POSTed back to back (each waits for the last
 one's process to exit and a new one to start) and POSTed to a worker idle for `--idle` seconds (its next process,
@@ -10,6 +11,7 @@ forked when the last job ended, has imported TensorFlow already)."""
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import subprocess
@@ -64,19 +66,23 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=10.0, help="seconds the worker idles before each POST")
     parser.add_argument("--phase-runs", type=int, default=3)
     parser.add_argument("--spares", type=int, nargs="+", default=[1, 2], help="CLR_WARM_SPARES of each run")
+    parser.add_argument("--jobs-per-child", type=int, nargs="+", default=[1],
+                        help="CLR_JOBS_PER_CHILD of each run (more than 1: a CPU host's setting)")
     args = parser.parse_args()
     cases = {"back to back": 0.0, f"worker idle {args.idle:g} s": args.idle}
     runs, ratios = {}, []
-    for spares in args.spares:
+    for spares, per_child in itertools.product(args.spares, args.jobs_per_child):
+        per_process = f", {per_child} jobs per process" if per_child > 1 else ""
+        worker = f"{spares} spare{'s' * (spares != 1)}{per_process}"
         with tempfile.TemporaryDirectory() as folder, \
                 EmbeddedStack(port=free_port(), data_dir=Path(folder), worker_loglevel="WARNING",
-                              extra_env={"CLR_WARM_SPARES": str(spares)}) as stack, \
-                Client(stack.url, stack.api_key) as client:
-            spare_runs = {f"{case}, {spares} spare{'s' * (spares != 1)}": [
+                              extra_env={"CLR_WARM_SPARES": str(spares), "CLR_JOBS_PER_CHILD": str(per_child)}
+                              ) as stack, Client(stack.url, stack.api_key) as client:
+            worker_runs = {f"{case}, {worker}": [
                 time.sleep(idle) or one_job(client) for _ in range(args.jobs)] for case, idle in cases.items()}
-        runs |= spare_runs
-        ratios.append((spares, ratio_of_medians(*([run["POST to first iteration"] for run in case_runs]
-                                                  for case_runs in spare_runs.values()))))
+        runs |= worker_runs
+        firsts = ([run["POST to first iteration"] for run in case_runs] for case_runs in worker_runs.values())
+        ratios.append((f"{spares} warm spare(s){per_process}", ratio_of_medians(*firsts)))
     phases = [job_phases() for _ in range(args.phase_runs)]
     rows = []
     for case, case_runs in runs.items():
@@ -90,11 +96,11 @@ def main() -> None:
     print(table([f"seconds, from the POST of a tiny training ({args.jobs} jobs each)", "", "p50", "p90", "range",
                  "target"], rows))
     print()
-    for spares, ratio in ratios:
+    for worker, ratio in ratios:
         met = "met" if ratio.high <= BACK_TO_BACK_TARGET else (
             f"missed: its interval reaches {ratio.high:.2f}" if ratio.median <= BACK_TO_BACK_TARGET
             else f"missed by {ratio.median - BACK_TO_BACK_TARGET:.2f}")
-        print(f"{spares} warm spare(s): back to back / idle, p50 of POST to first iteration: {ratio} (bootstrap 95 % "
+        print(f"{worker}: back to back / idle, p50 of POST to first iteration: {ratio} (bootstrap 95 % "
               f"interval; target <= {BACK_TO_BACK_TARGET}: {met})")
     print()
     print(table([f"a job's start, phase by phase (fresh process, median of {len(phases)})", "seconds"],

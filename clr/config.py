@@ -28,6 +28,11 @@ CODE_CARRYING_CLASSES = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda", "T
                                    "__lambda__"})
 
 
+def one_given(spec: Strict, *fields: str) -> bool:
+    """Whether exactly one of `fields` is set on `spec`."""
+    return sum(getattr(spec, field) is not None for field in fields) == 1
+
+
 class CLRConfig(MomentumCycling):
     """A fully resolved cyclical schedule: the arguments of `clr.schedules.cyclical_lr`, and the cyclical momentum
     that may go with it."""
@@ -59,7 +64,7 @@ class CLRRequest(MomentumCycling):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        if (self.step_size is None) == (self.step_size_epochs is None):
+        if not one_given(self, "step_size", "step_size_epochs"):
             raise ValueError("Give exactly one of `step_size` (iterations) and `step_size_epochs`")
         if (self.base_lr is None) != (self.max_lr is None):
             raise ValueError("Give both `base_lr` and `max_lr`, or neither (with `range_test_id`)")
@@ -190,7 +195,7 @@ class Freeze(Strict):
 
     @model_validator(mode="after")
     def _one(self) -> Self:
-        if (self.until is None) == (self.count is None):
+        if not one_given(self, "until", "count"):
             raise ValueError("Give exactly one of `until` (a layer's name) and `count`")
         return self
 
@@ -265,7 +270,7 @@ class ModelSpec(Strict):
 
     @model_validator(mode="after")
     def _one(self) -> Self:
-        if sum(value is not None for value in (self.architecture, self.keras_json, self.id)) != 1:
+        if not one_given(self, "architecture", "keras_json", "id"):
             raise ValueError("Give exactly one of `architecture`, `keras_json` and `id` (an uploaded model)")
         return self
 
@@ -278,7 +283,7 @@ class DatasetSpec(Strict):
 
     @model_validator(mode="after")
     def _one(self) -> Self:
-        if (self.name is None) == (self.id is None):
+        if not one_given(self, "name", "id"):
             raise ValueError("Give exactly one of `name` (built-in) and `id` (uploaded)")
         return self
 
@@ -378,9 +383,9 @@ class TrainingSpec(JobSpec):
 
     @model_validator(mode="after")
     def _consistent_training(self) -> Self:
-        if (self.clr is None) == (self.schedule is None):
+        if not one_given(self, "clr", "schedule"):
             raise ValueError("Give exactly one of `clr` and `schedule`")
-        if (self.epochs is None) == (self.cycles is None):
+        if not one_given(self, "epochs", "cycles"):
             raise ValueError("Give exactly one of `epochs` and `cycles`")
         if self.schedule is not None and self.cycles is not None:
             raise ValueError(f"`cycles` is for `clr`; a `{self.schedule.policy}` schedule runs for `epochs`")
