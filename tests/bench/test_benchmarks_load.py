@@ -10,9 +10,10 @@ from tests.bench.test_benchmarks_start import run_module
 
 @pytest.mark.slow
 def test_start_latency_benchmark_prints_its_table():
-    out = run_module("bench.start_latency", "--jobs", "1", "--idle", "0", "--phase-runs", "1", "--spares", "1")
+    out = run_module("bench.start_latency", "--jobs", "1", "--idle", "0", "--phase-runs", "1", "--spares", "1",
+                     "--jobs-per-child", "100")
     assert "| POST to first iteration |" in out and "| import TensorFlow |" in out
-    assert "1 warm spare(s): back to back / idle, p50 of POST to first iteration: " in out
+    assert "1 warm spare(s), 100 jobs per process: back to back / idle, p50 of POST to first iteration: " in out
 
 
 def test_api_load_benchmark_prints_its_table():
