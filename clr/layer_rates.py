@@ -23,8 +23,10 @@ def layers_named(model: keras.Model, names: list[str]) -> list[int]:
     return [index[name] for name in names]
 
 
-def freeze(model: keras.Model, count: int) -> list[str]:
-    """Freeze the first `count` of `model.layers`; return their names."""
+def freeze(model: keras.Model, count: int | None = None, until: str | None = None) -> list[str]:
+    """Freeze the first `count` of `model.layers`, or those before the layer named `until`; return their names."""
+    if until is not None:
+        count = layers_named(model, [until])[0]
     if not 0 <= count < len(model.layers):
         raise ValueError(f"Argument `count` must leave a layer to train: 0 <= count < {len(model.layers)} "
                          f"(the model's layers). Received: count={count}")

@@ -107,9 +107,18 @@ class Client:
     def preview(self, request: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", "/schedules/preview", json=request).json()
 
-    def upload_dataset(self, path: Path, image_size: int | None = None, color_mode: str = "rgb") -> dict[str, Any]:
-        """Upload an `.npz`, or with `image_size` a `.zip` of class folders (`train/<class>/<image>`)."""
+    def upload_dataset(self, path: Path, image_size: int | None = None, color_mode: str = "rgb",
+                       part_bytes: int = 64 * 2**20) -> dict[str, Any]:
+        """Upload an `.npz`, or with `image_size` a `.zip` of class folders (`train/<class>/<image>`), the zip in
+        parts of `part_bytes` when it is larger (`PUT /datasets/uploads/{id}/archive`)."""
         params = {} if image_size is None else {"image_size": image_size, "color_mode": color_mode}
+        if image_size is not None and path.stat().st_size > part_bytes:
+            upload_id = self._call("POST", "/datasets/uploads").json()["id"]
+            with path.open("rb") as file:
+                for offset in range(0, path.stat().st_size, part_bytes):
+                    self._call("PUT", f"/datasets/uploads/{upload_id}/archive", params={"offset": offset},
+                               content=file.read(part_bytes))
+            return self._call("POST", f"/datasets/uploads/{upload_id}/finish", params=params).json()
         with path.open("rb") as file:
             return self._call("POST", "/datasets", params=params, files={"file": (path.name, file)}).json()
 

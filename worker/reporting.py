@@ -101,7 +101,8 @@ class JobReporter:
             log.warning("Job %s: the curve holds %s of the checkpoint's %s points; starting over", self.job_id,
                         kept, iteration)
             return self.resume(0)
-        earlier = (self.store.get(self.job_id) or {}).get("skipped_iterations") or []
+        earlier = through_redis_failures(lambda: self.store.get(self.job_id) or {},
+                                         self.settings.stale_after_s).get("skipped_iterations") or []
         with self._lock:
             self._history, self._history_written = list(history), len(history)
             self._skipped = [skipped for skipped in earlier if skipped < iteration]

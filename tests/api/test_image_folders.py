@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from api.keys import ApiKey, KeyStore
+from clr_service.client import Client
 from tests.helpers import image_bytes, image_folder_zip, wait_for_state
 
 pytestmark = pytest.mark.slow
@@ -59,3 +60,19 @@ def test_a_hostile_image_zip_is_refused_naming_the_member_and_leaves_nothing(cli
 def test_a_zip_of_images_without_image_size_is_refused_as_no_npz(client):
     answer = client.post("/datasets", files={"file": ("pets.zip", image_folder_zip(per_class=2, broken=False))})
     assert answer.status_code == 422 and answer.json()["detail"].startswith("file: ")
+
+
+def test_the_client_uploads_a_larger_zip_in_parts_and_the_quota_counts_its_arrays(service, store, tmp_path):
+    keys = KeyStore(redis.Redis.from_url(service.redis_url))
+    name = f"parts-{time.monotonic_ns()}"
+    archive = tmp_path / "pets.zip"
+    archive.write_bytes(image_folder_zip(per_class=24))
+    with Client(service.url, keys.create(ApiKey(name))) as client:
+        dataset = client.upload_dataset(archive, image_size=16, part_bytes=archive.stat().st_size // 3 + 1)
+        assert dataset["filename"] == "(chunked upload)" and dataset["class_names"] == ["bright", "dark"]
+        assert (dataset["train_samples"], dataset["test_samples"], dataset["input_shape"]) == (49, 16, [16, 16, 3])
+        stored = service.data_dir / "datasets" / f"{dataset['id']}.npz"
+        assert dataset["bytes"] == stored.stat().st_size == store.tenants.usage(name)  # the arrays', not the zip's
+        assert not (service.data_dir / "datasets" / f"{dataset['id']}.uploading").exists()
+        client.http.delete(f"/datasets/{dataset['id']}").raise_for_status()
+        assert store.tenants.usage(name) == 0

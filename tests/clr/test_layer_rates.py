@@ -94,6 +94,9 @@ def test_groups_and_freezing_are_checked_naming_the_argument():
         layer_rates.layer_groups(built, ["head"], FACTORS)
     with pytest.raises(ValueError, match="must leave a layer to train"):
         layer_rates.freeze(built, 3)
+    with pytest.raises(ValueError, match="no layer named 'trunk'"):
+        layer_rates.freeze(built, until="trunk")
+    assert layer_rates.freeze(built, until="head") == ["body", "neck"]
 
 
 def test_the_slice_preset_spaces_the_factors_as_fastai_does():

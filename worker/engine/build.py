@@ -28,16 +28,13 @@ def build_model(spec: JobSpec, data: datasets.Dataset, settings: Settings) -> ke
     task = Task(spec.loss)
     try:
         outputs = task.required_outputs(data.labels())
-        if spec.model.architecture is not None:
-            model = models.build(spec.model.architecture, data.input_shape, outputs, task.activation)
+        built = None if spec.model.architecture is None else models.build(
+            spec.model.architecture, data.input_shape, outputs, task.activation)
     except ValueError as error:
         raise JobError(str(error)) from error
-    if spec.model.architecture is None:
-        model = given_model(spec, data, outputs, settings)
+    model = given_model(spec, data, outputs, settings) if built is None else built
     if (frozen := spec.model.freeze) is not None:
-        count = frozen.count if frozen.count is not None else fine_tuning_step(
-            layer_rates.layers_named, model, [frozen.until])[0]
-        fine_tuning_step(layer_rates.freeze, model, count)
+        fine_tuning_step(layer_rates.freeze, model, frozen.count, frozen.until)
     return model
 
 
