@@ -102,19 +102,18 @@ def downsample_blocks(summaries: np.ndarray, ends: tuple[tuple[int, float, float
     buckets = (max_points - 3) // 2
     per_bucket = -(-len(summaries) // buckets)
     padding = -len(summaries) % per_bucket
-    chosen = [np.array([point for point in ends], dtype=[("iteration", "<i8"), ("lr", "<f4"), ("loss", "<f4")])]
-    bad = summaries[summaries["bad_iteration"] >= 0][:1]
-    for which, sign in (("low", 1.0), ("high", -1.0), ("bad", None)):
-        columns = [f"{which}_{field}" for field in ("iteration", "lr", "loss")]
-        if sign is None:
-            points = bad[columns]
-        else:
-            valid = summaries[f"{which}_iteration"] >= 0
-            scores = np.pad(np.where(valid, sign * summaries[f"{which}_loss"], np.inf), (0, padding),
-                            constant_values=np.inf).reshape(-1, per_bucket)
-            pick = np.arange(len(scores)) * per_bucket + scores.argmin(axis=1)
-            points = summaries[pick[np.isfinite(scores.min(axis=1))]][columns]
-        chosen.append(np.array(points.tolist(), dtype=chosen[0].dtype))
+    point = np.dtype([("iteration", "<i8"), ("lr", "<f4"), ("loss", "<f4")])
+
+    def points(which: str, rows: np.ndarray) -> np.ndarray:
+        return np.array(rows[[f"{which}_{field}" for field in point.names]].tolist(), dtype=point)
+
+    chosen = [np.array(list(ends), dtype=point), points("bad", summaries[summaries["bad_iteration"] >= 0][:1])]
+    for which, sign in (("low", 1.0), ("high", -1.0)):
+        valid = summaries[f"{which}_iteration"] >= 0
+        scores = np.pad(np.where(valid, sign * summaries[f"{which}_loss"], np.inf), (0, padding),
+                        constant_values=np.inf).reshape(-1, per_bucket)
+        pick = np.arange(len(scores)) * per_bucket + scores.argmin(axis=1)
+        chosen.append(points(which, summaries[pick[np.isfinite(scores.min(axis=1))]]))
     merged = np.concatenate(chosen)
     _, first = np.unique(merged["iteration"], return_index=True)
     merged = merged[first]

@@ -252,8 +252,10 @@ async def finish_upload(upload_id: str, settings: SettingsDep, store: StoreDep, 
         if archive and image_size is None:
             raise HTTPException(422, "image_size: an archive of class folders needs the size to resize its images to")
         try:
-            dataset, images = await run_in_threadpool(_decoded_archive, folder, image_size, color_mode, settings) \
-                if archive else (await run_in_threadpool(_assembled, folder, session["arrays"], settings), {})
+            if archive:
+                dataset, images = await run_in_threadpool(_decoded_archive, folder, image_size, color_mode, settings)
+            else:
+                dataset, images = await run_in_threadpool(_assembled, folder, session["arrays"], settings), {}
         except ValueError as error:
             raise HTTPException(422, f"{error}; the upload is kept as it was: add what it lacks and finish again, "
                                      f"or abandon it (DELETE)") from error
