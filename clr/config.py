@@ -6,7 +6,7 @@ import json
 import math
 import re
 import reprlib
-from typing import Annotated, Any, Literal, Self, Union
+from typing import Annotated, Any, ClassVar, Literal, Self, Union
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -31,6 +31,19 @@ CODE_CARRYING_CLASSES = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda", "T
 def one_given(spec: Strict, *fields: str) -> bool:
     """Whether exactly one of `fields` is set on `spec`."""
     return sum(getattr(spec, field) is not None for field in fields) == 1
+
+
+class OneOf(Strict):
+    """A spec that takes exactly one of the fields `one_of`; `one_of_error` is the error when it does not."""
+
+    one_of: ClassVar[tuple[str, ...]]
+    one_of_error: ClassVar[str]
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if not one_given(self, *self.one_of):
+            raise ValueError(self.one_of_error)
+        return self
 
 
 class CLRConfig(MomentumCycling):
@@ -186,18 +199,14 @@ SLICE_SPREAD = 100.0  # fastai's `slice(lr / 100, lr)`
 LayerName = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class Freeze(Strict):
+class Freeze(OneOf):
     """Layers that do not train (a pretrained body): the first `count` of the model's layers (`model.layers`), or
     those before the layer named `until`."""
 
+    one_of, one_of_error = ("until", "count"), "Give exactly one of `until` (a layer's name) and `count`"
+
     until: LayerName | None = None
     count: int | None = Field(None, ge=0, le=100_000)
-
-    @model_validator(mode="after")
-    def _one(self) -> Self:
-        if not one_given(self, "until", "count"):
-            raise ValueError("Give exactly one of `until` (a layer's name) and `count`")
-        return self
 
 
 class LayerGroups(Strict):
@@ -238,9 +247,12 @@ def layer_names(config: dict[str, Any]) -> list[str]:
         layer["config"].get("name"), str)] if isinstance(layers, list) else []
 
 
-class ModelSpec(Strict):
+class ModelSpec(OneOf):
     """A built-in architecture by name, a Keras model JSON (`model.to_json()`) without code-carrying layers, or an
     uploaded `.keras` file by id; for fine-tuning, layers frozen and rates per layer group."""
+
+    one_of = ("architecture", "keras_json", "id")
+    one_of_error = "Give exactly one of `architecture`, `keras_json` and `id` (an uploaded model)"
 
     architecture: Architecture | None = None
     keras_json: str | None = Field(None, max_length=MAX_MODEL_JSON_CHARS)
@@ -268,24 +280,14 @@ class ModelSpec(Strict):
             safe_keras_config(value.encode(), "`keras_json`")
         return value
 
-    @model_validator(mode="after")
-    def _one(self) -> Self:
-        if not one_given(self, "architecture", "keras_json", "id"):
-            raise ValueError("Give exactly one of `architecture`, `keras_json` and `id` (an uploaded model)")
-        return self
 
-
-class DatasetSpec(Strict):
+class DatasetSpec(OneOf):
     """A built-in dataset by name, or an uploaded one by id."""
+
+    one_of, one_of_error = ("name", "id"), "Give exactly one of `name` (built-in) and `id` (uploaded)"
 
     name: BuiltinDataset | None = None
     id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
-
-    @model_validator(mode="after")
-    def _one(self) -> Self:
-        if not one_given(self, "name", "id"):
-            raise ValueError("Give exactly one of `name` (built-in) and `id` (uploaded)")
-        return self
 
 
 class JobSpec(Strict):
