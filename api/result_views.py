@@ -104,6 +104,7 @@ class TrainingResult(Reported):
     class_names: list[str] | MISSING = MISSING  # an image folder's classes, by output index
     frozen_layers: list[str] | MISSING = MISSING  # `model.freeze`'s
     layer_groups: list[LayerGroupView] | MISSING = MISSING
+    head: TrainingResult | MISSING = MISSING  # a training that `unfreeze`s: its head's stage (this is the whole's)
 
 
 class Spread(Reported):

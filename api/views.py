@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Union
 from fastapi import Response
 from pydantic import BaseModel, Field, create_model
 
-from api.result_views import RESULT_VIEWS, RangeTestResult, Reported
+from api.result_views import RESULT_VIEWS, RangeTestResult, Reported, TrainingResult
 from worker.kinds import KINDS, KindName
 from worker.records import JobRecord
 
@@ -37,6 +37,8 @@ class Job(BaseModel):
     error: str | None
     result: Reported | None
     range_test: RangeTestResult | None = None  # the range test a training ran first, once it ended
+    head: TrainingResult | None = None  # a training that `unfreeze`s: its head's stage, once it ended
+    unfrozen_range_test: RangeTestResult | None = None  # ...and its whole network's range test, once it ended
     children: dict[str, dict[str, str]] | None = None  # a comparison's trainings: arm to seed to job id
     comparison: dict[str, Any] | None = None  # the comparison a training is one run of: its `id`, `arm` and `seed`
     skipped_iterations: list[int] | None = None  # its curve's steps that `mixed_float16`'s loss scaling skipped
@@ -98,6 +100,8 @@ def job_view(job: JobRecord) -> Job:
         error=job["error"],
         result=job["result"],
         range_test=job["range_test"],
+        head=job.get("head"),
+        unfrozen_range_test=job.get("unfrozen_range_test"),
         children=job.get("children"),
         comparison=job.get("comparison"),
         skipped_iterations=job.get("skipped_iterations"),

@@ -305,6 +305,10 @@ class JobSpec(Strict):
                                  "skips a step whose gradients overflow (listed in the job's `skipped_iterations`); "
                                  "the schedule stays on the batch index and a range test's suggestion ignores them")
 
+    def layers_named(self) -> list[tuple[str, str]]:
+        """The layers the spec names, with the field naming each."""
+        return self.model.layers_named()
+
 
 class VerifyRequest(Strict):
     """Train `candidates` bound pairs from the curve, one whole triangular cycle of `epochs` each, from the same
@@ -370,18 +374,21 @@ class RangeTestSpec(JobSpec, RangeSweep):
         return self
 
 
-class TrainingSpec(JobSpec):
-    """A training with a cyclical learning rate, `epochs` or whole `cycles` long; bounds given, taken from a
-    finished range test, or found by a range test the job runs first."""
+class TrainingLength(Strict):
+    """How long a training runs and at which rates: `epochs` or whole `cycles` of `clr` (or another policy's
+    `schedule`), its rates given or found by a `range_test` it runs first."""
 
     epochs: int | None = Field(None, ge=1, le=10_000)
     cycles: int | None = Field(None, ge=1, le=10_000, description="Train this many whole cycles, ending at base_lr")
     clr: CLRRequest | None = None
     schedule: Policy | None = Field(None, description=f"Another policy than `clr`: {POLICY_NAMES}")
-    range_test_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
     range_test: RangeSweep | None = Field(None, description="Run this range test first, on the job's own model "
                                                             "and data, and train with the bounds it suggests")
     accept_low_confidence: bool = Field(False, description="Use a range test's bounds even at low confidence")
+
+    def rate_sources(self) -> list[tuple[str, str, Any]]:
+        """Where else the rates may come from: each field, as an error names it, and its value."""
+        return [("`range_test`", "a `range_test` to run first", self.range_test)]
 
     @model_validator(mode="after")
     def _consistent_training(self) -> Self:
@@ -393,12 +400,56 @@ class TrainingSpec(JobSpec):
             raise ValueError(f"`cycles` is for `clr`; a `{self.schedule.policy}` schedule runs for `epochs`")
         rates = "`clr.base_lr` and `clr.max_lr`" if self.clr else f"`schedule.{self.schedule.rate}`"
         given = self.clr.base_lr if self.clr else self.schedule.given_lr
-        sources = [name for name, value in ((rates, given), ("`range_test_id`", self.range_test_id),
-                                            ("`range_test`", self.range_test)) if value is not None]
+        choices = [(rates, rates, given), *self.rate_sources()]
+        sources = [field for field, _, value in choices if value is not None]
         if len(sources) != 1:
-            raise ValueError(f"Give exactly one of {rates}, a `range_test_id` to take them from, or a `range_test` "
-                             f"to run first" + (f"; received {' and '.join(sources)}" if sources else ""))
+            phrases = [phrase for _, phrase, _ in choices]
+            raise ValueError(f"Give exactly one of {', '.join(phrases[:-1])}{',' if len(phrases) > 2 else ''} or "
+                             f"{phrases[-1]}" + (f"; received {' and '.join(sources)}" if sources else ""))
         return self
+
+
+class Unfreeze(TrainingLength):
+    """A fine-tuning's second stage: once the head has trained with the body frozen (`model.freeze`), the whole
+    network trains from the head's weights, at its own rates (given, or found by its own `range_test` on the
+    unfrozen network), with discriminative `layer_groups` where given."""
+
+    layer_groups: LayerGroups | None = Field(None, description="Rates per group of layers in this stage (fastai's "
+                                             "`slice(lr / 100, lr)`: `{\"starts\": [...]}`)")
+
+
+class TrainingSpec(JobSpec, TrainingLength):
+    """A training with a cyclical learning rate, `epochs` or whole `cycles` long; bounds given, taken from a
+    finished range test, or found by a range test the job runs first; for fine-tuning, a second stage that
+    `unfreeze`s the whole network."""
+
+    range_test_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
+    unfreeze: Unfreeze | None = Field(None, description="Then train the whole network (a second stage, after the "
+                                      "head's: needs `model.freeze`)")
+
+    def rate_sources(self) -> list[tuple[str, str, Any]]:
+        return [("`range_test_id`", "a `range_test_id` to take them from", self.range_test_id), *super().rate_sources()]
+
+    @model_validator(mode="after")
+    def _second_stage(self) -> Self:
+        if self.unfreeze is not None and self.model.freeze is None:
+            raise ValueError("`unfreeze` trains the whole network after its head: give `model.freeze` for the head's "
+                             "stage")
+        return self
+
+    def layers_named(self) -> list[tuple[str, str]]:
+        return super().layers_named() + [("unfreeze.layer_groups.starts", name) for name in (
+            self.unfreeze.layer_groups.starts if self.unfreeze and self.unfreeze.layer_groups else [])]
+
+    def unfrozen(self) -> TrainingSpec:
+        """The second stage as a training of its own: this job's model, nothing frozen, with the stage's layer
+        groups, length and rates."""
+        model = self.model.model_dump(exclude={"freeze", "layer_groups"}, exclude_none=True)
+        stage = self.unfreeze.model_dump(exclude={"layer_groups"}, exclude_none=True)
+        if self.unfreeze.layer_groups is not None:
+            model["layer_groups"] = self.unfreeze.layer_groups.model_dump()
+        return TrainingSpec.model_validate(self.model_dump(include=set(JobSpec.model_fields)) | {"model": model}
+                                           | stage)
 
 
 ARM_FIELDS = ("clr", "schedule", "range_test_id", "range_test", "accept_low_confidence")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MODEL_FILES = {"final": "model", "best": "best"}
+STAGES = ("", "unfrozen")  # the stages of a training that checkpoint: its only or first, the whole network's
 STORED_SIZES = ("model_bytes", "best_model_bytes", "training_state_bytes")  # a training's result: what it stores
 
 
@@ -34,11 +35,24 @@ class JobFiles:
     @property
     def checkpoint(self) -> Path:
         """The last checkpoint whose iterations the stored curve holds."""
-        return self.folder / "checkpoint.npz"
+        return self.stage_checkpoint("")
+
+    def stage_checkpoint(self, stage: str) -> Path:
+        """The last checkpoint of a training's stage (`worker.engine.training.Stage.curve`; "": its only or first)."""
+        return self.folder / f"checkpoint{f'.{stage}' if stage else ''}.npz"
+
+    @property
+    def head_weights(self) -> Path:
+        """A fine-tuning's weights once its head trained, which the whole network's stage starts from."""
+        return self.folder / "head.weights.npz"
+
+    def resume_files(self) -> list[Path]:
+        """What only a running job needs: every stage's checkpoint and the head's weights."""
+        return [self.stage_checkpoint(stage) for stage in STAGES] + [self.head_weights]
 
     def remove_checkpoints(self) -> None:
-        """Delete the checkpoint and any saved after it (a finished job resumes no more)."""
-        for path in self.folder.glob("checkpoint*.npz"):
+        """Delete the checkpoints, any saved after them, and the head's weights (a finished job resumes no more)."""
+        for path in [*self.folder.glob("checkpoint*.npz"), self.head_weights]:
             path.unlink(missing_ok=True)
 
     def remove(self) -> None:

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from clr.config import ComparisonSpec, RangeTestSpec, TrainingSpec
 from clr.plan import plan_training
 from worker.records import JobRecord
-from worker.store import CANDIDATE_PHASES
+from worker.store import CANDIDATE_PHASES, TRAINING_PHASES
 
 if TYPE_CHECKING:
     from worker.reporting import JobReporter
@@ -56,8 +56,10 @@ class JobKind:
 
 
 def training_advice(spec: TrainingSpec, samples: int) -> tuple[str, ...]:
-    """Smith's advice on a training's step size and length (`clr.plan.plan_training`)."""
-    return plan_training(spec, samples).warnings
+    """Smith's advice on a training's step size and length (`clr.plan.plan_training`), and on its whole network's
+    stage where it `unfreeze`s."""
+    return plan_training(spec, samples).warnings + (tuple(f"unfreeze: {warning}" for warning in plan_training(
+        spec.unfrozen(), samples).warnings) if spec.unfreeze else ())
 
 
 KINDS = {kind.name: kind for kind in (
@@ -65,7 +67,7 @@ KINDS = {kind.name: kind for kind in (
             "Queue a learning-rate range test.", CANDIDATE_PHASES, sweeps_lr=True, trains_model=False),
     JobKind("training", TrainingSpec, "worker.engine.training:run_training",
             "Queue a training with a cyclical learning rate; `warnings` give Smith's advice on its step size and "
-            "length.", ("range_test",), sweeps_lr=False, trains_model=True, advice=training_advice),
+            "length.", TRAINING_PHASES, sweeps_lr=False, trains_model=True, advice=training_advice),
     JobKind("comparison", ComparisonSpec, None, "Queue the same training under each arm's schedule and seed, and "
             "compare them.", (), sweeps_lr=False, trains_model=False),
 )}

@@ -10,7 +10,7 @@ State = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 JSON_FIELDS = (
     "spec", "bounds", "warnings", "result", "epoch_history", "resumes", "range_test", "momentum_cycle", "verification",
-    "verifying", "children", "comparison", "skipped_iterations")
+    "verifying", "children", "comparison", "skipped_iterations", "head", "unfrozen_range_test", "unfrozen_bounds")
 INT_FIELDS = ("attempts", "iteration", "total_iterations", "epoch", "epochs")
 TIME_FIELDS = ("created_at", "started_at", "finished_at", "heartbeat_at")
 
@@ -45,6 +45,9 @@ class JobRecord(TypedDict, total=False):
     children: dict[str, dict[str, str]] | None  # a comparison's trainings: arm name to seed (as text) to job id
     comparison: dict[str, Any] | None  # a training a comparison runs: `{"id", "arm", "seed"}`
     skipped_iterations: list[int] | None  # its curve's steps that mixed precision's loss scaling skipped
+    head: dict[str, Any] | None  # a training that `unfreeze`s: its head's stage's result, once that stage ended
+    unfrozen_range_test: dict[str, Any] | None  # ...and the result of the range test its whole network ran first
+    unfrozen_bounds: list[float] | None  # ...and the bounds that range test suggested
     cancel_requested: bool
     error: str | None
     result: dict[str, Any] | None  # the kind's result, once it ended

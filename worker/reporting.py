@@ -101,14 +101,17 @@ class JobReporter:
             log.warning("Job %s: the curve holds %s of the checkpoint's %s points; starting over", self.job_id,
                         kept, iteration)
             return self.resume(0)
-        earlier = through_redis_failures(lambda: self.store.get(self.job_id) or {},
-                                         self.settings.stale_after_s).get("skipped_iterations") or []
+        earlier = self.recorded().get("skipped_iterations") or []
         with self._lock:
             self._history, self._history_written = list(history), len(history)
             self._skipped = [skipped for skipped in earlier if skipped < iteration]
             if earlier:
                 self._progress["skipped_iterations"] = list(self._skipped)
         return iteration
+
+    def recorded(self) -> dict[str, Any]:
+        """The job's record as stored now (what earlier attempts left), riding out Redis failures."""
+        return through_redis_failures(lambda: self.store.get(self.job_id) or {}, self.settings.stale_after_s)
 
     def once_stored(self, iteration: int, action: Callable[[], None]) -> None:
         """Run `action` (in the reporter's thread) once the stored curve holds `iteration` points: a checkpoint

@@ -103,7 +103,8 @@ def finish(store: JobStore, job_id: str, attempt: int, settings: Settings, state
         return
     files = settings.job_files(job_id)
     files.remove_checkpoints()
-    settings.storage().remove(files.checkpoint)
+    for path in files.resume_files():
+        settings.storage().remove(path)
     through_redis_failures(lambda: settle_parent(store, store.get(job_id)), settings.stale_after_s)
 
 

@@ -30,6 +30,8 @@ POINT = np.dtype([("lr", "<f4"), ("loss", "<f4")])
 ACCURACY = np.dtype("<f4")  # a range test's per-batch accuracy, a column of its own beside the curve
 BLOCK_POINTS = 1024  # iterations a block summary of a curve covers
 CANDIDATE_PHASES = tuple(f"candidate_{index}" for index in range(8))  # the curves of a range test's verification
+# The curves a training keeps beside its own: its range test's, and a fine-tuning's whole network's and its range test's
+TRAINING_PHASES = ("range_test", "unfrozen", "unfrozen_range_test")
 
 # Time comes from Redis (`TIME`), so every worker judges staleness on one clock.
 _NOW = """
@@ -478,7 +480,7 @@ class JobStore:
         """Remove the job record and its curve."""
         owner = (self.redis.hget(job_key(job_id), "owner") or b"").decode()
         with self.redis.pipeline() as pipe:
-            pipe.delete(job_key(job_id), *(key for phase in ("", "range_test", *CANDIDATE_PHASES)
+            pipe.delete(job_key(job_id), *(key for phase in ("", *TRAINING_PHASES, *CANDIDATE_PHASES)
                                                  for key in self._curve_keys(job_id, phase)))
             pipe.zrem("clr:jobs", job_id)
             pipe.zrem(f"clr:jobs:{owner}", job_id)

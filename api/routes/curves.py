@@ -27,8 +27,10 @@ from worker.store import BLOCK_POINTS, CANDIDATE_PHASES
 router = APIRouter(tags=["curves"])
 PLOT_POINTS = 4000
 Phase = Literal[("training", *PHASES)]
-PhaseQuery = Annotated[Phase, Query(description="`range_test`: the range test a training ran first; `candidate_N`: "
-                                                "the Nth bound pair a verified range test trained")]
+PhaseQuery = Annotated[Phase, Query(description="`range_test`: the range test a training ran first; `unfrozen`: a "
+                                                "fine-tuning's whole network after its head, `unfrozen_range_test` "
+                                                "its range test; `candidate_N`: the Nth bound pair a verified range "
+                                                "test trained")]
 MAX_ITERATION = 2**40  # far beyond any curve (a Redis string holds 2**26 points), far below offset overflow
 SinceQuery = Annotated[int, Query(ge=0, le=MAX_ITERATION, description="Only iterations >= since")]
 MaxPointsQuery = Annotated[int | None, Query(ge=4, le=1_000_000, description="Downsample keeping spikes")]
@@ -81,10 +83,12 @@ def range_test_of(job: JobRecord, phase: Phase) -> tuple[str, dict[str, Any]] | 
         return None
     if KINDS[job["kind"]].sweeps_lr:
         return "", job["spec"]
-    if phase == "range_test":
-        if job["spec"].get("range_test") is None:
-            raise HTTPException(404, f"Job {job['id']!r} ran no range test of its own (no `range_test` in its spec)")
-        return "range_test", job["spec"]["range_test"]
+    if phase in ("range_test", "unfrozen_range_test"):
+        stage = job["spec"] if phase == "range_test" else job["spec"].get("unfreeze") or {}
+        if stage.get("range_test") is None:
+            field = "range_test" if phase == "range_test" else "unfreeze.range_test"
+            raise HTTPException(404, f"Job {job['id']!r} ran no {phase.replace('_', ' ')} (no `{field}` in its spec)")
+        return phase, stage["range_test"]
     return None
 
 
@@ -207,7 +211,7 @@ def get_plot(job: JobDep, store: StoreDep, phase: PhaseQuery = "training") -> Re
                               for arm, runs in job["children"].items()})
     elif sweep := range_test_of(job, phase):
         curve = store.curve(job["id"], phase=sweep[0])
-        result = (job["range_test"] if sweep[0] else job["result"]) or {}  # a training's own range test, or the job
+        result = (job[sweep[0]] if sweep[0] else job["result"]) or {}  # a training's own range test, or the job
         bounds = result.get("suggested_bounds")
         smoothed = smooth(curve.losses, sweep[1]["beta"])
         png = range_test_png(curve.lrs, curve.losses, smoothed, BoundSuggestion.from_dict(bounds) if bounds else None,

@@ -68,7 +68,7 @@ def checked_samples(spec: JobSpec, store: JobStore, settings: Settings, key: Api
     if spec.model.id is not None and not owns(key, uploaded):
         raise HTTPException(422, f"model.id: no uploaded model with id {spec.model.id!r}")
     if (known := spec.model.known_layers(uploaded)) is not None:
-        for field, name in spec.model.layers_named():
+        for field, name in spec.layers_named():
             if name not in known:
                 raise HTTPException(422, f"{field}: the model has no layer named {name!r}; its layers: "
                                          f"{', '.join(known)}")

@@ -84,7 +84,54 @@ def test_a_layer_the_model_lacks_is_refused_at_submit_naming_the_field(client, p
     assert refused.status_code == 422
     assert "model.layer_groups.starts: the model has no layer named 'trunk'; its layers: conv, flat, neck, head" \
         in refused.text
+    unfrozen = client.post("/trainings", json=job(uploaded["id"], model={"freeze": {"count": 2}}, epochs=1,
+                                                  clr={"base_lr": 0.01, "max_lr": 0.1, "step_size": 20},
+                                                  unfreeze={"epochs": 1, "clr": {"base_lr": 0.01, "max_lr": 0.1,
+                                                            "step_size": 20}, "layer_groups": {"starts": ["torso"]}}))
+    assert unfrozen.status_code == 422
+    assert "unfreeze.layer_groups.starts: the model has no layer named 'torso'" in unfrozen.text
     json_model = client.post("/range-tests", json=job("0" * 32) | {
         "model": {"keras_json": pretrained[1].to_json(), "freeze": {"until": "body"}}})
     assert json_model.status_code == 422
     assert "model.freeze.until: the model has no layer named 'body'" in json_model.text
+
+
+def test_a_two_stage_fine_tuning_trains_the_head_then_the_whole_network_from_it(client, pretrained, tmp_path):
+    uploaded, model = pretrained
+    body = job(uploaded["id"], model={"freeze": {"until": "neck"}}, epochs=1,
+               clr={"base_lr": 0.01, "max_lr": 0.1, "step_size": 11},
+               unfreeze={"epochs": 1, "clr": {"step_size": 11}, "layer_groups": {"starts": ["neck"]},
+                         "range_test": {"start_lr": 1e-3, "end_lr": 10.0, "iterations": 46},
+                         "accept_low_confidence": True})
+    submitted = client.post("/trainings", json=body)
+    assert submitted.status_code == 202, submitted.text
+    done = wait_for_state(client, submitted.json()["id"], {"succeeded", "failed"})
+    assert done["state"] == "succeeded", done["error"]
+    head, whole = done["head"], done["result"]
+    assert head["frozen_layers"] == ["conv", "flat"] and "frozen_layers" not in whole
+    assert {key: value for key, value in whole["head"].items() if value != head.get(key)} == {}
+    suggested = done["unfrozen_range_test"]["suggested_bounds"]
+    assert whole["bounds"] == [suggested["min_lr"], suggested["max_lr"]]
+    assert [group["layers"] for group in whole["layer_groups"]] == [["conv", "flat"], ["neck", "head"]]
+    assert [group["factor"] for group in whole["layer_groups"]] == pytest.approx([0.01, 1.0])
+
+    curves = {phase: client.get(f"/jobs/{done['id']}/curves", params={"phase": phase}).json()
+              for phase in ("training", "unfrozen_range_test", "unfrozen")}
+    assert len(curves["training"]["iteration"]) == head["iterations"]
+    np.testing.assert_allclose(curves["training"]["lr"], cyclical_lr(0.01, 0.1, 11)(
+        np.array(curves["training"]["iteration"])), rtol=1e-6)
+    assert curves["unfrozen_range_test"]["iteration"] == list(range(done["unfrozen_range_test"]["iterations"]))
+    # Both start from the head's weights on the same first batch (one seed, one batch order), where the head's stage
+    # started from the upload's: the same loss, lower than the head's first
+    first = curves["unfrozen_range_test"]["loss"][0]
+    assert curves["unfrozen"]["loss"][0] == pytest.approx(first, rel=1e-5) and first < curves["training"]["loss"][0]
+    unfrozen = curves["unfrozen"]
+    assert unfrozen["iteration"] == list(range(whole["iterations"]))
+    np.testing.assert_allclose(unfrozen["lr"], cyclical_lr(*whole["bounds"], 11)(
+        np.array(unfrozen["iteration"])), rtol=1e-6)
+
+    state = client.get(f"/jobs/{done['id']}/model")
+    (tmp_path / "model.keras").write_bytes(state.content)
+    trained = keras.saving.load_model(tmp_path / "model.keras")
+    assert all(layer.trainable for layer in trained.layers)
+    assert not np.array_equal(model.get_layer("conv").get_weights()[0], trained.get_layer("conv").get_weights()[0])

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from worker.job_files import JobFiles
 
@@ -22,6 +23,24 @@ def save_model(model: keras.Model, path: Path) -> int:
     model.save(temporary)
     os.replace(temporary, path)
     return path.stat().st_size
+
+
+def save_weights(model: keras.Model, path: Path, publish: Callable[[Path], None]) -> dict:
+    """Save (atomically) and publish the model's weights, for a next stage to start from; nothing for the result.
+    They are `model.weights` in order, which freezing does not change: the same model built unfrozen takes them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("wb") as file:
+        np.savez(file, *model.get_weights())
+    os.replace(temporary, path)
+    publish(path)
+    return {}
+
+
+def load_weights(model: keras.Model, path: Path) -> None:
+    """Set the model's weights to those `save_weights` saved."""
+    with np.load(path) as saved:
+        model.set_weights([saved[f"arr_{index}"] for index in range(len(saved.files))])
 
 
 MOMENTA = ("momentum", "beta_1")  # the attribute a momentum schedule drives (SGD's and RMSprop's, Adam's)

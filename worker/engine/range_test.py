@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from clr.config import RangeTestSpec
 from clr.schedules import step_size_advice
+from worker.engine.artifacts import load_weights
 from worker.engine.build import fine_tuning, prepare_model
 from worker.engine.data import load_dataset
 from worker.engine.data_order import SeededEpochs, fresh_data_seed
@@ -13,11 +16,15 @@ from worker.reporting import JobReporter
 from worker.settings import Settings
 
 
-def run_range_test(spec: RangeTestSpec, reporter: JobReporter, settings: Settings) -> dict:
-    """Sweep the LR, stream the curve, and suggest bounds; the sweep ends early on divergence."""
+def run_range_test(spec: RangeTestSpec, reporter: JobReporter, settings: Settings, start_from: Path | None = None
+                   ) -> dict:
+    """Sweep the LR from fresh weights (or those saved at `start_from`: a fine-tuning's head), stream the curve,
+    and suggest bounds; the sweep ends early on divergence."""
     devices = job_devices(settings.gpus_per_job)
     dataset = load_dataset(spec.dataset, settings, reporter.store)
     model, data = prepare_model(spec, dataset, spec.start_lr, settings, 1, devices)
+    if start_from is not None:
+        load_weights(model, start_from)
     reporter.resume(0)  # a range test is short: every attempt runs it from the start
     per_epoch = data.iterations_per_epoch(spec.batch_size)
     total, epochs = spec.total_iterations(per_epoch), spec.fit_epochs(per_epoch)

@@ -19,11 +19,11 @@ def commit(saved: Path, checkpoint: Path, storage: Storage) -> None:
     storage.publish(checkpoint)
 
 
-def resume_point(reporter: JobReporter, files: JobFiles, storage: Storage, seed: int | None
+def resume_point(reporter: JobReporter, checkpoint: Path, files: JobFiles, storage: Storage, seed: int | None
                  ) -> checkpoints.Checkpoint:
-    """The checkpoint this attempt starts from, the curve cut back to it: the last one saved (on this host or in
-    the storage, with the best model so far), or a fresh start."""
-    saved = checkpoints.load(files.checkpoint) if storage.fetch(files.checkpoint) else None
+    """The checkpoint this attempt starts from, the curve cut back to it: the last one saved at `checkpoint` (on
+    this host or in the storage, with the best model so far), or a fresh start."""
+    saved = checkpoints.load(checkpoint) if storage.fetch(checkpoint) else None
     if saved is not None and reporter.resume(saved.iteration, saved.epoch, saved.history) == saved.iteration:
         storage.fetch(files.model("best", training_state=True))
         return saved
