@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import keras
 import numpy as np
 
 from clr.analysis import ExponentialSmoother, has_diverged
@@ -15,7 +16,12 @@ from clr.recording import IterationRecorder
 from clr.schedules import check_positive_lr, cyclical_lr, range_sweep
 
 
-def _set_float_lr(optimizer, lr: float) -> None:
+def _set_float_lr(model, lr: float) -> None:
+    """Set the rate of the model's next step. On JAX, `fit` holds the optimizer's state outside its variables
+    between steps: it is written back first, and `fit` reads it again before the step (`jax_state_sync`)."""
+    optimizer = model.optimizer
+    if keras.backend.backend() == "jax":
+        model.jax_state_sync()
     try:
         optimizer.learning_rate = lr
     except TypeError as error:
@@ -68,7 +74,7 @@ class CyclicLR(SetsLearningRatePerBatch):
         self.history: dict[str, list[float]] = {"lr": [], "iterations": [], "loss": []}
 
     def on_train_batch_begin(self, batch, logs=None):
-        _set_float_lr(self.model.optimizer, self.schedule(self.clr_iterations))
+        _set_float_lr(self.model, self.schedule(self.clr_iterations))
 
     def on_train_batch_end(self, batch, logs=None):
         self.poll()
@@ -128,7 +134,7 @@ class LRFinder(SetsLearningRatePerBatch):
         return int(epochs * steps)
 
     def on_train_batch_begin(self, batch, logs=None):
-        _set_float_lr(self.model.optimizer, float(self.sweep_lrs[len(self.losses)]))
+        _set_float_lr(self.model, float(self.sweep_lrs[len(self.losses)]))
 
     def on_train_batch_end(self, batch, logs=None):
         self.poll()

@@ -1,4 +1,5 @@
-"""Recording of every iteration's learning rate and true per-batch loss: in-graph on TensorFlow, eagerly on PyTorch.
+"""Recording of every iteration's learning rate and true per-batch loss: in-graph on TensorFlow and JAX, eagerly on
+PyTorch.
 
 Keras's `logs["loss"]` in batch callbacks is the running mean since the start of the epoch, and with
 `steps_per_execution = k` batch callbacks fire every k steps only. `IterationRecorder` instead has each training
@@ -8,7 +9,9 @@ iteration number, so a poll from another thread while training runs takes exactl
 An LR from a `LearningRateSchedule` is a function of the iteration: it is evaluated for the polled iterations at
 once instead of a second time inside every step. A recorder that `records_accuracy` also writes each step's
 accuracy on its own batch (from the same forward pass) when the model is compiled with a classification loss. On
-PyTorch, whose train step runs eagerly, each step writes its row into the same ring on the host.
+PyTorch, whose train step runs eagerly, each step writes its row into the same ring on the host. On JAX, whose train
+step is a pure function of the training's state, the ring is the state of a metric (`StateRing`), which Keras passes
+through every step and holds, between steps, in the fit's state rather than in the variables.
 """
 
 from __future__ import annotations
@@ -53,12 +56,27 @@ def global_batch_loss(loss, x):
     return global_batch_mean(loss * tf.distribute.get_strategy().num_replicas_in_sync, x)
 
 
-class InGraphRing:
+class Ring:
+    """Where `model`'s training steps write their rows: `recording` in the step, `rows` of given iterations."""
+
+    def __init__(self, model: keras.Model) -> None:
+        self.model = model
+
+    def completed(self) -> int:
+        """The steps the optimizer has completed (its `iterations`)."""
+        return int(self.model.optimizer.iterations.numpy())
+
+    def close(self) -> None:
+        """Detach the ring from the model."""
+
+
+class InGraphRing(Ring):
     """TensorFlow: the ring is a variable each compiled step writes its row into."""
 
-    def __init__(self) -> None:
+    def __init__(self, model: keras.Model) -> None:
         import tensorflow as tf
 
+        super().__init__(model)
         self.tf, self.buffer = tf, tf.Variable(np.full((CAPACITY, 4), -1.0), trainable=False, name="iteration_buffer")
 
     def recording(self, loss, x, y, y_pred, optimizer, schedule, accuracy_of):
@@ -77,10 +95,11 @@ class InGraphRing:
         return self.tf.gather(self.buffer, iterations % CAPACITY).numpy()
 
 
-class HostRing:
+class HostRing(Ring):
     """PyTorch: the train step runs eagerly, and writes its row into a numpy ring."""
 
-    def __init__(self) -> None:
+    def __init__(self, model: keras.Model) -> None:
+        super().__init__(model)
         self.buffer = np.full((CAPACITY, 4), -1.0)
 
     def recording(self, loss, x, y, y_pred, optimizer, schedule, accuracy_of):
@@ -95,7 +114,90 @@ class HostRing:
         return self.buffer[iterations % CAPACITY].copy()
 
 
-RINGS = {"tensorflow": InGraphRing, "torch": HostRing}
+class RingState(keras.metrics.Metric):
+    """The ring as a metric's state (JAX): the steps written so far, each slot's iteration and its LR, loss and
+    accuracy. It reports nothing and is not reset at each epoch, as Keras resets metrics."""
+
+    def __init__(self, start: int) -> None:
+        super().__init__(name="clr_iteration_ring")
+        self.steps = self.add_variable((), keras.initializers.Constant(start), dtype="int32", name="steps")
+        self.iterations = self.add_variable((CAPACITY,), keras.initializers.Constant(-1), dtype="int32",
+                                            name="iterations")
+        self.values = self.add_variable((CAPACITY, 3), "zeros", dtype="float32", name="values")
+
+    def update_state(self, *args, **kwargs) -> None:
+        """Written by the recording step instead (`write`)."""
+
+    def reset_state(self) -> None:
+        """Kept across epochs."""
+
+    def result(self) -> dict:
+        return {}
+
+    def write(self, lr, loss, accuracy) -> None:
+        """Write one step's row at the next slot."""
+        step = self.steps.value
+        slot = step % CAPACITY
+        self.iterations.assign(keras.ops.slice_update(self.iterations.value, (slot,), keras.ops.reshape(step, (1,))))
+        row = keras.ops.reshape(keras.ops.stack([keras.ops.cast(value, "float32") for value in (lr, loss, accuracy)]),
+                                (1, 3))
+        self.values.assign(keras.ops.slice_update(self.values.value, (slot, 0), row))
+        self.steps.assign(step + 1)
+
+
+class StateRing(Ring):
+    """JAX: the ring is a metric of the model (`RingState`). While `fit` runs, Keras keeps the training's state
+    outside the variables (`model._jax_state`, written back at each epoch's end), and each step donates the state
+    before it, so a read from another thread may find it gone: it then reads the newer one. The optimizer's
+    variables are not in the step's scope either, so a float LR is read from the state when polled (exact where it
+    changes only between polls, as `clr.callbacks` set it)."""
+
+    def __init__(self, model: keras.Model) -> None:
+        super().__init__(model)
+        self.metric = RingState(int(model.optimizer.iterations.numpy()))
+        model._metrics.append(self.metric)
+
+    def close(self) -> None:
+        self.model._metrics.remove(self.metric)
+
+    def recording(self, loss, x, y, y_pred, optimizer, schedule, accuracy_of):
+        accuracy = np.nan if accuracy_of is None else keras.ops.mean(keras.ops.cast(accuracy_of(y, y_pred), "float32"))
+        self.metric.write(np.nan, loss, accuracy)
+        return loss
+
+    def _read(self, read):
+        """`read(value)` of the current values (`value(variable)`), from the fit's state while it runs."""
+        for _ in range(1000):
+            state = getattr(self.model, "_jax_state", None)
+            held = {} if not state or self.model._jax_state_synced else {
+                id(variable): value for group, variables in (
+                    ("metrics_variables", self.model.metrics_variables),
+                    ("optimizer_variables", self.model.optimizer.variables))
+                for variable, value in zip(variables, state.get(group) or (), strict=False)}
+            try:
+                return read(lambda variable: held[id(variable)] if id(variable) in held else variable.value)
+            except RuntimeError as error:  # donated to the next step meanwhile
+                if "deleted" not in str(error):
+                    raise
+        raise RuntimeError("The training's state changed under every read of it")
+
+    def completed(self) -> int:
+        return self._read(lambda value: int(np.asarray(value(self.metric.steps))))
+
+    def rows(self, iterations: np.ndarray) -> np.ndarray:
+        slots = iterations % CAPACITY
+
+        def read(value):
+            lr = float(np.asarray(value(self.model.optimizer._learning_rate))) if isinstance(
+                self.model.optimizer._learning_rate, keras.Variable) else np.nan
+            written = np.asarray(keras.ops.take(value(self.metric.iterations), slots)).astype(np.float64)
+            values = np.asarray(keras.ops.take(value(self.metric.values), slots, axis=0)).astype(np.float64)
+            return np.column_stack([written, np.full(len(slots), lr), values[:, 1:]])
+
+        return self._read(read)
+
+
+RINGS = {"tensorflow": InGraphRing, "torch": HostRing, "jax": StateRing}
 
 
 class IterationRecorder(keras.callbacks.Callback):
@@ -126,12 +228,8 @@ class IterationRecorder(keras.callbacks.Callback):
             )
         if other is not None:  # left behind by a fit that raised before its end
             other._unwrap()
-        if keras.backend.backend() not in RINGS:
-            raise NotImplementedError(
-                f"{type(self).__name__} records on the {' and '.join(RINGS)} backends, not on "
-                f"{keras.backend.backend()!r}; the in-graph schedules (clr.keras_schedule) run on every backend")
         self._lock = threading.Lock()
-        self._ring = RINGS[keras.backend.backend()]()
+        self._ring = RINGS[keras.backend.backend()](model)
         loss_name = getattr(model.loss, "name", model.loss)  # a loss object's name is its function's
         self._accuracy = BATCH_ACCURACY.get(loss_name) if self.records_accuracy else None
         self._next = int(model.optimizer.iterations.numpy())
@@ -159,7 +257,7 @@ class IterationRecorder(keras.callbacks.Callback):
     def poll(self) -> int:
         """Hand the steps completed since the last poll to `on_iterations`; return how many there were."""
         with self._lock:
-            pending = int(self.model.optimizer.iterations.numpy()) - self._next
+            pending = self._ring.completed() - self._next
             if pending <= 0:
                 return 0
             if pending > CAPACITY:
@@ -187,6 +285,7 @@ class IterationRecorder(keras.callbacks.Callback):
     def _unwrap(self) -> None:
         """Give the model back its own `compute_loss` and a train function without the recording."""
         model = self.model
+        self._ring.close()
         del model.compute_loss
         if self._unwrapped_compute_loss is not None:
             model.compute_loss = self._unwrapped_compute_loss

@@ -1,7 +1,8 @@
 """The library on Keras's other backends, JAX and PyTorch, each in a process of its own (`KERAS_BACKEND` is read at
 import): the schedules and momentum optimizers (no warning, the same LR as the numpy oracle at every iteration, a
-`.keras` file that reloads, a momentum that follows its schedule) and, on PyTorch, the seed article's callbacks.
-TensorFlow's are the rest of tests/clr."""
+`.keras` file that reloads, a momentum that follows its schedule), the seed article's callbacks and the recorder
+polled from another thread, each training as on TensorFlow (this process) from the same weights. TensorFlow's own
+are the rest of tests/clr."""
 
 import json
 import os
@@ -69,15 +70,30 @@ def checks(folder: str) -> dict:
     return out
 
 
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_the_schedules_and_momentum_optimizers_run_on_every_backend(backend, tmp_path):
-    out = run_on(backend, f"checks({str(tmp_path)!r})")
-    assert out["backend"] == backend
+@pytest.fixture(scope="module", params=["jax", "torch"])
+def on_backend(request, tmp_path_factory) -> dict:
+    """Everything measured on one backend, in one process of its own."""
+    folder = tmp_path_factory.mktemp(request.param)
+    return run_on(request.param, f"checks({str(folder)!r}) | callbacks_flow() | recorder_flow()")
+
+
+def test_the_schedules_and_momentum_optimizers_run_on_every_backend(on_backend):
+    out = on_backend
+    assert out["backend"] in ("jax", "torch")
     assert out["cyclical"] < 1e-6  # relative: the cycle's position is exact even in JAX's float32, at 16M steps
-    assert out["peaked"] < (1e-6 if backend == "torch" else 1e-5)  # of the peak rate; JAX computes in float32
+    assert out["peaked"] < (1e-6 if out["backend"] == "torch" else 1e-5)  # of the peak rate; JAX computes in float32
     momentum, expected = out["momentum"]
     assert momentum == pytest.approx(expected, rel=1e-6)  # set at the last of 16 steps
     assert out["reloaded_config"] and out["predictions"] < 1e-6 and out["iterations"] == 16
+
+
+def small_model(rng):
+    """A small classifier with weights drawn by numpy: the same on every backend."""
+    import keras
+
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)])
+    model.set_weights([rng.normal(0, 0.5, weight.shape).astype("float32") for weight in model.get_weights()])
+    return model
 
 
 def callbacks_flow() -> dict:
@@ -88,20 +104,57 @@ def callbacks_flow() -> dict:
 
     rng = np.random.default_rng(0)
     x, y = rng.random((96, 6)).astype("float32"), rng.integers(0, 3, 96)
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)])
+    model = small_model(rng)
     model.compile(keras.optimizers.SGD(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     first_batch = float(model.evaluate(x[:8], y[:8], batch_size=8, verbose=0))
     finder = LRFinder(1e-4, 1.0, steps=24)
-    try:
-        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[finder])
-    except NotImplementedError as error:
-        return {"refused": str(error)}
+    model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[finder])
     cyclic = CyclicLR(0.01, 0.1, step_size=6)
     model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[cyclic])
-    return {"finder_losses": len(finder.losses), "finder_first": finder.losses[0], "first_batch": first_batch,
-            "finder_lrs": finder.lrs[:3], "clr_iterations": cyclic.history["iterations"],
-            "clr_lrs": cyclic.history["lr"], "clr_first": cyclic.history["loss"][0]}
+    return {"finder_losses": finder.losses, "first_batch": first_batch, "finder_lrs": finder.lrs[:3],
+            "clr_iterations": cyclic.history["iterations"], "clr_lrs": cyclic.history["lr"],
+            "clr_losses": cyclic.history["loss"]}
+
+
+def recorder_flow() -> dict:
+    """An in-graph schedule at `steps_per_execution=4`, its points polled from another thread while `fit` runs."""
+    import threading
+
+    import keras
+
+    from clr.keras_schedule import CyclicalSchedule
+    from clr.recording import IterationRecorder
+
+    class Points(IterationRecorder):
+        def on_train_begin(self, logs=None):
+            self.points = []
+            super().on_train_begin(logs)
+            self.polls = threading.Thread(target=self.poll_until_done)
+            self.done = threading.Event()
+            self.polls.start()
+
+        def poll_until_done(self):
+            while not self.done.wait(0.001):
+                self.poll()
+
+        def on_train_end(self, logs=None):
+            self.done.set()
+            self.polls.join()
+            super().on_train_end(logs)
+
+        def on_iterations(self, iterations, lrs, losses, accuracies):
+            self.points += zip(iterations.tolist(), lrs.tolist(), losses.tolist(), strict=True)
+
+    rng = np.random.default_rng(1)
+    x, y = rng.random((96, 6)).astype("float32"), rng.integers(0, 3, 96)
+    model = small_model(rng)
+    model.compile(keras.optimizers.SGD(CyclicalSchedule(0.01, 0.1, 5)),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  steps_per_execution=1 if keras.backend.backend() == "torch" else 4)  # PyTorch's must be 1
+    recorder = Points()
+    model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0, callbacks=[recorder])
+    iterations, lrs, losses = zip(*recorder.points, strict=True)
+    return {"spe_iterations": iterations, "spe_lrs": lrs, "spe_losses": losses, "spe_metrics": model.metrics_names}
 
 
 def run_on(backend: str, call: str) -> dict:
@@ -112,16 +165,26 @@ def run_on(backend: str, call: str) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def test_the_seed_articles_flow_records_the_true_loss_of_every_batch_on_pytorch():
+@pytest.fixture(scope="module")
+def on_tensorflow() -> dict:
+    return callbacks_flow() | recorder_flow()  # this process's backend
+
+
+def test_the_seed_articles_flow_and_the_recorder_run_on_every_backend_as_on_tensorflow(on_backend, on_tensorflow):
     from clr.schedules import cyclical_lr, range_sweep
 
-    out = run_on("torch", "callbacks_flow()")
-    assert out["finder_losses"] == 24 and out["finder_lrs"] == pytest.approx(range_sweep(1e-4, 1.0, 24)[:3].tolist())
-    assert out["finder_first"] == pytest.approx(out["first_batch"], rel=1e-5)  # batch 0's own loss, no running mean
-    assert out["clr_first"] == pytest.approx(out["first_batch"], rel=1e-5)  # LRFinder put the weights back
+    out = on_backend
+    assert len(out["finder_losses"]) == 24
+    assert out["finder_lrs"] == pytest.approx(range_sweep(1e-4, 1.0, 24)[:3].tolist())
+    assert out["finder_losses"][0] == pytest.approx(out["first_batch"], rel=1e-5)  # batch 0's own loss, no running mean
+    assert out["clr_losses"][0] == pytest.approx(out["first_batch"], rel=1e-5)  # LRFinder put the weights back
     assert out["clr_iterations"] == list(range(24))
     np.testing.assert_allclose(out["clr_lrs"], cyclical_lr(0.01, 0.1, 6)(np.arange(24)), rtol=1e-6)
+    # The same weights and LRs as on TensorFlow, so the same losses: each step trained at the LR the callback set
+    np.testing.assert_allclose(out["finder_losses"], on_tensorflow["finder_losses"], rtol=1e-4)
+    np.testing.assert_allclose(out["clr_losses"], on_tensorflow["clr_losses"], rtol=1e-4)
 
-
-def test_the_recorder_says_it_does_not_record_on_jax_yet():
-    assert "records on the tensorflow and torch backends, not on 'jax'" in run_on("jax", "callbacks_flow()")["refused"]
+    assert out["spe_iterations"] == list(range(36))  # every step once, in order, polled while fit ran
+    np.testing.assert_allclose(out["spe_lrs"], cyclical_lr(0.01, 0.1, 5)(np.arange(36)), rtol=1e-6)
+    np.testing.assert_allclose(out["spe_losses"], on_tensorflow["spe_losses"], rtol=1e-4)
+    assert out["spe_metrics"] == on_tensorflow["spe_metrics"] == ["loss"]  # the ring adds no metric of its own
