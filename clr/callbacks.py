@@ -7,21 +7,18 @@ from __future__ import annotations
 
 import math
 
-import keras
 import numpy as np
 
 from clr.analysis import ExponentialSmoother, has_diverged
 from clr.bounds import BoundSuggestion, suggest_bounds
-from clr.recording import IterationRecorder
+from clr.recording import IterationRecorder, sync_fit_state
 from clr.schedules import check_positive_lr, cyclical_lr, range_sweep
 
 
 def _set_float_lr(model, lr: float) -> None:
-    """Set the rate of the model's next step. On JAX, `fit` holds the optimizer's state outside its variables
-    between steps: it is written back first, and `fit` reads it again before the step (`jax_state_sync`)."""
+    """Set the rate of the model's next step (on JAX, in the state `fit` holds: `sync_fit_state`)."""
     optimizer = model.optimizer
-    if keras.backend.backend() == "jax":
-        model.jax_state_sync()
+    sync_fit_state(model)
     try:
         optimizer.learning_rate = lr
     except TypeError as error:

@@ -56,6 +56,14 @@ def global_batch_loss(loss, x):
     return global_batch_mean(loss * tf.distribute.get_strategy().num_replicas_in_sync, x)
 
 
+def sync_fit_state(model: keras.Model) -> None:
+    """Have the model's variables hold a running `fit`'s state, to read or set them between two steps. On JAX, `fit`
+    keeps it outside them (writing it back at each epoch's end) and, once synced, reads them again before its next
+    step; on TensorFlow and PyTorch the variables are the state."""
+    if keras.backend.backend() == "jax":
+        model.jax_state_sync()
+
+
 class Ring:
     """Where `model`'s training steps write their rows: `recording` in the step, `rows` of given iterations."""
 
@@ -148,13 +156,14 @@ class RingState(keras.metrics.Metric):
 class StateRing(Ring):
     """JAX: the ring is a metric of the model (`RingState`). While `fit` runs, Keras keeps the training's state
     outside the variables (`model._jax_state`, written back at each epoch's end), and each step donates the state
-    before it, so a read from another thread may find it gone: it then reads the newer one. The optimizer's
+    before it, so a read from another thread may find it gone: the next poll reads the newer one. The optimizer's
     variables are not in the step's scope either, so a float LR is read from the state when polled (exact where it
     changes only between polls, as `clr.callbacks` set it)."""
 
     def __init__(self, model: keras.Model) -> None:
         super().__init__(model)
-        self.metric = RingState(int(model.optimizer.iterations.numpy()))
+        self._completed = int(model.optimizer.iterations.numpy())
+        self.metric = RingState(self._completed)
         model._metrics.append(self.metric)
 
     def close(self) -> None:
@@ -166,23 +175,35 @@ class StateRing(Ring):
         return loss
 
     def _read(self, read):
-        """`read(value)` of the current values (`value(variable)`), from the fit's state while it runs."""
-        for _ in range(1000):
-            state = getattr(self.model, "_jax_state", None)
-            held = {} if not state or self.model._jax_state_synced else {
-                id(variable): value for group, variables in (
-                    ("metrics_variables", self.model.metrics_variables),
-                    ("optimizer_variables", self.model.optimizer.variables))
-                for variable, value in zip(variables, state.get(group) or (), strict=False)}
-            try:
-                return read(lambda variable: held[id(variable)] if id(variable) in held else variable.value)
-            except RuntimeError as error:  # donated to the next step meanwhile
-                if "deleted" not in str(error):
-                    raise
-        raise RuntimeError("The training's state changed under every read of it")
+        """`read(value)` of the current values (`value(variable)`): from the state a running `fit` holds, else from
+        the variables; None while neither holds them (`fit` took them for a step and has not handed them back yet:
+        the next poll reads them)."""
+        state = getattr(self.model, "_jax_state", None) or {}
+        held = {id(variable): value for group, variables in (
+            ("metrics_variables", self.model.metrics_variables),
+            ("optimizer_variables", self.model.optimizer.variables))
+            for variable, value in zip(variables, state.get(group) or (), strict=False)}
+
+        def value(variable):
+            if id(variable) in held:
+                return held[id(variable)]
+            if variable._value is None:  # purged: `fit` holds it
+                raise LookupError(variable.path)
+            return variable.value
+
+        try:
+            return read(value)
+        except LookupError:
+            return None
+        except (RuntimeError, ValueError) as error:  # donated to the step under way
+            if "deleted" not in str(error) and "donated" not in str(error):
+                raise
+            return None
 
     def completed(self) -> int:
-        return self._read(lambda value: int(np.asarray(value(self.metric.steps))))
+        steps = self._read(lambda value: int(np.asarray(value(self.metric.steps))))
+        self._completed = self._completed if steps is None else steps
+        return self._completed
 
     def rows(self, iterations: np.ndarray) -> np.ndarray:
         slots = iterations % CAPACITY
@@ -264,6 +285,8 @@ class IterationRecorder(keras.callbacks.Callback):
                 raise RecorderOverrun(f"{pending} steps ran between two polls; the recorder holds {CAPACITY}")
             expected = self._next + np.arange(pending)
             rows = self._ring.rows(expected)
+            if rows is None:  # not readable now (JAX: the state is in a step); the next poll takes them
+                return 0
             complete = rows[:, 0] == expected
             count = pending if complete.all() else int(np.argmin(complete))
             if count:

@@ -4,6 +4,7 @@ TensorFlow."""
 from __future__ import annotations
 
 import logging
+import os
 
 from celery import Celery, bootsteps
 from celery.signals import worker_process_init
@@ -71,4 +72,6 @@ def prepare_child(**_) -> None:
         log.exception("Preparing this pool process for jobs failed; its job will try again")
 
 
-app = make_celery(Settings())
+SETTINGS = Settings()
+os.environ["KERAS_BACKEND"] = SETTINGS.keras_backend  # read where a pool child first imports Keras
+app = make_celery(SETTINGS)

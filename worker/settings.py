@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.job_files import JobFiles
 from worker.storage import Storage
+
+
+KerasBackend = Literal["tensorflow", "jax", "torch"]
 
 
 class Settings(BaseSettings):
@@ -27,6 +31,7 @@ class Settings(BaseSettings):
     warm_spares: int = Field(1, ge=0, le=8)  # pool children beside the job's, TensorFlow imported, for the next jobs
     jobs_per_child: int = Field(1, ge=1)  # jobs a pool child runs before it exits: 1 frees a GPU's memory each job
     gpus_per_job: int = Field(1, ge=1)  # several: one job trains on that many of the worker's GPUs (MirroredStrategy)
+    keras_backend: KerasBackend = "tensorflow"  # what the workers train on; the API refuses at submit what it lacks
     flush_interval_s: float = 0.5
     stale_after_s: float = 30.0
     cancel_grace_s: float = 60.0

@@ -54,6 +54,10 @@ def bounds_of(range_test_id: str, accept_low_confidence: bool, store: JobStore, 
 def checked_samples(spec: JobSpec, store: JobStore, settings: Settings, key: ApiKey) -> int:
     """The training samples of the job's dataset, once its labels fit the loss, its samples the architecture, and
     its uploaded model is there with the layers the spec names; 422 naming the field otherwise."""
+    if spec.precision == "mixed_float16" and settings.keras_backend != "tensorflow":
+        raise HTTPException(422, f"precision: 'mixed_float16' counts a skipped step on the TensorFlow backend only; "
+                                 f"the workers train on {settings.keras_backend!r} (CLR_KERAS_BACKEND): use "
+                                 "'mixed_bfloat16', which skips none")
     meta = dataset_meta(spec.dataset, store, settings, key)
     try:
         Task(spec.loss).required_outputs(labels_in(meta))

@@ -3,6 +3,7 @@ files a job hands out load in plain Keras, its training-state files with this pa
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import os
@@ -67,8 +68,8 @@ def with_plain_optimizer(model: keras.Model) -> keras.Model:
     that trains no further here."""
     trained, compile_config = model.optimizer, model.get_compile_config()
     compile_config["optimizer"] = keras.optimizers.serialize(plain_optimizer(trained))
-    with model.distribute_strategy.scope():
-        model.compile_from_config(compile_config)
+    with model.distribute_strategy.scope() if hasattr(model, "distribute_strategy") else contextlib.nullcontext():
+        model.compile_from_config(compile_config)  # under TensorFlow's strategy where the model has one
     state = {variable.path: variable for variable in model.optimizer.variables}
     for variable in trained.variables:
         if variable.path in state:

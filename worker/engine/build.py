@@ -111,11 +111,11 @@ def make_optimizer(spec: SGD | Adam | RMSprop, learning_rate, cycle: dict | None
 def prepare_model(spec: JobSpec, data: datasets.Dataset, learning_rate, settings: Settings,
                   steps_per_execution: int, devices: list[str], cycle: dict | None = None) -> tuple[keras.Model, Split]:
     """The compiled model, on `devices` (several GPUs: one step per execution, as Keras's `fit` under
-    MirroredStrategy fails with more), in the spec's precision, and the data split. Under `mixed_float16` the loss
-    is scaled by an optimizer that counts a skipped step as a batch (`clr.mixed_precision`). Keras's session is
-    cleared first: the layers are named as in a fresh process whatever this process built before (an earlier job's
-    models, where a pool process runs several, or a training's own range test's), so a name a spec gives (`freeze`,
-    `layer_groups`) means the same layer in each; a model built before must not be used after."""
+    MirroredStrategy fails with more; PyTorch runs one too), in the spec's precision, and the data split. Under
+    `mixed_float16` the loss is scaled by an optimizer that counts a skipped step as a batch (`clr.mixed_precision`).
+    Keras's session is cleared first: the layers are named as in a fresh process whatever this process built before
+    (an earlier job's models, where a pool process runs several, or a training's own range test's), so a name a spec
+    gives (`freeze`, `layer_groups`) means the same layer in each; a model built before must not be used after."""
     keras.backend.clear_session()
     if spec.seed is not None:
         keras.utils.set_random_seed(spec.seed)
@@ -131,7 +131,8 @@ def prepare_model(spec: JobSpec, data: datasets.Dataset, learning_rate, settings
             optimizer=BatchCountingLossScaleOptimizer(optimizer) if spec.precision == "mixed_float16" else optimizer,
             loss=spec.loss,
             metrics=metrics(Task(spec.loss)),
-            steps_per_execution=1 if strategy.num_replicas_in_sync > 1 else steps_per_execution,
+            steps_per_execution=1 if strategy.num_replicas_in_sync > 1 or keras.backend.backend() == "torch"
+            else steps_per_execution,
         )
     return model, prepared
 

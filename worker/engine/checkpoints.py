@@ -1,6 +1,6 @@
 """A training's checkpoints: every variable that decides what it computes next (weights, the dropout layers' RNG
-state, the optimizer's slots and iteration count) with its epoch, data seed, epoch history and the running metrics
-of the epoch it is in, in one `.npz` file replaced atomically."""
+state, on PyTorch its global generators', the optimizer's slots and iteration count) with its epoch, data seed,
+epoch history and the running metrics of the epoch it is in, in one `.npz` file replaced atomically."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from typing import Any
 
 import keras
 import numpy as np
+
+from clr.recording import sync_fit_state
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,27 @@ class Checkpoint:
 
 def _model_state(model: keras.Model) -> list:
     return [*model.variables, *model.optimizer.variables]
+
+
+def backend_rng_state() -> list[np.ndarray]:
+    """The random state a model draws from outside its variables: on PyTorch, the global generators (Keras's
+    layers without a seed of their own, dropout's say, draw from them); none on TensorFlow and JAX."""
+    if keras.backend.backend() != "torch":
+        return []
+    import torch
+
+    return [torch.get_rng_state().numpy()] + ([torch.cuda.get_rng_state().numpy()] if torch.cuda.is_available()
+                                               else [])
+
+
+def set_backend_rng_state(values: list[np.ndarray]) -> None:
+    """Set what `backend_rng_state` gave."""
+    if values:
+        import torch
+
+        torch.set_rng_state(torch.from_numpy(values[0]))
+        if len(values) > 1:
+            torch.cuda.set_rng_state(torch.from_numpy(values[1]))
 
 
 def save(path: Path, checkpoint: Checkpoint) -> None:
@@ -57,12 +80,14 @@ def load(path: Path) -> Checkpoint | None:
 
 
 def restore(model: keras.Model, checkpoint: Checkpoint) -> None:
-    """Give `model` (built and compiled as when `checkpoint` was saved) the checkpoint's variables."""
+    """Give `model` (built and compiled as when `checkpoint` was saved) the checkpoint's variables (its backend
+    random state is set as training starts: `Checkpointer`)."""
     model.optimizer.build(model.trainable_variables)
-    variables = _model_state(model)
-    if len(variables) != len(checkpoint.values):
-        raise ValueError(f"The checkpoint holds {len(checkpoint.values)} variables; the model has {len(variables)}")
-    for variable, value in zip(variables, checkpoint.values, strict=True):
+    variables, rng = _model_state(model), len(backend_rng_state())
+    if len(variables) + rng != len(checkpoint.values):
+        raise ValueError(f"The checkpoint holds {len(checkpoint.values)} values; the model has {len(variables)} "
+                         f"variables and the backend {rng} random states")
+    for variable, value in zip(variables, checkpoint.values, strict=False):
         variable.assign(value)
 
 
@@ -73,9 +98,10 @@ class Checkpointer(keras.callbacks.Callback):
     handed to `commit(iteration, written)`, which moves it to `path` (a job's reporter does so once the curve holds
     the checkpoint's iterations).
 
-    Given `resume_from` (already restored), the epoch it stopped in ends with the training metrics of the whole
-    epoch: Keras's are sample-weighted means, so they merge exactly with the checkpoint's. It must come before the
-    callbacks that read the epoch's logs."""
+    Given `resume_from` (already restored), its backend random state is set as the first `fit` begins (after
+    Keras's first build of a fresh model, which draws from it on PyTorch), and the epoch it stopped in ends with the
+    training metrics of the whole epoch: Keras's are sample-weighted means, so they merge exactly with the
+    checkpoint's. It must come before the callbacks that read the epoch's logs."""
 
     def __init__(self, path: Path, every_s: float, data_seed: int, batch_size: int, samples: int,
                  history: Callable[[], list[dict[str, Any]]], resume_from: Checkpoint | None = None,
@@ -85,10 +111,15 @@ class Checkpointer(keras.callbacks.Callback):
         self.path, self.every_s, self.data_seed = path, every_s, data_seed
         self.batch_size, self.samples, self.history = batch_size, samples, history
         self.resume_from, self.lost, self.drain = resume_from, lost, drain
+        self._rng = resume_from.values[len(resume_from.values) - len(backend_rng_state()):] if resume_from else []
         self.commit = commit or (lambda iteration, written: os.replace(written, path))
         self.drained = self._boundary = False
         self._epoch, self._epoch_start = 0, 0
         self._saved_at, self._saved_iteration = time.monotonic(), -1
+
+    def on_train_begin(self, logs=None):
+        set_backend_rng_state(self._rng)
+        self._rng = []
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch, self._epoch_start = epoch, self._iteration()
@@ -116,6 +147,7 @@ class Checkpointer(keras.callbacks.Callback):
         return int(self.model.optimizer.iterations.numpy())
 
     def _save_mid_epoch(self) -> None:
+        sync_fit_state(self.model)
         samples = (self._iteration() - self._epoch_start) * self.batch_size
         # Before this fit's first step its metrics hold nothing (Keras builds them at the first update).
         metrics = {name: float(value) for name, value in self.model.get_metrics_result().items()} if samples else {}
@@ -129,7 +161,7 @@ class Checkpointer(keras.callbacks.Callback):
     def _save(self, checkpoint: Checkpoint) -> None:
         if self.lost() or checkpoint.iteration == self._saved_iteration:
             return
-        values = [np.asarray(variable.numpy()) for variable in _model_state(self.model)]
+        values = [np.asarray(variable.numpy()) for variable in _model_state(self.model)] + backend_rng_state()
         written = self.path.with_name(f"{self.path.stem}-{checkpoint.iteration}.npz")
         save(written, Checkpoint(**{**checkpoint.__dict__, "values": values}))
         self.commit(checkpoint.iteration, written)
