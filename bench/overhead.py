@@ -171,11 +171,12 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     started = time.perf_counter()
+    print(f"Keras backend: {keras.backend.backend()} (KERAS_BACKEND; PyTorch runs one step per execution)", flush=True)
     with redis_store() as (store, _):
         for workload in (WORKLOADS[name] for name in args.models):
             data = synthetic_images(max(BATCH, int(workload.samples * args.scale)), workload.shape)
             bench = Bench(workload.build, data, store)
-            search = epoch_seconds(bench, workload.candidates)
+            search = epoch_seconds(bench, workload.candidates if keras.backend.backend() != "torch" else (1,))
             fastest = min(search, key=search.get)
             print(f"{workload.name}: baseline seconds for one epoch of {bench.per_epoch} steps by "
                   "steps_per_execution: " + ", ".join(f"{k}: {v:.3f}" for k, v in search.items()), flush=True)

@@ -68,21 +68,25 @@ def main() -> None:
     parser.add_argument("--spares", type=int, nargs="+", default=[1, 2], help="CLR_WARM_SPARES of each run")
     parser.add_argument("--jobs-per-child", type=int, nargs="+", default=[1],
                         help="CLR_JOBS_PER_CHILD of each run (more than 1: a CPU host's setting)")
+    parser.add_argument("--backends", nargs="+", default=["tensorflow"], choices=["tensorflow", "jax", "torch"],
+                        help="CLR_KERAS_BACKEND of each run")
     args = parser.parse_args()
     cases = {"back to back": 0.0, f"worker idle {args.idle:g} s": args.idle}
     runs, ratios = {}, []
-    for spares, per_child in itertools.product(args.spares, args.jobs_per_child):
+    for backend, spares, per_child in itertools.product(args.backends, args.spares, args.jobs_per_child):
         per_process = f", {per_child} jobs per process" if per_child > 1 else ""
-        worker = f"{spares} spare{'s' * (spares != 1)}{per_process}"
+        on = f", on {backend}" if backend != "tensorflow" else ""
+        worker = f"{spares} spare{'s' * (spares != 1)}{per_process}{on}"
         with tempfile.TemporaryDirectory() as folder, \
                 EmbeddedStack(port=free_port(), data_dir=Path(folder), worker_loglevel="WARNING",
-                              extra_env={"CLR_WARM_SPARES": str(spares), "CLR_JOBS_PER_CHILD": str(per_child)}
-                              ) as stack, Client(stack.url, stack.api_key) as client:
+                              extra_env={"CLR_WARM_SPARES": str(spares), "CLR_JOBS_PER_CHILD": str(per_child),
+                                         "CLR_KERAS_BACKEND": backend}) as stack, \
+                Client(stack.url, stack.api_key) as client:
             worker_runs = {f"{case}, {worker}": [
                 time.sleep(idle) or one_job(client) for _ in range(args.jobs)] for case, idle in cases.items()}
         runs |= worker_runs
         firsts = ([run["POST to first iteration"] for run in case_runs] for case_runs in worker_runs.values())
-        ratios.append((f"{spares} warm spare(s){per_process}", ratio_of_medians(*firsts)))
+        ratios.append((f"{spares} warm spare(s){per_process}{on}", ratio_of_medians(*firsts)))
     phases = [job_phases() for _ in range(args.phase_runs)]
     rows = []
     for case, case_runs in runs.items():
