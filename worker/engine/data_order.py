@@ -16,6 +16,13 @@ def epoch_order(data_seed: int, epoch: int, samples: int) -> np.ndarray:
     return np.random.default_rng([data_seed, epoch]).permutation(samples)
 
 
+def devices_per_batch() -> int:
+    """The devices each batch is split between: a JAX `DataParallel` distribution's (`worker.engine.devices`),
+    which needs a batch that splits evenly; else 1 (TensorFlow's `MirroredStrategy` splits an uneven one itself)."""
+    distribution = keras.distribution.distribution() if keras.backend.backend() == "jax" else None
+    return distribution.num_model_replicas if isinstance(distribution, keras.distribution.DataParallel) else 1
+
+
 class SeededEpochs(keras.callbacks.Callback):
     """Batches for `fit` (a callback too: it must be one of the fit's): epoch `e` takes the samples in the order
     `epoch_order(data_seed, e)`, the last batch smaller as in `fit` on arrays.
@@ -23,7 +30,8 @@ class SeededEpochs(keras.callbacks.Callback):
     `epochs()` gives one epoch's batches, which Keras iterates anew each epoch, the epoch set as it begins;
     `rest_of_epoch(epoch, done)` is epoch `epoch` without its first `done` batches, for a run resumed inside it. On
     TensorFlow they are a `tf.data` pipeline (its threads gather the next batches while a step runs); on JAX and
-    PyTorch a `keras.utils.PyDataset`."""
+    PyTorch a `keras.utils.PyDataset`, which under a JAX `DataParallel` distribution pads a batch that does not
+    split evenly between its devices (`EpochBatches`)."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, data_seed: int) -> None:
         super().__init__()
@@ -58,7 +66,9 @@ class SeededEpochs(keras.callbacks.Callback):
 
 
 class EpochBatches(keras.utils.PyDataset):
-    """One epoch's batches from batch `skip` on: epoch `epoch`'s, or (None) the epoch `seeded` is in."""
+    """One epoch's batches from batch `skip` on: epoch `epoch`'s, or (None) the epoch `seeded` is in. Split between
+    several devices (JAX), every batch comes with sample weights, and one that does not split evenly is padded with
+    the epoch's first samples (`evened`)."""
 
     def __init__(self, seeded: SeededEpochs, epoch: int | None = None, skip: int = 0) -> None:
         super().__init__()
@@ -67,10 +77,21 @@ class EpochBatches(keras.utils.PyDataset):
     def __len__(self) -> int:
         return self.seeded.per_epoch - self.skip
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
         seeded, first = self.seeded, (self.skip + index) * self.seeded.batch_size
         epoch = seeded.epoch if self.fixed_epoch is None else self.fixed_epoch
-        return seeded.batch(seeded.order(epoch)[first:first + seeded.batch_size])
+        order = seeded.order(epoch)
+        indices = order[first:first + seeded.batch_size]
+        if (devices := devices_per_batch()) == 1:
+            return seeded.batch(indices)
+        return self.evened(seeded.batch(np.concatenate([indices, order[:-len(indices) % devices]])), len(indices))
+
+    @staticmethod
+    def evened(batch: tuple[np.ndarray, np.ndarray], real: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A batch padded to split evenly between devices: its `real` samples weighted so that the mean over the
+        padded batch (Keras's loss) is their mean, the padding weighted 0."""
+        samples = len(batch[1])
+        return (*batch, np.r_[np.full(real, samples / real, np.float32), np.zeros(samples - real, np.float32)])
 
 
 class TensorFlowBatches:

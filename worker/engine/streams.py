@@ -8,7 +8,7 @@ import numpy as np
 from clr.callbacks import LRFinder
 from clr.recording import IterationRecorder
 from worker.engine.data import Split
-from worker.engine.data_order import SeededEpochs
+from worker.engine.data_order import SeededEpochs, devices_per_batch
 from worker.reporting import JobReporter
 
 
@@ -50,9 +50,17 @@ class TrainingStream(StreamsToJob, IterationRecorder):
         super().__init__(**kwargs)
         self.skipped: set[int] = set()
 
+    polls_itself = False
+
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        self.reporter.watch(self)
+        self.polls_itself = devices_per_batch() > 1  # split between JAX devices: read only between steps, here
+        if not self.polls_itself:
+            self.reporter.watch(self)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.polls_itself:
+            self.poll()
 
     def on_skipped(self, iterations):
         super().on_skipped(iterations)
@@ -60,8 +68,9 @@ class TrainingStream(StreamsToJob, IterationRecorder):
 
     def close(self) -> None:
         """Stop being polled by the reporter and hand it the last points (idempotent)."""
-        if self in self.reporter.watched:
-            self.reporter.unwatch(self)
+        if self in self.reporter.watched or self.polls_itself:
+            if self in self.reporter.watched:
+                self.reporter.unwatch(self)
             self.poll()
 
     def on_train_end(self, logs=None):
