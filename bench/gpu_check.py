@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--seconds", default="4", help="the baseline's timed part of each run, about")
     parser.add_argument("--scale", default="1.0")
     parser.add_argument("--backends", nargs="+", default=["tensorflow"], choices=["tensorflow", "jax", "torch"])
+    parser.add_argument("--steps-per-execution", nargs="+", default=[], help="bench.overhead's, searched")
     args = parser.parse_args()
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -54,8 +55,9 @@ def main() -> None:
         if gpus and not any("GPU" in device or device.startswith(("gpu", "cuda")) for device in devices):
             raise SystemExit(f"FAILED: a GPU is visible but the job{on} did not run on it")
         print(f"Overhead of recording every iteration (bench.overhead{on}):", flush=True)
+        searched = ["--steps-per-execution", *args.steps_per_execution] if args.steps_per_execution else []
         subprocess.run([sys.executable, "-m", "bench.overhead", "--models", *args.models, "--repetitions",
-                        args.repetitions, "--seconds", args.seconds, "--scale", args.scale], check=True,
+                        args.repetitions, "--seconds", args.seconds, "--scale", args.scale, *searched], check=True,
                        env=os.environ | {"KERAS_BACKEND": backend})
 
 

@@ -168,6 +168,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="the baseline's timed part of a run, about")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of each model's samples per epoch")
     parser.add_argument("--models", nargs="*", default=list(WORKLOADS), choices=list(WORKLOADS))
+    parser.add_argument("--steps-per-execution", nargs="+", type=int,
+                        help="the steps_per_execution searched (default: each model's; 1 on PyTorch)")
     args = parser.parse_args()
     rows = []
     started = time.perf_counter()
@@ -176,7 +178,8 @@ def main() -> None:
         for workload in (WORKLOADS[name] for name in args.models):
             data = synthetic_images(max(BATCH, int(workload.samples * args.scale)), workload.shape)
             bench = Bench(workload.build, data, store)
-            search = epoch_seconds(bench, workload.candidates if keras.backend.backend() != "torch" else (1,))
+            candidates = args.steps_per_execution or workload.candidates
+            search = epoch_seconds(bench, tuple(candidates) if keras.backend.backend() != "torch" else (1,))
             fastest = min(search, key=search.get)
             print(f"{workload.name}: baseline seconds for one epoch of {bench.per_epoch} steps by "
                   "steps_per_execution: " + ", ".join(f"{k}: {v:.3f}" for k, v in search.items()), flush=True)

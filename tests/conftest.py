@@ -4,6 +4,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("CLR_KERAS_BACKEND", os.environ["KERAS_BACKEND"])  # what `worker.celery_app` sets on import
 os.environ.setdefault("MPLBACKEND", "Agg")
 # Every worker the tests start (the session's, a test's own stack, a benchmark's) runs on the CPU and reuses its pool
 # processes: TensorFlow's import is paid once per process, not once per job (`CLR_JOBS_PER_CHILD`; production's

@@ -12,7 +12,8 @@ pytestmark = pytest.mark.slow
 
 def test_the_gpu_check_runs_on_the_cpu_and_says_where_the_job_ran():
     done = subprocess.run([sys.executable, "-m", "bench.gpu_check", "--models", "mlp", "--repetitions", "2",
-                           "--seconds", "0.05", "--scale", "0.02", "--backends", "tensorflow", "jax"],
+                           "--seconds", "0.05", "--scale", "0.02", "--backends", "tensorflow", "jax",
+                           "--steps-per-execution", "1", "2"],
                           capture_output=True, text=True, timeout=600,
                           cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0, done.stdout + done.stderr

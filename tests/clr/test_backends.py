@@ -1,11 +1,11 @@
-"""The library on Keras's other backends, JAX and PyTorch, each in a process of its own (`KERAS_BACKEND` is read at
-import): the schedules and momentum optimizers (no warning, the same LR as the numpy oracle at every iteration, a
-`.keras` file that reloads, a momentum that follows its schedule), the seed article's callbacks and the recorder
-polled from another thread, each training as on TensorFlow (this process) from the same weights. TensorFlow's own
-are the rest of tests/clr."""
+"""The library on JAX and PyTorch trains as on TensorFlow: the seed article's callbacks and the recorder polled from
+another thread, each backend in a process of its own (`KERAS_BACKEND` is read at import), from the same weights
+as TensorFlow in this one, give the same losses and rates. tests/clr's other Keras tests run on each too, in a
+pytest of its own."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,78 +13,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests import backends
+from tests.backends import BACKEND
+
 ROOT = Path(__file__).resolve().parents[2]
-ITERATIONS = np.r_[np.arange(80), np.arange(100_000, 100_040), np.arange(16_000_000, 16_000_020)]
-
-
-def checks(folder: str) -> dict:
-    """What the test asserts, measured on this process's backend (the schedules' warnings are errors)."""
-    import warnings
-
-    import keras
-
-    from clr.keras_momentum import ScheduledMomentumSGD
-    from clr.keras_schedule import (
-        ConstantSchedule,
-        CosineRestartsSchedule,
-        CyclicalSchedule,
-        OneCycleMomentumSchedule,
-        OneCycleSchedule,
-    )
-    from clr.policies import constant_lr, cosine_restarts_lr, one_cycle_lr, one_cycle_momentum
-    from clr.schedules import cyclical_lr
-
-    def worst(in_graph, oracle, iterations, scale):  # the largest error, relative to `scale`
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # JAX's "float64 ... truncated to float32", say
-            values = np.array([float(in_graph(int(it))) for it in iterations])
-        return float(np.max(np.abs(values - oracle(iterations)) / scale))
-
-    short = np.arange(1000)
-    out = {"backend": keras.backend.backend(), "cyclical": max(
-        worst(CyclicalSchedule(1e-3, 6e-3, 9, mode, gamma, shape), cyclical_lr(1e-3, 6e-3, 9, mode, gamma, shape),
-              ITERATIONS, cyclical_lr(1e-3, 6e-3, 9, mode, gamma, shape)(ITERATIONS))
-        for mode, gamma, shape in (("triangular", 1.0, "linear"), ("triangular2", 1.0, "parabolic"),
-                                   ("exp_range", 0.995, "sinusoidal")))}
-    out["peaked"] = max(worst(OneCycleSchedule(0.1, 1000), one_cycle_lr(0.1, 1000), short, 0.1),
-                        worst(CosineRestartsSchedule(0.05, 10), cosine_restarts_lr(0.05, 10), short, 0.05),
-                        worst(ConstantSchedule(0.03), constant_lr(0.03), short, 0.03))
-
-    rng = np.random.default_rng(0)
-    x, y = rng.random((64, 6)).astype("float32"), rng.integers(0, 3, 64)
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)])
-    momentum = OneCycleMomentumSchedule(16, 0.8, 0.95)
-    model.compile(ScheduledMomentumSGD(momentum, learning_rate=CyclicalSchedule(0.01, 0.1, 3)),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x, y, batch_size=8, epochs=2, verbose=0)
-    out["momentum"] = [float(keras.ops.convert_to_numpy(model.optimizer.momentum)),
-                       float(one_cycle_momentum(16, 0.8, 0.95)(15))]
-    path = f"{folder}/model.keras"
-    model.save(path)
-    reloaded = keras.saving.load_model(path)
-    out["reloaded_config"] = reloaded.optimizer._learning_rate.get_config() == {
-        "base_lr": 0.01, "max_lr": 0.1, "step_size": 3, "mode": "triangular", "gamma": 1.0, "shape": "linear"}
-    out["predictions"] = float(np.max(np.abs(reloaded.predict(x, verbose=0) - model.predict(x, verbose=0))))
-    out["iterations"] = int(keras.ops.convert_to_numpy(reloaded.optimizer.iterations))
-    return out
+pytestmark = pytest.mark.skipif(BACKEND != "tensorflow",
+                                reason="compares the other backends with TensorFlow in this process")
 
 
 @pytest.fixture(scope="module", params=["jax", "torch"])
-def on_backend(request, tmp_path_factory) -> dict:
-    """Everything measured on one backend, in one process of its own."""
-    folder = tmp_path_factory.mktemp(request.param)
-    return run_on(request.param, f"checks({str(folder)!r}) | callbacks_flow() | recorder_flow()")
-
-
-def test_the_schedules_and_momentum_optimizers_run_on_every_backend(on_backend):
-    out = on_backend
-    assert out["backend"] in ("jax", "torch")
-    assert out["cyclical"] < 1e-6  # relative: the cycle's position is exact even in JAX's float32, at 16M steps
-    assert out["peaked"] < (1e-6 if out["backend"] == "torch" else 1e-5)  # of the peak rate; JAX computes in float32
-    momentum, expected = out["momentum"]
-    assert momentum == pytest.approx(expected, rel=1e-6)  # set at the last of 16 steps
-    assert out["reloaded_config"] and out["predictions"] < 1e-6 and out["iterations"] == 16
+def on_backend(request) -> dict:
+    """The flows measured on one backend, in one process of its own."""
+    return run_on(request.param, "callbacks_flow() | recorder_flow()")
 
 
 def small_model(rng):
@@ -188,3 +128,27 @@ def test_the_seed_articles_flow_and_the_recorder_run_on_every_backend_as_on_tens
     np.testing.assert_allclose(out["spe_lrs"], cyclical_lr(0.01, 0.1, 5)(np.arange(36)), rtol=1e-6)
     np.testing.assert_allclose(out["spe_losses"], on_tensorflow["spe_losses"], rtol=1e-4)
     assert out["spe_metrics"] == on_tensorflow["spe_metrics"] == ["loss"]  # the ring adds no metric of its own
+
+
+BACKEND_SKIPS = {backends.tensorflow_only.kwargs["reason"], backends.several_steps_per_execution.kwargs["reason"]}
+
+
+# tests/clr's files that use Keras; the others test numpy's and pydantic's code, the same on every backend
+ON_KERAS = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "tests" / "clr").glob("test_*.py")
+                  if "keras" in path.read_text() and path.name != "test_backends.py")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_the_library_suite_passes_on_each_backend(backend):
+    """tests/clr's Keras tests in a pytest of its own on `backend` (with no conftest: they need none of the session's
+    services), skipping only what tests/backends.py says that backend lacks."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_")}
+    run = subprocess.run([sys.executable, "-m", "pytest", *ON_KERAS, "-q", "-n", "0", "-p", "no:cacheprovider",
+                          "--noconftest"], capture_output=True, text=True, cwd=ROOT, timeout=600,
+                         env=env | {"KERAS_BACKEND": backend, "CLR_KERAS_BACKEND": backend,
+                                    "MPLBACKEND": "Agg"})
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    skips = re.findall(r"^SKIPPED \[\d+\] [^:]+:\d+: (.*)$", run.stdout, re.MULTILINE)
+    assert set(skips) <= BACKEND_SKIPS, skips
+    assert int(re.search(r"(\d+) passed", run.stdout.splitlines()[-1]).group(1)) > 60

@@ -8,6 +8,7 @@ import pytest
 from clr.keras_momentum import ScheduledMomentumAdam, ScheduledMomentumRMSprop, ScheduledMomentumSGD
 from clr.keras_schedule import CyclicalMomentumSchedule, CyclicalSchedule, OneCycleMomentumSchedule, OneCycleSchedule
 from clr.policies import cyclical_momentum, one_cycle_momentum
+from tests.backends import steps_per_execution
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(64, 3))
@@ -57,7 +58,7 @@ def test_each_update_uses_the_momentum_of_its_iteration(optimizer, policy, tmp_p
     start = model.get_weights()[0].astype(np.float64)
     cls, options = CASES[optimizer]
     model.compile(optimizer=cls(learning_rate=lr, momentum_schedule=momentum, **options), loss="mse",
-                  steps_per_execution=4)
+                  steps_per_execution=steps_per_execution(4))
     model.fit(X.astype("float32"), Y.astype("float32"), batch_size=BATCH, epochs=STEPS // 4, shuffle=False,
               verbose=0)
     lrs = keras.ops.convert_to_numpy(lr(keras.ops.convert_to_tensor(np.arange(STEPS)))).astype(np.float64)

@@ -10,7 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.slow
+from tests.backends import tensorflow_only
+
+pytestmark = [pytest.mark.slow, tensorflow_only]
 
 # Logical devices must be set before TensorFlow starts, so the training runs in a fresh interpreter.
 SCRIPT = """

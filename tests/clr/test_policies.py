@@ -5,6 +5,7 @@ import pytest
 
 from clr.policies import constant_lr, cosine_restarts_lr, cyclical_momentum, one_cycle_lr, one_cycle_momentum
 from clr.schedules import MODES
+from tests.backends import BACKEND, schedule_tolerance
 
 torch = pytest.importorskip("torch")
 
@@ -65,8 +66,10 @@ def test_cosine_restarts_equal_keras_cosine_decay_restarts(case):
     steps = np.arange(2000)
     theirs = keras.optimizers.schedules.CosineDecayRestarts(0.1, 40, **case)
     expected = keras.ops.convert_to_numpy(theirs(keras.ops.convert_to_tensor(steps)))
-    # Keras computes in float32: equal to its rounding (1e-6 of the initial LR near each period's end)
-    np.testing.assert_allclose(cosine_restarts_lr(0.1, 40, **case)(steps), expected, rtol=1e-5, atol=1e-7)
+    # Keras computes in float32: equal to its rounding (1e-6 of the initial LR near each period's end; 3e-6 on JAX,
+    # whose cosine rounds otherwise)
+    atol = 5e-7 if BACKEND == "jax" else 1e-7
+    np.testing.assert_allclose(cosine_restarts_lr(0.1, 40, **case)(steps), expected, rtol=1e-5, atol=atol)
 
 
 def test_restart_boundaries_and_phase_ends_are_exact():
@@ -137,7 +140,8 @@ def test_in_graph_schedules_equal_their_oracle_and_round_trip(in_graph, oracle, 
                "OneCycleMomentumSchedule": one_cycle_momentum, "CyclicalMomentumSchedule": cyclical_momentum,
                "ConstantSchedule": constant_lr}[in_graph]
     ours = keras.ops.convert_to_numpy(schedule(keras.ops.convert_to_tensor(np.arange(steps))))
-    np.testing.assert_allclose(ours, factory(**oracle)(np.arange(steps)), rtol=1e-6)
+    expected = factory(**oracle)(np.arange(steps))
+    np.testing.assert_allclose(ours, expected, **schedule_tolerance(expected.max()))
     assert schedule.get_config() | oracle == schedule.get_config()
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
     assert type(restored) is type(schedule) and restored.get_config() == schedule.get_config()

@@ -8,7 +8,7 @@ import numpy as np
 from clr.callbacks import LRFinder
 from clr.recording import IterationRecorder
 from worker.engine.data import Split
-from worker.engine.data_order import SeededEpochs, devices_per_batch
+from worker.engine.data_order import SeededEpochs
 from worker.reporting import JobReporter
 
 
@@ -24,7 +24,7 @@ class StreamsToJob:
         super().on_iterations(iterations, lrs, losses, accuracies)
         self.reporter.push(iterations, lrs, losses, accuracies)
         if self.reporter.should_stop():
-            self.model.stop_training = True
+            self.trained.stop_training = True
 
     def on_skipped(self, iterations):
         super().on_skipped(iterations)
@@ -50,17 +50,9 @@ class TrainingStream(StreamsToJob, IterationRecorder):
         super().__init__(**kwargs)
         self.skipped: set[int] = set()
 
-    polls_itself = False
-
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        self.polls_itself = devices_per_batch() > 1  # split between JAX devices: read only between steps, here
-        if not self.polls_itself:
-            self.reporter.watch(self)
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.polls_itself:
-            self.poll()
+        self.reporter.watch(self)
 
     def on_skipped(self, iterations):
         super().on_skipped(iterations)
@@ -68,10 +60,9 @@ class TrainingStream(StreamsToJob, IterationRecorder):
 
     def close(self) -> None:
         """Stop being polled by the reporter and hand it the last points (idempotent)."""
-        if self in self.reporter.watched or self.polls_itself:
-            if self in self.reporter.watched:
-                self.reporter.unwatch(self)
-            self.poll()
+        if self in self.reporter.watched:
+            self.reporter.unwatch(self)
+            self.poll_last()
 
     def on_train_end(self, logs=None):
         self.close()
@@ -82,7 +73,7 @@ class TrainingStream(StreamsToJob, IterationRecorder):
         bad = np.flatnonzero(~np.isfinite(losses) & ~np.isin(iterations, list(self.skipped)))
         if len(bad) and self.divergence is None:
             self.divergence = (int(iterations[bad[0]]), float(lrs[bad[0]]))
-            self.model.stop_training = True
+            self.trained.stop_training = True
 
 
 def train_recorded(model: keras.Model, data: Split, batch_size: int, epochs: int, reporter: JobReporter,
