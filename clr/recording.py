@@ -1,5 +1,5 @@
-"""Recording of every iteration's learning rate and true per-batch loss: in-graph on TensorFlow, from the traced step
-to the host on JAX, eagerly on PyTorch.
+"""Recording of every iteration's learning rate and true per-batch loss: in-graph on TensorFlow and JAX, eagerly on
+PyTorch.
 
 Keras's `logs["loss"]` in batch callbacks is the running mean since the start of the epoch, and with
 `steps_per_execution = k` batch callbacks fire every k steps only. `IterationRecorder` instead has each training
@@ -10,8 +10,8 @@ An LR from a `LearningRateSchedule` is a function of the iteration: it is evalua
 once instead of a second time inside every step. A recorder that `records_accuracy` also writes each step's
 accuracy on its own batch (from the same forward pass) when the model is compiled with a classification loss. On
 PyTorch, whose train step runs eagerly, each step writes its row into the same ring on the host. On JAX, whose train
-step is a pure function of the training's state (which `fit` holds outside the variables), the traced step hands its
-row to the host, which writes it into that ring (`CallbackRing`).
+step is a pure function of the training's state, the ring is the state of a metric (`StateRing`), which Keras passes
+through every step and holds, between steps, in the fit's state rather than in the variables.
 """
 
 from __future__ import annotations
@@ -65,31 +65,17 @@ def sync_fit_state(model: keras.Model) -> None:
 
 
 class Ring:
-    """Where `model`'s training steps write their rows: the step's `hook` method (its result is the step's loss)
-    wrapped by `recording_hook`, and `rows` of given iterations read back."""
-
-    hook = "compute_loss"
+    """Where `model`'s training steps write their rows: `recording` in the step, `rows` of given iterations."""
 
     def __init__(self, model: keras.Model) -> None:
         self.model = model
-
-    def recording_hook(self, compute_loss, optimizer, schedule, accuracy_of):
-        """`compute_loss` that also writes the row of a training step (`recording`)."""
-
-        def recording_compute_loss(x=None, y=None, y_pred=None, sample_weight=None, training=True):
-            loss = compute_loss(x, y, y_pred, sample_weight, training=training)
-            if not training:
-                return loss
-            return self.recording(loss, x, y, y_pred, optimizer, schedule, accuracy_of)
-
-        return recording_compute_loss
 
     def completed(self) -> int:
         """The steps the optimizer has completed (its `iterations`)."""
         return int(self.model.optimizer.iterations.numpy())
 
-    def settle(self) -> None:
-        """Wait for the rows of the steps dispatched so far."""
+    def close(self) -> None:
+        """Detach the ring from the model."""
 
 
 class InGraphRing(Ring):
@@ -136,57 +122,103 @@ class HostRing(Ring):
         return self.buffer[iterations % CAPACITY].copy()
 
 
-class CallbackRing(HostRing):
-    """JAX: the traced step hands its row to the host (`jax.debug.callback`), which writes it into the numpy ring,
-    so a poll from any thread reads it while `fit` holds the training's state outside the variables
-    (`model._jax_state`) and donates it to each step. The optimizer's variables are in the step's scope in
-    `compute_loss_and_updates` only: its result is the loss this ring records."""
+class RingState(keras.metrics.Metric):
+    """The ring as a metric's state (JAX): the steps written so far, each slot's iteration and its LR, loss and
+    accuracy. It reports nothing and is not reset at each epoch, as Keras resets metrics."""
 
-    hook = "compute_loss_and_updates"
+    def __init__(self, start: int) -> None:
+        super().__init__(name="clr_iteration_ring")
+        self.steps = self.add_variable((), keras.initializers.Constant(start), dtype="int32", name="steps")
+        self.iterations = self.add_variable((CAPACITY,), keras.initializers.Constant(-1), dtype="int32",
+                                            name="iterations")
+        self.values = self.add_variable((CAPACITY, 3), "zeros", dtype="float32", name="values")
+
+    def update_state(self, *args, **kwargs) -> None:
+        """Written by the recording step instead (`write`)."""
+
+    def reset_state(self) -> None:
+        """Kept across epochs."""
+
+    def result(self) -> dict:
+        return {}
+
+    def write(self, lr, loss, accuracy) -> None:
+        """Write one step's row at the next slot."""
+        step = self.steps.value
+        slot = step % CAPACITY
+        self.iterations.assign(keras.ops.slice_update(self.iterations.value, (slot,), keras.ops.reshape(step, (1,))))
+        row = keras.ops.reshape(keras.ops.stack([keras.ops.cast(value, "float32") for value in (lr, loss, accuracy)]),
+                                (1, 3))
+        self.values.assign(keras.ops.slice_update(self.values.value, (slot, 0), row))
+        self.steps.assign(step + 1)
+
+
+class StateRing(Ring):
+    """JAX: the ring is a metric of the model (`RingState`). While `fit` runs, Keras keeps the training's state
+    outside the variables (`model._jax_state`, written back at each epoch's end), and each step donates the state
+    before it, so a read from another thread may find it gone: the next poll reads the newer one. The optimizer's
+    variables are not in the step's scope either, so a float LR is read from the state when polled (exact where it
+    changes only between polls, as `clr.callbacks` set it)."""
 
     def __init__(self, model: keras.Model) -> None:
         super().__init__(model)
         self._completed = int(model.optimizer.iterations.numpy())
+        self.metric = RingState(self._completed)
+        model._metrics.append(self.metric)
 
-    def recording_hook(self, compute_loss_and_updates, optimizer, schedule, accuracy_of):
-        import jax
+    def close(self) -> None:
+        self.model._metrics.remove(self.metric)
 
-        rate = getattr(optimizer, "inner_optimizer", optimizer)._learning_rate
+    def recording(self, loss, x, y, y_pred, optimizer, schedule, accuracy_of):
+        accuracy = np.nan if accuracy_of is None else keras.ops.mean(keras.ops.cast(accuracy_of(y, y_pred), "float32"))
+        self.metric.write(np.nan, loss, accuracy)
+        return loss
 
-        def recording(trainable_variables, non_trainable_variables, metrics_variables, x, y, sample_weight,
-                      training=False, optimizer_variables=None):
-            loss, aux = compute_loss_and_updates(trainable_variables, non_trainable_variables, metrics_variables, x,
-                                                 y, sample_weight, training=training,
-                                                 optimizer_variables=optimizer_variables)
-            if training:
-                values = {id(variable): value for variable, value in zip(optimizer.variables, optimizer_variables,
-                                                                         strict=True)}
-                unscaled_loss, y_pred = aux[0], aux[1]
-                lr = np.nan if schedule else values[id(rate)]
-                accuracy = np.nan if accuracy_of is None else keras.ops.mean(
-                    keras.ops.cast(accuracy_of(y, y_pred), "float32"))
-                row = (values[id(optimizer.iterations)], lr, unscaled_loss, accuracy)
-                row = jax.tree.map(jax.lax.stop_gradient, row)
-                jax.debug.callback(self.write, *row)  # unordered: each row carries its iteration
-            return loss, aux
+    def _read(self, read):
+        """`read(value)` of the current values (`value(variable)`): from the state a running `fit` holds, else from
+        the variables; None while neither holds them (`fit` took them for a step and has not handed them back yet:
+        the next poll reads them)."""
+        state = getattr(self.model, "_jax_state", None) or {}
+        held = {id(variable): value for group, variables in (
+            ("metrics_variables", self.model.metrics_variables),
+            ("optimizer_variables", self.model.optimizer.variables))
+            for variable, value in zip(variables, state.get(group) or (), strict=False)}
 
-        return recording
+        def value(variable):
+            if id(variable) in held:
+                return held[id(variable)]
+            if variable._value is None:  # purged: `fit` holds it
+                raise LookupError(variable.path)
+            return variable.value
 
-    def write(self, iteration, lr, loss, accuracy) -> None:
-        iteration = int(iteration)
-        self.buffer[iteration % CAPACITY] = (iteration, float(lr), float(loss), float(accuracy))
-        self._completed = max(self._completed, iteration + 1)
+        try:
+            return read(value)
+        except LookupError:
+            return None
+        except (RuntimeError, ValueError) as error:  # donated to the step under way
+            if "deleted" not in str(error) and "donated" not in str(error):
+                raise
+            return None
 
     def completed(self) -> int:
+        steps = self._read(lambda value: int(np.asarray(value(self.metric.steps))))
+        self._completed = self._completed if steps is None else steps
         return self._completed
 
-    def settle(self) -> None:
-        import jax
+    def rows(self, iterations: np.ndarray) -> np.ndarray:
+        slots = iterations % CAPACITY
 
-        jax.effects_barrier()
+        def read(value):
+            lr = float(np.asarray(value(self.model.optimizer._learning_rate))) if isinstance(
+                self.model.optimizer._learning_rate, keras.Variable) else np.nan
+            written = np.asarray(keras.ops.take(value(self.metric.iterations), slots)).astype(np.float64)
+            values = np.asarray(keras.ops.take(value(self.metric.values), slots, axis=0)).astype(np.float64)
+            return np.column_stack([written, np.full(len(slots), lr), values[:, 1:]])
+
+        return self._read(read)
 
 
-RINGS = {"tensorflow": InGraphRing, "torch": HostRing, "jax": CallbackRing}
+RINGS = {"tensorflow": InGraphRing, "torch": HostRing, "jax": StateRing}
 
 
 class IterationRecorder(keras.callbacks.Callback):
@@ -209,8 +241,7 @@ class IterationRecorder(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         model = self.model
-        ring_class = RINGS[keras.backend.backend()]
-        other = getattr(model.__dict__.get(ring_class.hook), "recorded_by", None)
+        other = getattr(model.__dict__.get("compute_loss"), "recorded_by", None)
         if other is not None and other.params is self.params:  # Keras gives the callbacks of one fit one dict
             raise ValueError(
                 f"{type(self).__name__} cannot record this fit: {type(other).__name__} already records it "
@@ -219,16 +250,25 @@ class IterationRecorder(keras.callbacks.Callback):
         if other is not None:  # left behind by a fit that raised before its end
             other._unwrap()
         self._lock = threading.Lock()
-        self._ring = ring_class(model)
+        self._ring = RINGS[keras.backend.backend()](model)
         loss_name = getattr(model.loss, "name", model.loss)  # a loss object's name is its function's
         self._accuracy = BATCH_ACCURACY.get(loss_name) if self.records_accuracy else None
         self._next = int(model.optimizer.iterations.numpy())
-        self._unwrapped_hook = model.__dict__.get(ring_class.hook)
-        recording = self._ring.recording_hook(getattr(model, ring_class.hook), model.optimizer, self._schedule(),
-                                              self._accuracy)
-        recording.recorded_by = self
-        setattr(model, ring_class.hook, recording)
+        self._unwrapped_compute_loss = model.__dict__.get("compute_loss")
+        model.compute_loss = self._recording_compute_loss(model.compute_loss)
         model.make_train_function(force=True)
+
+    def _recording_compute_loss(self, compute_loss):
+        ring, optimizer, schedule, accuracy_of = self._ring, self.model.optimizer, self._schedule(), self._accuracy
+
+        def recording_compute_loss(x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            loss = compute_loss(x, y, y_pred, sample_weight, training=training)
+            if not training:
+                return loss
+            return ring.recording(loss, x, y, y_pred, optimizer, schedule, accuracy_of)
+
+        recording_compute_loss.recorded_by = self
+        return recording_compute_loss
 
     @property
     def trained(self) -> keras.Model:
@@ -251,6 +291,8 @@ class IterationRecorder(keras.callbacks.Callback):
                 raise RecorderOverrun(f"{pending} steps ran between two polls; the recorder holds {CAPACITY}")
             expected = self._next + np.arange(pending)
             rows = self._ring.rows(expected)
+            if rows is None:  # not readable now (JAX: the state is in a step); the next poll takes them
+                return 0
             complete = rows[:, 0] == expected
             count = pending if complete.all() else int(np.argmin(complete))
             if count:
@@ -265,19 +307,15 @@ class IterationRecorder(keras.callbacks.Callback):
                                    None if self._accuracy is None else rows[:count, 3])
             return count
 
-    def poll_last(self) -> int:
-        """`poll()` once the steps dispatched so far have written their rows."""
-        self._ring.settle()
-        return self.poll()
-
     def on_train_end(self, logs=None):
-        self.poll_last()
+        self.poll()
         self._unwrap()
 
     def _unwrap(self) -> None:
-        """Give the model back its own step hook and a train function without the recording."""
-        model, hook = self.model, self._ring.hook
-        delattr(model, hook)
-        if self._unwrapped_hook is not None:
-            setattr(model, hook, self._unwrapped_hook)
+        """Give the model back its own `compute_loss` and a train function without the recording."""
+        model = self.model
+        self._ring.close()
+        del model.compute_loss
+        if self._unwrapped_compute_loss is not None:
+            model.compute_loss = self._unwrapped_compute_loss
         model.train_function = None

@@ -62,7 +62,7 @@ class TrainingStream(StreamsToJob, IterationRecorder):
         """Stop being polled by the reporter and hand it the last points (idempotent)."""
         if self in self.reporter.watched:
             self.reporter.unwatch(self)
-            self.poll_last()
+            self.poll()
 
     def on_train_end(self, logs=None):
         self.close()
