@@ -10,6 +10,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # processes: TensorFlow's import is paid once per process, not once per job (`CLR_JOBS_PER_CHILD`; production's
 # default of 1 is tested in tests/worker/test_ready_spare.py).
 os.environ.setdefault("CLR_JOBS_PER_CHILD", "1000")
+# and so keeps no spare process warm beside the job's (`CLR_WARM_SPARES`, one in production): one TensorFlow import
+# fewer per worker started; the session's own worker keeps one, which tests/worker/test_ready_spare.py uses.
+os.environ.setdefault("CLR_WARM_SPARES", "0")
 
 import secrets  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -63,7 +66,8 @@ def service(redis_server, tmp_path_factory) -> EmbeddedStack:
     """A real Celery worker process and the real API under uvicorn, on database 0 of the session's Redis."""
     data_dir, datasets_root = tmp_path_factory.mktemp("data"), tmp_path_factory.mktemp("registered")
     with EmbeddedStack(port=free_port(), redis_url=f"{redis_server}/0", data_dir=data_dir,
-                       extra_env=SERVICE_ENV | {"CLR_DATASETS_ROOT": str(datasets_root)}) as stack:
+                       extra_env=SERVICE_ENV | {"CLR_DATASETS_ROOT": str(datasets_root),
+                                                "CLR_WARM_SPARES": "1"}) as stack:
         yield stack
 
 
