@@ -1,21 +1,23 @@
-"""What a library test allows for the Keras backend it runs on: `make test` runs tests/clr on TensorFlow, JAX and
-PyTorch, each in a pytest of its own (`KERAS_BACKEND` is read once, at Keras's import)."""
+"""What a library test allows for the Keras backend it runs on: the suite runs tests/clr's Keras tests on JAX and
+PyTorch too, each in a pytest of its own (tests/clr/test_backends.py; `KERAS_BACKEND` is read once, at Keras's
+import)."""
 
 import keras
 import pytest
 
 BACKEND = keras.backend.backend()
+ONE_STEP_PER_EXECUTION = BACKEND == "torch"  # PyTorch's Keras refuses more
 
 tensorflow_only = pytest.mark.skipif(BACKEND != "tensorflow", reason="a TensorFlow feature (tf.distribute or "
                                      "mixed_float16's loss scaling), which the service offers on TensorFlow only")
 
-several_steps_per_execution = pytest.mark.skipif(BACKEND == "torch",
+several_steps_per_execution = pytest.mark.skipif(ONE_STEP_PER_EXECUTION,
                                                  reason="PyTorch's Keras runs one step per execution")
 
 
 def steps_per_execution(steps: int) -> int:
     """`steps`, or 1 on PyTorch, whose Keras runs one step per execution."""
-    return 1 if BACKEND == "torch" else steps
+    return 1 if ONE_STEP_PER_EXECUTION else steps
 
 
 def schedule_tolerance(peak: float) -> dict:

@@ -111,5 +111,5 @@ def test_a_saved_model_computes_in_the_precision_asked_with_its_weights(policy, 
     computing = [layer for layer in model._flatten_layers() if layer.weights and not isinstance(layer, keras.Model)]
     assert len(computing) == 3 and {layer.dtype_policy.name for layer in computing} == {policy}
     x = np.random.default_rng(0).random((4, 6)).astype("float32")
-    computed, expected = (keras.ops.convert_to_numpy(model(x)), keras.ops.convert_to_numpy(saved(x)))
+    computed, expected = keras.ops.convert_to_numpy(model(x)), keras.ops.convert_to_numpy(saved(x))
     np.testing.assert_allclose(computed.astype("float32"), expected, atol=1e-2 if policy != "float32" else 1e-6)
