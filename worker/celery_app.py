@@ -1,5 +1,5 @@
 """The Celery app, configured for long GPU jobs (docs/architecture.md, "Celery and TensorFlow"); imports no
-TensorFlow."""
+TensorFlow itself (a worker's parent does, at its start, and never runs it)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import os
 
 from celery import Celery, bootsteps
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from worker.settings import Settings
 
@@ -59,11 +59,26 @@ class OneJobAtATime(bootsteps.StartStopStep):
         consumer.controller.max_concurrency = JOBS_AT_ONCE
 
 
+@worker_init.connect
+def import_before_forking(**_) -> None:
+    """The worker's parent imports TensorFlow, Keras and the training code once, before its pool forks, and never
+    runs them: each pool child is forked with them imported, ready in a fraction of a second instead of after an
+    import of its own (seconds), so a spare is ready again before a short job ends. Fork after TensorFlow's runtime
+    started hangs; after its import alone it does not, and nothing in the parent starts it. A failure is left for
+    the children to meet again."""
+    from worker.runner import import_job_code
+
+    try:
+        import_job_code()
+    except Exception:  # noqa: BLE001
+        log.exception("Importing the training code in the worker's parent failed; each pool process will try")
+
+
 @worker_process_init.connect
 def prepare_child(**_) -> None:
-    """Each pool child, forked with no TensorFlow loaded, imports TensorFlow, Keras and the training code before it
-    reports ready (within `PREPARE_WITHIN_S`), so a job never waits for the import. A failure is left for the job
-    to meet again and report (a broken GPU setup fails the job, readably)."""
+    """Each pool child sets its GPUs up (TensorFlow's runtime starts here, in the child) and imports what the
+    parent could not before it reports ready (within `PREPARE_WITHIN_S`), so a job never waits for either. A
+    failure is left for the job to meet again and report (a broken GPU setup fails the job, readably)."""
     from worker.runner import prepare_for_jobs
 
     try:

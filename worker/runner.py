@@ -67,18 +67,23 @@ def limit_memory(megabytes: int | None) -> None:
 _prepared = False
 
 
+def import_job_code() -> None:
+    """Import what jobs run (each kind's worker function, with Keras and its backend: seconds) without running any
+    of it: the worker's parent does, so that its pool children are forked with it imported (`worker.celery_app`)."""
+    for kind in KINDS.values():
+        if kind.runs is not None:
+            kind.runner()
+
+
 def prepare_for_jobs() -> None:
-    """Set the GPUs up and import what a job runs (TensorFlow, Keras: seconds), once per process: a pool child does
-    it before it reports ready (`worker.celery_app`), and a job does it again only where that failed."""
+    """Set the GPUs up and import what a job runs, once per process: a pool child does it before it reports ready
+    (`worker.celery_app`), and a job does it again only where that failed."""
     global _prepared
     if not _prepared:
         from worker.engine import devices
 
         devices.use_gpus_with_memory_growth()
-        for kind in KINDS.values():
-            if kind.runs is not None:
-                kind.runner()
-
+        import_job_code()
         _prepared = True
 
 

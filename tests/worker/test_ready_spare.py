@@ -1,5 +1,5 @@
-"""A worker runs one job at a time, and the next job starts in a pool process that was forked, and had imported
-TensorFlow, while the previous job ran: a ready spare (real worker, real jobs)."""
+"""A worker runs one job at a time, and the next job starts in a pool process that was forked, with TensorFlow
+imported by the worker's parent, while the previous job ran: a ready spare (real worker, real jobs)."""
 
 import time
 from pathlib import Path
@@ -38,6 +38,15 @@ def test_one_job_at_a_time_and_the_next_starts_in_the_spare_that_waited_beside_i
     second_process = int(store.get(second)["runner"].rpartition(":")[2])
     assert second_process in children_while_first_ran  # forked, and warm, before the first job ended
 
+
+
+def test_the_workers_parent_imports_tensorflow_for_its_children_and_never_starts_it(service, client):
+    worker = next(process for process in service.processes if "celery" in " ".join(process.args))
+    done = wait_for_state(client, client.post("/trainings", json=TINY).json()["id"], {"succeeded", "failed"})
+    assert done["state"] == "succeeded", done["error"]  # trained in a child forked from it
+    assert "_pywrap_tensorflow_internal" in Path(f"/proc/{worker.pid}/maps").read_text()  # each child inherits it
+    threads = [Path(task, "comm").read_text().strip() for task in Path(f"/proc/{worker.pid}/task").iterdir()]
+    assert not [name for name in threads if name.startswith("tf_")]  # TensorFlow's runtime never ran there
 
 
 def jobs_in_a_row(stack, client, jobs: int) -> list[tuple[int, list[str]]]:
