@@ -1,5 +1,5 @@
 """A worker runs one job at a time, and the next job starts in a pool process that was forked, with TensorFlow
-imported by the worker's parent, while the previous job ran: a ready spare (real worker, real jobs)."""
+imported (by the worker's parent), while the previous job ran: a ready spare (real worker, real jobs)."""
 
 import time
 from pathlib import Path
@@ -9,7 +9,7 @@ import pytest
 from api.examples import TRAINING_EXAMPLES
 from clr_service.stack import EmbeddedStack, free_port
 from tests.conftest import SERVICE_ENV
-from tests.helpers import wait_for_state
+from tests.helpers import wait_for_state, wait_until
 from worker.store import JobStore
 
 pytestmark = pytest.mark.slow
@@ -44,7 +44,8 @@ def test_the_workers_parent_imports_tensorflow_for_its_children_and_never_starts
     worker = next(process for process in service.processes if "celery" in " ".join(process.args))
     done = wait_for_state(client, client.post("/trainings", json=TINY).json()["id"], {"succeeded", "failed"})
     assert done["state"] == "succeeded", done["error"]  # trained in a child forked from it
-    assert "_pywrap_tensorflow_internal" in Path(f"/proc/{worker.pid}/maps").read_text()  # each child inherits it
+    maps = Path(f"/proc/{worker.pid}/maps")
+    wait_until(lambda: "_pywrap_tensorflow_internal" in maps.read_text(), "the import")  # children are forked with it
     threads = [Path(task, "comm").read_text().strip() for task in Path(f"/proc/{worker.pid}/task").iterdir()]
     assert not [name for name in threads if name.startswith("tf_")]  # TensorFlow's runtime never ran there
 
