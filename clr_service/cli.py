@@ -127,7 +127,7 @@ def api(host: Host = "0.0.0.0", port: Port = 8000,
 def worker() -> None:
     """Only a Celery worker, one job at a time (needs REDIS_URL)."""
     os.execv(sys.executable, [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--loglevel",
-                              "INFO", "--pool", "prefork"])
+                              "INFO", "--pool", "prefork", "--without-mingle"])
 
 
 @app.command()

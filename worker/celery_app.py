@@ -1,14 +1,13 @@
 """The Celery app, configured for long GPU jobs (docs/architecture.md, "Celery and TensorFlow"); imports no
-TensorFlow itself (a worker's parent does, once started, and never runs it)."""
+TensorFlow itself (a worker's parent does, at its start, and never runs it)."""
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 
 from celery import Celery, bootsteps
-from celery.signals import worker_before_create_process, worker_process_init, worker_ready
+from celery.signals import worker_init, worker_process_init
 
 from worker.settings import Settings
 
@@ -60,36 +59,19 @@ class OneJobAtATime(bootsteps.StartStopStep):
         consumer.controller.max_concurrency = JOBS_AT_ONCE
 
 
-_importing: threading.Thread | None = None
-
-
-@worker_ready.connect
-def import_for_later_children(**_) -> None:
-    """Once its first pool processes are forked (each imports the training code itself, meanwhile), the worker's
-    parent imports TensorFlow, Keras and the training code in a thread, and never runs them: the processes forked
-    after it (each job's next spare) have them at once, ready in milliseconds instead of after an import of their own
-    (seconds), so a spare is ready again before even a short job ends. Fork after TensorFlow's runtime started hangs
-    the child; after its import alone it does not, and nothing in the parent starts it (docs/architecture.md)."""
-    global _importing
-    _importing = threading.Thread(target=_import_job_code, name="import-job-code", daemon=True)
-    _importing.start()
-
-
-def _import_job_code() -> None:
+@worker_init.connect
+def import_before_forking(**_) -> None:
+    """The worker's parent imports TensorFlow, Keras and the training code once, before its pool forks, and never
+    runs them: each pool child is forked with them imported, ready in a fraction of a second instead of after an
+    import of its own (seconds), so a spare is ready again before a short job ends. Fork after TensorFlow's runtime
+    started hangs; after its import alone it does not, and nothing in the parent starts it. A failure is left for
+    the children to meet again."""
     from worker.runner import import_job_code
 
     try:
         import_job_code()
     except Exception:  # noqa: BLE001
-        log.exception("Importing the training code in the worker's parent failed; each pool process will import it")
-
-
-@worker_before_create_process.connect
-def finish_the_import_before_forking(**_) -> None:
-    """No pool process is forked while the parent's import runs (a fork mid-import leaves the child a half-imported
-    module, locked)."""
-    if _importing is not None:
-        _importing.join()
+        log.exception("Importing the training code in the worker's parent failed; each pool process will try")
 
 
 @worker_process_init.connect
