@@ -159,10 +159,10 @@ class EmbeddedStack:
             self.key_file = first_admin_key(KeyStore(redis.Redis.from_url(self.redis_url)), self.data_dir)
             write_private(self.data_dir / REDIS_URL_FILE, self.redis_url)
             self.env = os.environ | {"REDIS_URL": self.redis_url, "CLR_DATA_DIR": str(self.data_dir)} | self.extra_env
-            self.processes.append(worker := start_worker(self.env, self.worker_loglevel))
-            self.processes.append(start_api(self.host, self.port, self.env))  # while the worker imports TensorFlow
+            self.processes.append(start_worker(self.env, self.worker_loglevel))
             celery = make_celery(Settings(redis_url=self.redis_url))
-            wait_until(lambda: celery.control.ping(timeout=0.5), "The worker", worker)
+            wait_until(lambda: celery.control.ping(timeout=0.5), "The worker", self.processes[-1])
+            self.processes.append(start_api(self.host, self.port, self.env))
         except BaseException:
             stop(self.processes)
             raise
