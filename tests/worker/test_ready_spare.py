@@ -1,6 +1,7 @@
 """A worker runs one job at a time, and the next job starts in a pool process that was forked, with TensorFlow
 imported (by the worker's parent), while the previous job ran: a ready spare (real worker, real jobs)."""
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -17,12 +18,17 @@ pytestmark = pytest.mark.slow
 TINY = TRAINING_EXAMPLES["one_cycle"]["value"] | {"epochs": 2}
 
 
+def celery_worker(stack) -> subprocess.Popen:
+    """The stack's Celery worker process (its pool's parent)."""
+    return next(process for process in stack.processes if "celery" in " ".join(process.args))
+
+
 def pool_children(pid: int) -> set[int]:
     return {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
 
 
 def test_one_job_at_a_time_and_the_next_starts_in_the_spare_that_waited_beside_it(service, client):
-    worker = next(process for process in service.processes if "celery" in " ".join(process.args))
+    worker = celery_worker(service)
     store = JobStore.from_url(service.redis_url)
     first, second = (client.post("/trainings", json=TINY).json()["id"] for _ in range(2))
     children_while_first_ran, states = set(), []
@@ -41,7 +47,7 @@ def test_one_job_at_a_time_and_the_next_starts_in_the_spare_that_waited_beside_i
 
 
 def test_the_workers_parent_imports_tensorflow_for_its_children_and_never_starts_it(service, client):
-    worker = next(process for process in service.processes if "celery" in " ".join(process.args))
+    worker = celery_worker(service)
     done = wait_for_state(client, client.post("/trainings", json=TINY).json()["id"], {"succeeded", "failed"})
     assert done["state"] == "succeeded", done["error"]  # trained in a child forked from it
     maps = Path(f"/proc/{worker.pid}/maps")
